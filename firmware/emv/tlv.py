@@ -1,0 +1,223 @@
+"""BER-TLV as EMV uses it (Book 3 Annex B), and Data Object Lists (Book 3 5.4).
+
+Pure functions over bytes. Tags are ints (0x9F02). Every malformation raises
+TlvError with the offset where it broke.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from firmware.errors import TlvError
+
+__all__ = [
+    "Tlv",
+    "parse",
+    "parse_one",
+    "iter_tlv",
+    "flatten",
+    "find",
+    "encode",
+    "encode_tag",
+    "encode_length",
+    "tag_is_constructed",
+    "parse_dol",
+    "build_dol",
+    "dol_length",
+]
+
+
+@dataclass(frozen=True)
+class Tlv:
+    tag: int
+    value: bytes
+    offset: int = 0
+
+    @property
+    def constructed(self) -> bool:
+        return tag_is_constructed(self.tag)
+
+    def children(self) -> list[Tlv]:
+        if not self.constructed:
+            raise TlvError("primitive data object has no children", self.offset, self.tag)
+        return parse(self.value, base_offset=self.offset + _header_length(self.tag, len(self.value)))
+
+    def encode(self) -> bytes:
+        return encode(self.tag, self.value)
+
+
+def tag_is_constructed(tag: int) -> bool:
+    first = tag
+    while first > 0xFF:
+        first >>= 8
+    return bool(first & 0x20)
+
+
+def _read_tag(data: bytes, pos: int, base: int) -> tuple[int, int]:
+    start = pos
+    if pos >= len(data):
+        raise TlvError("truncated tag", base + pos)
+    tag = data[pos]
+    pos += 1
+    if tag & 0x1F == 0x1F:
+        while True:
+            if pos >= len(data):
+                raise TlvError("truncated multi-byte tag", base + start)
+            byte = data[pos]
+            tag = (tag << 8) | byte
+            pos += 1
+            if not byte & 0x80:
+                break
+            if pos - start > 4:
+                raise TlvError("tag longer than 4 bytes", base + start)
+    return tag, pos
+
+
+def _read_length(data: bytes, pos: int, base: int, tag: int) -> tuple[int, int]:
+    if pos >= len(data):
+        raise TlvError("missing length", base + pos, tag)
+    first = data[pos]
+    pos += 1
+    if first < 0x80:
+        return first, pos
+    count = first & 0x7F
+    if count == 0 or count > 3:
+        raise TlvError(f"unsupported length form {first:02X}", base + pos - 1, tag)
+    if pos + count > len(data):
+        raise TlvError("truncated length", base + pos - 1, tag)
+    return int.from_bytes(data[pos : pos + count], "big"), pos + count
+
+
+def iter_tlv(data: bytes, base_offset: int = 0) -> Iterator[Tlv]:
+    """Yield the data objects of one level. '00' filler bytes between objects are skipped."""
+    pos = 0
+    while pos < len(data):
+        if data[pos] == 0x00:
+            pos += 1
+            continue
+        start = pos
+        tag, pos = _read_tag(data, pos, base_offset)
+        length, pos = _read_length(data, pos, base_offset, tag)
+        if pos + length > len(data):
+            raise TlvError(
+                f"value of {length} bytes runs past the end ({len(data) - pos} left)",
+                base_offset + start,
+                tag,
+            )
+        yield Tlv(tag, bytes(data[pos : pos + length]), base_offset + start)
+        pos += length
+
+
+def parse(data: bytes, base_offset: int = 0) -> list[Tlv]:
+    return list(iter_tlv(data, base_offset))
+
+
+def parse_one(data: bytes, expected_tag: int | None = None) -> Tlv:
+    """Exactly one data object filling `data` (trailing '00' filler allowed)."""
+    objects = parse(data)
+    if len(objects) != 1:
+        raise TlvError(f"expected one data object, found {len(objects)}", 0, expected_tag)
+    obj = objects[0]
+    if expected_tag is not None and obj.tag != expected_tag:
+        raise TlvError(f"expected tag {expected_tag:X}", obj.offset, obj.tag)
+    return obj
+
+
+def flatten(data: bytes, base_offset: int = 0) -> Iterator[Tlv]:
+    """Every primitive object, descending into constructed ones (templates)."""
+    for obj in iter_tlv(data, base_offset):
+        if obj.constructed:
+            yield from flatten(obj.value, obj.offset + _header_length(obj.tag, len(obj.value)))
+        else:
+            yield obj
+
+
+def find(data: bytes, tag: int) -> bytes | None:
+    """The value of the first object with `tag`, at any depth; None if absent."""
+    for obj in iter_tlv(data):
+        if obj.tag == tag:
+            return obj.value
+        if obj.constructed:
+            inner = find(obj.value, tag)
+            if inner is not None:
+                return inner
+    return None
+
+
+def encode_tag(tag: int) -> bytes:
+    if tag < 0:
+        raise ValueError("negative tag")
+    return tag.to_bytes(max(1, (tag.bit_length() + 7) // 8), "big")
+
+
+def encode_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    if length <= 0xFF:
+        return bytes([0x81, length])
+    if length <= 0xFFFF:
+        return bytes([0x82]) + length.to_bytes(2, "big")
+    if length <= 0xFFFFFF:
+        return bytes([0x83]) + length.to_bytes(3, "big")
+    raise ValueError(f"length {length} too large for BER-TLV")
+
+
+def encode(tag: int, value: bytes) -> bytes:
+    return encode_tag(tag) + encode_length(len(value)) + value
+
+
+def _header_length(tag: int, length: int) -> int:
+    return len(encode_tag(tag)) + len(encode_length(length))
+
+
+# --- Data Object Lists ---------------------------------------------------
+
+
+def parse_dol(data: bytes) -> list[tuple[int, int]]:
+    """A DOL is a list of (tag, length) with no values."""
+    entries: list[tuple[int, int]] = []
+    pos = 0
+    while pos < len(data):
+        tag, pos = _read_tag(data, pos, 0)
+        length, pos = _read_length(data, pos, 0, tag)
+        entries.append((tag, length))
+    return entries
+
+
+def dol_length(dol: list[tuple[int, int]]) -> int:
+    return sum(length for _, length in dol)
+
+
+FormatOf = Callable[[int], str]
+
+
+def _fit(value: bytes, length: int, fmt: str) -> bytes:
+    """Book 3 5.4: fit a value to the length the DOL asks for."""
+    if len(value) > length:
+        return value[-length:] if fmt == "n" else value[:length]
+    pad = length - len(value)
+    if fmt == "n":
+        return bytes(pad) + value
+    if fmt == "cn":
+        return value + b"\xff" * pad
+    return value + bytes(pad)
+
+
+def build_dol(
+    dol: list[tuple[int, int]],
+    source: Mapping[int, bytes],
+    format_of: FormatOf,
+) -> bytes:
+    """Concatenate the values named by the DOL; a missing value gives zeros.
+
+    A constructed tag in a DOL also gives zeros (Book 3 5.4).
+    """
+    out = bytearray()
+    for tag, length in dol:
+        value = source.get(tag)
+        if value is None or tag_is_constructed(tag):
+            out += bytes(length)
+        else:
+            out += _fit(value, length, format_of(tag))
+    return bytes(out)

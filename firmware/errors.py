@@ -1,0 +1,132 @@
+"""The project's one exception hierarchy.
+
+Malformed input raises one of these, naming where it broke (offset, tag,
+status word, field). A decline or a failed check of a card is an outcome,
+never an exception.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PosError",
+    "ConfigError",
+    "EmvError",
+    "TlvError",
+    "ApduError",
+    "StatusWordError",
+    "CardDataError",
+    "SelectionError",
+    "ReaderError",
+    "NoReaderError",
+    "NoCardError",
+    "CardRemovedError",
+    "CryptoError",
+    "VerificationError",
+    "KeyStoreError",
+    "HostError",
+    "MessageFormatError",
+    "HostTimeoutError",
+    "MacMismatchError",
+    "StoreError",
+    "TamperedRecordError",
+]
+
+
+class PosError(Exception):
+    """Base of every error this firmware raises on purpose."""
+
+
+class ConfigError(PosError):
+    """A configuration file or value is missing or wrong."""
+
+
+class EmvError(PosError):
+    """Something in the card dialogue broke."""
+
+
+class TlvError(EmvError):
+    """Malformed BER-TLV data; says the offset (and tag, when known)."""
+
+    def __init__(self, message: str, offset: int, tag: int | None = None) -> None:
+        where = f" at offset {offset}" + (f" (tag {tag:X})" if tag is not None else "")
+        super().__init__(message + where)
+        self.offset = offset
+        self.tag = tag
+
+
+class ApduError(EmvError):
+    """A command or response APDU that is malformed (too short, too long)."""
+
+
+class StatusWordError(EmvError):
+    """The card answered a status word that the command does not allow."""
+
+    def __init__(self, command: str, sw: int, message: str = "") -> None:
+        text = f"{command}: card answered SW {sw:04X}"
+        super().__init__(text + (f" ({message})" if message else ""))
+        self.command = command
+        self.sw = sw
+
+
+class CardDataError(EmvError):
+    """Card data that is well-formed TLV but wrong for EMV (missing tag, bad AFL)."""
+
+    def __init__(self, message: str, tag: int | None = None) -> None:
+        super().__init__(message + (f" (tag {tag:X})" if tag is not None else ""))
+        self.tag = tag
+
+
+class SelectionError(EmvError):
+    """No application that both the card and the terminal support."""
+
+
+class ReaderError(PosError):
+    """The card reader or the PC/SC service failed."""
+
+
+class NoReaderError(ReaderError):
+    """No reader is connected, or none of the given name."""
+
+
+class NoCardError(ReaderError):
+    """The reader holds no card."""
+
+
+class CardRemovedError(ReaderError):
+    """The card left the reader during a dialogue."""
+
+
+class CryptoError(PosError):
+    """A cryptographic operation could not be carried out (bad key, bad length)."""
+
+
+class VerificationError(CryptoError):
+    """A MAC, signature or check value did not verify."""
+
+
+class KeyStoreError(PosError):
+    """The key store is missing, locked or damaged."""
+
+
+class HostError(PosError):
+    """The dialogue with the acquirer host failed."""
+
+
+class MessageFormatError(HostError):
+    """A host message that cannot be decoded; names the field."""
+
+
+class HostTimeoutError(HostError):
+    """The host did not answer in time."""
+
+
+class MacMismatchError(HostError, VerificationError):
+    """A host answer whose MAC does not verify."""
+
+
+class StoreError(PosError):
+    """The durable store could not read or write a record."""
+
+
+class TamperedRecordError(StoreError, VerificationError):
+    """A stored record whose signature does not verify."""
