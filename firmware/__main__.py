@@ -1,0 +1,48 @@
+"""Composition root: reads the command line, picks real or simulated parts.
+
+The only module of `firmware/` allowed to import `sim/`, and only when a
+simulated part is asked for.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from firmware.emv.reader import CardReader
+
+
+def open_reader(spec: str) -> CardReader:
+    """`sim:PROFILE` gives a simulated card in process; `pcsc` or `pcsc:NAME` the real stack."""
+    if spec.startswith("sim:"):
+        from sim.card import load_profile_card
+        from sim.reader import SimReader
+
+        return SimReader(load_profile_card(spec.removeprefix("sim:")))
+    from firmware.emv.reader import open_pcsc_reader
+
+    return open_pcsc_reader(spec.removeprefix("pcsc").removeprefix(":") or None)
+
+
+def emv_main(argv: Sequence[str] | None = None) -> int:
+    from firmware.emv.diag import main as diag_main
+
+    return diag_main(argv, open_reader=open_reader)
+
+
+def keys_main(argv: Sequence[str] | None = None) -> int:
+    from firmware.keys.cli import main as keys_cli_main
+
+    return keys_cli_main(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The terminal. Until the kiosk exists: read the simulated card once."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return emv_main(["read", "--reader", "sim:visa-credit", *args])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
