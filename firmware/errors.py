@@ -23,6 +23,8 @@ __all__ = [
     "CryptoError",
     "VerificationError",
     "KeyStoreError",
+    "KeyBlockError",
+    "KeyExhaustedError",
     "HostError",
     "MessageFormatError",
     "HostTimeoutError",
@@ -106,6 +108,14 @@ class VerificationError(CryptoError):
 
 class KeyStoreError(PosError):
     """The key store is missing, locked or damaged."""
+
+
+class KeyBlockError(CryptoError):
+    """A TR-31 key block that is malformed, fails its MAC or is not allowed here; names the field."""
+
+
+class KeyExhaustedError(CryptoError):
+    """A DUKPT device has used every key its transaction counter allows."""
 
 
 class HostError(PosError):
