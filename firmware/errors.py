@@ -27,7 +27,10 @@ __all__ = [
     "KeyExhaustedError",
     "HostError",
     "MessageFormatError",
+    "MessageFieldError",
     "HostTimeoutError",
+    "HostUnreachableError",
+    "HostConnectionLostError",
     "MacMismatchError",
     "StoreError",
     "TamperedRecordError",
@@ -126,8 +129,26 @@ class MessageFormatError(HostError):
     """A host message that cannot be decoded; names the field."""
 
 
+class MessageFieldError(MessageFormatError):
+    """A host message field that cannot be encoded or decoded: says which field and where."""
+
+    def __init__(self, message: str, field: str, offset: int | None = None) -> None:
+        where = f" (field {field}" + (f", offset {offset})" if offset is not None else ")")
+        super().__init__(message + where)
+        self.field = field
+        self.offset = offset
+
+
 class HostTimeoutError(HostError):
     """The host did not answer in time."""
+
+
+class HostUnreachableError(HostError):
+    """No connection to the host could be made: the request was not sent."""
+
+
+class HostConnectionLostError(HostError):
+    """The connection broke after the request went out, before a whole answer came back."""
 
 
 class MacMismatchError(HostError, VerificationError):
