@@ -1,0 +1,188 @@
+"""The simulated acquirer's own key handling and MACs (never shared with the terminal).
+
+Written apart from `firmware/keys` on purpose: the host and the terminal must
+agree on the wire, so a mistake on one side shows up as a failed MAC or KCV
+instead of hiding on both.
+
+- Working keys (PIK, MAK, TDK) are random DES keys with odd parity, sent to the
+  terminal in field 62 encrypted under its TMK (TDES ECB), each followed by a
+  4-byte check value (the key encrypts eight zero bytes). Layouts by the
+  network management code of field 60.3: ``001`` single-length PIK + MAK (24
+  bytes), ``003`` double-length PIK + single-length MAK padded with 8 zero bytes
+  (40 bytes), ``004`` as 003 plus a double-length TDK (60 bytes). A host whose
+  MAC profile needs a 16-byte MAK (X9.19, AES-CMAC) puts the 16 encrypted bytes
+  where 003/004 otherwise put the 8 + 8 zero bytes.
+- MACs over the MAC block (message type up to the end of field 63), 8 bytes:
+  ``unionpay-ecb`` (XOR of the 8-byte blocks, hex-expanded, two encryptions;
+  the MAC is the first 8 hex characters), ``x9.19`` (ISO 9797-1 algorithm 3,
+  zero padding) and ``aes-cmac`` (NIST SP 800-38B, leftmost 8 bytes).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
+
+__all__ = [
+    "KEY_SCHEMES",
+    "MAC_PROFILES",
+    "IssuedKeys",
+    "aes_cmac_mac",
+    "check_value",
+    "compute_mac",
+    "des_decrypt",
+    "des_encrypt",
+    "issue_working_keys",
+    "make_des_key",
+    "unionpay_ecb_mac",
+    "verify_mac",
+    "x919_mac",
+]
+
+_BLOCK: Final = 8
+MAC_PROFILES: Final = ("unionpay-ecb", "x9.19", "aes-cmac")
+KEY_SCHEMES: Final = ("001", "003", "004")
+
+
+def _tdes_key(key: bytes) -> bytes:
+    if len(key) == 8:
+        return key * 3
+    if len(key) == 16:
+        return key + key[:8]
+    if len(key) == 24:
+        return key
+    raise ValueError(f"DES key must be 8, 16 or 24 bytes, got {len(key)}")
+
+
+def des_encrypt(key: bytes, data: bytes) -> bytes:
+    """DES / TDES ECB by key length (8, 16, 24 bytes); `data` a multiple of 8 bytes."""
+    encryptor = Cipher(TripleDES(_tdes_key(key)), modes.ECB()).encryptor()  # noqa: S305
+    return encryptor.update(data) + encryptor.finalize()
+
+
+def des_decrypt(key: bytes, data: bytes) -> bytes:
+    decryptor = Cipher(TripleDES(_tdes_key(key)), modes.ECB()).decryptor()  # noqa: S305
+    return decryptor.update(data) + decryptor.finalize()
+
+
+def _aes_cmac(key: bytes, data: bytes) -> bytes:
+    mac = CMAC(algorithms.AES(key))
+    mac.update(data)
+    return mac.finalize()
+
+
+def check_value(key: bytes, length: int = 4, *, aes: bool = False) -> bytes:
+    """KCV: DES keys encrypt 8 zero bytes; AES keys CMAC 16 zero bytes. Leftmost `length` bytes."""
+    if aes:
+        return _aes_cmac(key, bytes(16))[:length]
+    return des_encrypt(key, bytes(_BLOCK))[:length]
+
+
+def _odd_parity(key: bytes) -> bytes:
+    return bytes((b & 0xFE) | ((bin(b >> 1).count("1") + 1) % 2) for b in key)
+
+
+def make_des_key(length: int, token_bytes: Callable[[int], bytes]) -> bytes:
+    """A random DES key of 8 or 16 bytes with odd parity; the halves of a 16-byte key differ."""
+    while True:
+        key = _odd_parity(token_bytes(length))
+        if length == 8 or key[:8] != key[8:]:
+            return key
+
+
+@dataclass(frozen=True)
+class IssuedKeys:
+    """Fresh working keys for one sign-on: clear values for the host, field 62 for the terminal."""
+
+    scheme: str
+    pik: bytes
+    mak: bytes
+    tdk: bytes | None
+    field62: bytes
+
+    def __repr__(self) -> str:
+        kcvs = {"PIK": self.pik, "MAK": self.mak} | ({"TDK": self.tdk} if self.tdk else {})
+        shown = ", ".join(f"{name} KCV {check_value(key).hex().upper()}" for name, key in kcvs.items())
+        return f"IssuedKeys({self.scheme}: {shown})"
+
+
+def issue_working_keys(
+    tmk: bytes,
+    scheme: str,
+    token_bytes: Callable[[int], bytes],
+    *,
+    mak_length: int = 8,
+    aes_mak: bool = False,
+) -> IssuedKeys:
+    """New PIK/MAK(/TDK) for a sign-on with network management code `scheme`, encrypted under `tmk`."""
+    if scheme not in KEY_SCHEMES:
+        raise ValueError(f"unknown key scheme {scheme!r}")
+    double = scheme != "001"
+    pik = make_des_key(16 if double else 8, token_bytes)
+    mak = token_bytes(16) if aes_mak else make_des_key(mak_length if double else 8, token_bytes)
+    tdk = make_des_key(16, token_bytes) if scheme == "004" else None
+    mak_slot = des_encrypt(tmk, mak)
+    if double and len(mak) == 8:
+        mak_slot += bytes(8)
+    field62 = (
+        des_encrypt(tmk, pik) + check_value(pik)
+        + mak_slot + check_value(mak, aes=aes_mak)
+    )
+    if tdk is not None:
+        field62 += des_encrypt(tmk, tdk) + check_value(tdk)
+    return IssuedKeys(scheme, pik, mak, tdk, field62)
+
+
+def _zero_pad(data: bytes) -> bytes:
+    return data + bytes(-len(data) % _BLOCK)
+
+
+def unionpay_ecb_mac(mak: bytes, mab: bytes) -> bytes:
+    """UnionPay POS "ECB" MAC: 8 ASCII hex characters."""
+    padded = _zero_pad(mab)
+    folded = bytearray(_BLOCK)
+    for start in range(0, len(padded), _BLOCK):
+        for i in range(_BLOCK):
+            folded[i] ^= padded[start + i]
+    expanded = folded.hex().upper().encode("ascii")
+    first = des_encrypt(mak, expanded[:_BLOCK])
+    second = des_encrypt(mak, bytes(a ^ b for a, b in zip(first, expanded[_BLOCK:], strict=True)))
+    return second.hex().upper().encode("ascii")[:_BLOCK]
+
+
+def x919_mac(mak: bytes, mab: bytes) -> bytes:
+    """ANSI X9.19 retail MAC (ISO 9797-1 MAC algorithm 3, padding method 1) with a 16-byte key."""
+    if len(mak) != 16:
+        raise ValueError("X9.19 needs a 16-byte key")
+    left, right = mak[:8], mak[8:]
+    padded = _zero_pad(mab) or bytes(_BLOCK)
+    chain = bytes(_BLOCK)
+    for start in range(0, len(padded), _BLOCK):
+        block = bytes(a ^ b for a, b in zip(chain, padded[start : start + _BLOCK], strict=True))
+        chain = des_encrypt(left, block)
+    return des_encrypt(left, des_decrypt(right, chain))
+
+
+def aes_cmac_mac(key: bytes, mab: bytes) -> bytes:
+    """AES-CMAC, leftmost 8 bytes (the size of field 64)."""
+    return _aes_cmac(key, mab)[:_BLOCK]
+
+
+def compute_mac(profile: str, key: bytes, mab: bytes) -> bytes:
+    if profile == "unionpay-ecb":
+        return unionpay_ecb_mac(key, mab)
+    if profile == "x9.19":
+        return x919_mac(key, mab)
+    if profile == "aes-cmac":
+        return aes_cmac_mac(key, mab)
+    raise ValueError(f"unknown MAC profile {profile!r}")
+
+
+def verify_mac(profile: str, key: bytes, mab: bytes, mac: bytes) -> bool:
+    return hmac.compare_digest(compute_mac(profile, key, mab), mac)
