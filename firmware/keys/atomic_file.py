@@ -1,0 +1,62 @@
+"""Crash-safe small-file writes: temp file, fsync, rename over, fsync the directory.
+
+After a power cut at any point the path holds either the old content or the
+new content, never a mix. Files are created with mode 0600 (owner only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+from firmware.errors import KeyStoreError
+
+__all__ = ["ensure_private_dir", "write_atomically"]
+
+
+def ensure_private_dir(directory: Path) -> None:
+    """Create `directory` (and parents) with mode 0700 if it does not exist."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KeyStoreError(f"cannot create directory {directory}: {exc.strerror}") from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Replace `path` with `data` in one step; `exclusive` refuses to replace an existing file."""
+    ensure_private_dir(path.parent)
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if exclusive:
+            # link() fails if the target exists: no window where an existing file is replaced.
+            os.link(temp, path)
+            os.unlink(temp)
+        else:
+            os.replace(temp, path)
+        _fsync_dir(path.parent)
+    except FileExistsError as exc:
+        raise KeyStoreError(f"{path} already exists; refusing to overwrite it") from exc
+    except OSError as exc:
+        raise KeyStoreError(f"cannot write {path}: {exc.strerror}") from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()

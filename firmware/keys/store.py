@@ -1,0 +1,219 @@
+"""The key store: named keys at rest, each sealed under the device key.
+
+One small JSON file (`keystore.json`, mode 0600) holds every entry. Each key
+is sealed with AES-256-GCM under the device key; the entry's name, kind,
+version and KCV are the GCM associated data, so an entry cannot be renamed,
+relabelled or swapped with another without the store noticing. (AES-GCM is
+preferred to RFC 3394/5649 key wrap because it authenticates that metadata.)
+
+Every change rewrites the whole file crash-safely (temp, fsync, rename,
+fsync dir), so `replace_atomically` gives all-or-nothing for several keys.
+Clear key bytes exist only in the values `get` returns.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from cryptography.exceptions import InvalidTag
+
+from firmware.errors import CryptoError, KeyStoreError
+from firmware.keys.atomic_file import write_atomically
+from firmware.keys.device import DeviceKey
+from firmware.keys.kcv import KEY_KINDS, kcv_for
+
+__all__ = ["STORE_FILE_NAME", "KeyInfo", "KeyStore", "NewKey"]
+
+log = logging.getLogger(__name__)
+
+STORE_FILE_NAME = "keystore.json"
+_FORMAT = "pos-keystore-1"
+_NONCE_LENGTH = 12
+_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
+
+Rng = Callable[[int], bytes]
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What may be shown about a key: never its bytes."""
+
+    name: str
+    kind: str
+    version: int
+    kcv: str
+
+
+class NewKey(NamedTuple):
+    """A key to put with `replace_atomically`."""
+
+    key: bytes
+    kind: str
+    version: int
+
+
+def _aad(name: str, kind: str, version: int, kcv: str) -> bytes:
+    return json.dumps([_FORMAT, name, kind, version, kcv], separators=(",", ":")).encode()
+
+
+class KeyStore:
+    """Named keys wrapped under a device key, in `directory/keystore.json`."""
+
+    def __init__(self, directory: Path, device_key: DeviceKey, rng: Rng = os.urandom) -> None:
+        self._path = Path(directory) / STORE_FILE_NAME
+        self._device_key = device_key
+        self._rng = rng
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    # ----- reading -------------------------------------------------------------------
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        try:
+            raw = self._path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise KeyStoreError(f"cannot read key store {self._path}: {exc.strerror}") from exc
+        try:
+            document = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise KeyStoreError(f"key store {self._path} is damaged: not valid JSON") from exc
+        if not isinstance(document, dict) or document.get("format") != _FORMAT:
+            raise KeyStoreError(f"key store {self._path} is damaged: unknown format")
+        owner = document.get("device_key_id")
+        if owner != self._device_key.key_id:
+            raise KeyStoreError(
+                f"key store {self._path} was written under another device key "
+                f"(store {owner}, this device {self._device_key.key_id}): wrong device key"
+            )
+        entries = document.get("keys")
+        if not isinstance(entries, dict):
+            raise KeyStoreError(f"key store {self._path} is damaged: field 'keys' missing")
+        for name, entry in entries.items():
+            self._check_entry_shape(name, entry)
+        return entries
+
+    def _check_entry_shape(self, name: str, entry: object) -> None:
+        expected = {"kind": str, "version": int, "kcv": str, "nonce": str, "sealed": str}
+        if not isinstance(entry, dict):
+            raise KeyStoreError(f"key store {self._path} is damaged: entry {name!r} is not an object")
+        for field, field_type in expected.items():
+            if not isinstance(entry.get(field), field_type):
+                raise KeyStoreError(f"key store {self._path} is damaged: entry {name!r} field {field!r}")
+
+    def _open_entry(self, name: str, entry: Mapping[str, Any]) -> bytes:
+        aad = _aad(name, entry["kind"], entry["version"], entry["kcv"])
+        try:
+            key = self._device_key.open(bytes.fromhex(entry["sealed"]), aad, bytes.fromhex(entry["nonce"]))
+        except (ValueError, InvalidTag) as exc:
+            raise KeyStoreError(
+                f"key store {self._path}: entry {name!r} fails authentication (file tampered or damaged)"
+            ) from exc
+        try:
+            kcv = kcv_for(entry["kind"], key).hex().upper()
+        except CryptoError as exc:
+            raise KeyStoreError(f"key store {self._path}: entry {name!r} is unusable: {exc}") from exc
+        if kcv != entry["kcv"]:
+            raise KeyStoreError(f"key store {self._path}: entry {name!r} does not match its check value")
+        return key
+
+    def get(self, name: str) -> bytes:
+        """The clear key bytes of `name`; KeyStoreError if absent or damaged."""
+        entries = self._load()
+        entry = entries.get(name)
+        if entry is None:
+            raise KeyStoreError(f"no key named {name!r} in the key store")
+        return self._open_entry(name, entry)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._load()
+
+    def info(self, name: str) -> KeyInfo:
+        """Name, kind, version and KCV of `name`, after checking the entry opens."""
+        entries = self._load()
+        entry = entries.get(name)
+        if entry is None:
+            raise KeyStoreError(f"no key named {name!r} in the key store")
+        self._open_entry(name, entry)
+        return KeyInfo(name, entry["kind"], entry["version"], entry["kcv"])
+
+    def kcv(self, name: str) -> str:
+        return self.info(name).kcv
+
+    def list(self) -> list[KeyInfo]:
+        """Every key (sorted by name), each checked against the device key and its KCV."""
+        entries = self._load()
+        infos = []
+        for name in sorted(entries):
+            entry = entries[name]
+            self._open_entry(name, entry)
+            infos.append(KeyInfo(name, entry["kind"], entry["version"], entry["kcv"]))
+        return infos
+
+    # ----- writing -------------------------------------------------------------------
+
+    def _seal(self, name: str, new: NewKey) -> dict[str, Any]:
+        if not _NAME.match(name):
+            raise KeyStoreError(f"key name {name!r} is not allowed (A-Z, 0-9, _; starts with a letter)")
+        if new.kind not in KEY_KINDS:
+            raise KeyStoreError(f"key {name!r}: unknown kind {new.kind!r}")
+        if isinstance(new.version, bool) or not isinstance(new.version, int) or new.version < 0:
+            raise KeyStoreError(f"key {name!r}: version must be a non-negative integer")
+        try:
+            kcv = kcv_for(new.kind, new.key).hex().upper()
+        except CryptoError as exc:
+            raise KeyStoreError(f"key {name!r}: {exc}") from exc
+        nonce = self._rng(_NONCE_LENGTH)
+        if len(nonce) != _NONCE_LENGTH:
+            raise KeyStoreError("random source returned too few bytes for a nonce")
+        sealed = self._device_key.seal(new.key, _aad(name, new.kind, new.version, kcv), nonce)
+        return {
+            "kind": new.kind,
+            "version": new.version,
+            "kcv": kcv,
+            "nonce": nonce.hex(),
+            "sealed": sealed.hex(),
+        }
+
+    def _write(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
+        document = {"format": _FORMAT, "device_key_id": self._device_key.key_id, "keys": dict(entries)}
+        write_atomically(self._path, json.dumps(document, sort_keys=True, indent=1).encode())
+
+    def put(self, name: str, key_bytes: bytes, kind: str, version: int) -> KeyInfo:
+        """Add or replace one key."""
+        return self.replace_atomically({name: NewKey(key_bytes, kind, version)})[0]
+
+    def replace_atomically(self, keys: Mapping[str, NewKey]) -> builtins.list[KeyInfo]:
+        """Add or replace several keys in one file write: after a crash all or none are there."""
+        if not keys:
+            raise KeyStoreError("nothing to store: no keys given")
+        with self._lock:
+            entries = dict(self._load())
+            sealed = {name: self._seal(name, NewKey(*new)) for name, new in keys.items()}
+            entries.update(sealed)
+            self._write(entries)
+        infos = [KeyInfo(name, e["kind"], e["version"], e["kcv"]) for name, e in sealed.items()]
+        log.info("stored keys %s", ", ".join(f"{i.name} v{i.version} KCV {i.kcv}" for i in infos))
+        return infos
+
+    def remove(self, name: str) -> None:
+        with self._lock:
+            entries = dict(self._load())
+            if name not in entries:
+                raise KeyStoreError(f"no key named {name!r} in the key store")
+            del entries[name]
+            self._write(entries)
+        log.info("removed key %s", name)
