@@ -138,6 +138,7 @@ TAGS: dict[int, TagInfo] = {
     0x9F5B: TagInfo("Issuer Script Results", "b"),
     0x9F63: TagInfo("Card Product Identification Information", "b"),
     0x9F66: TagInfo("Terminal Transaction Qualifiers", "b"),
+    0x9F6B: TagInfo("Track 2 Data (contactless)", "b"),
     0x9F6E: TagInfo("Form Factor Indicator", "b"),
     0x9F74: TagInfo("VLP Issuer Authorisation Code", "a"),
     0xA5: TagInfo("FCI Proprietary Template", "b"),
@@ -145,7 +146,7 @@ TAGS: dict[int, TagInfo] = {
     0xDF61: TagInfo("Proprietary (UnionPay ECC)", "b"),
 }
 
-SENSITIVE_TAGS: frozenset[int] = frozenset({0x5A, 0x57, 0x56, 0x9F1F, 0x9F20, 0x5F20, 0x9F0B})
+SENSITIVE_TAGS: frozenset[int] = frozenset({0x5A, 0x57, 0x56, 0x9F1F, 0x9F20, 0x5F20, 0x9F0B, 0x9F6B})
 
 
 def info(tag: int) -> TagInfo | None:

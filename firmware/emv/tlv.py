@@ -25,6 +25,7 @@ __all__ = [
     "parse_dol",
     "build_dol",
     "dol_length",
+    "MAX_DEPTH",
 ]
 
 
@@ -62,6 +63,8 @@ def _read_tag(data: bytes, pos: int, base: int) -> tuple[int, int]:
     pos += 1
     if tag & 0x1F == 0x1F:
         while True:
+            if pos - start >= 4:
+                raise TlvError("tag longer than 4 bytes", base + start)
             if pos >= len(data):
                 raise TlvError("truncated multi-byte tag", base + start)
             byte = data[pos]
@@ -69,8 +72,6 @@ def _read_tag(data: bytes, pos: int, base: int) -> tuple[int, int]:
             pos += 1
             if not byte & 0x80:
                 break
-            if pos - start > 4:
-                raise TlvError("tag longer than 4 bytes", base + start)
     return tag, pos
 
 
@@ -124,22 +125,34 @@ def parse_one(data: bytes, expected_tag: int | None = None) -> Tlv:
     return obj
 
 
-def flatten(data: bytes, base_offset: int = 0) -> Iterator[Tlv]:
+# Templates nest a few levels in EMV; a deeper nesting is malformed input
+# and must not exhaust the interpreter's recursion limit.
+MAX_DEPTH = 32
+
+
+def _check_depth(depth: int, offset: int) -> None:
+    if depth > MAX_DEPTH:
+        raise TlvError(f"templates nested more than {MAX_DEPTH} deep", offset)
+
+
+def flatten(data: bytes, base_offset: int = 0, _depth: int = 0) -> Iterator[Tlv]:
     """Every primitive object, descending into constructed ones (templates)."""
+    _check_depth(_depth, base_offset)
     for obj in iter_tlv(data, base_offset):
         if obj.constructed:
-            yield from flatten(obj.value, obj.offset + _header_length(obj.tag, len(obj.value)))
+            yield from flatten(obj.value, obj.offset + _header_length(obj.tag, len(obj.value)), _depth + 1)
         else:
             yield obj
 
 
-def find(data: bytes, tag: int) -> bytes | None:
+def find(data: bytes, tag: int, _depth: int = 0) -> bytes | None:
     """The value of the first object with `tag`, at any depth; None if absent."""
+    _check_depth(_depth, 0)
     for obj in iter_tlv(data):
         if obj.tag == tag:
             return obj.value
         if obj.constructed:
-            inner = find(obj.value, tag)
+            inner = find(obj.value, tag, _depth + 1)
             if inner is not None:
                 return inner
     return None
