@@ -8,7 +8,7 @@ around it belongs to the channel.
 
 A message is a ``dict[str, str]`` in pyiso8583's convention: ``"t"`` the
 message type, ``"2"`` .. ``"128"`` the fields, binary fields (52, 55, 62,
-64) as upper-case hex strings. ``"tpdu"`` and ``"header"`` (hex) are
+64, 128) as upper-case hex strings. ``"tpdu"`` and ``"header"`` (hex) are
 optional on packing and always present after unpacking; the bitmaps are
 derived, never given.
 
@@ -129,6 +129,7 @@ SPEC: Final[Mapping[str, Mapping[str, Any]]] = {
     "63": _text_var("Reserved private (operator, card organisation, names)", 163, _LLL, "gbk"),
     "64": _binary("Message authentication code", 8),
     "90": _n("Original data elements", 42),
+    "128": _binary("Message authentication code (with a secondary bitmap)", 8),
 }
 
 FIELD_NAMES: Final[Mapping[str, str]] = {k: v["desc"] for k, v in SPEC.items() if k.isdigit()}

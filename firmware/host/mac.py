@@ -1,0 +1,126 @@
+"""The MAC of a host message: what it covers, putting it on a request, checking it on an answer.
+
+As in the UnionPay POS rules, the MAC block (MAB) runs from the message type
+to the end of field 63: everything after TPDU and header except the MAC
+itself, bitmap bit 64 included. The MAC is field 64, or field 128 when the
+message has a secondary bitmap (a 0400 with field 90), and is always the last
+8 bytes. The algorithm (UnionPay ECB, X9.19, AES-CMAC) belongs to the key: it
+comes in as a `MessageMac`; `StoreMac` is the one over the terminal's key
+store (the MAK installed at sign-on), `KeyMac` one over key bytes in hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final, Protocol
+
+from firmware.errors import MacMismatchError, MessageFieldError, VerificationError
+from firmware.host.spec import IsoMessage, message_offset, pack, unpack
+from firmware.keys.mac import compute_mac, verify_mac
+from firmware.keys.store import KeyStore
+
+__all__ = [
+    "MAC_LENGTH",
+    "KeyMac",
+    "MessageMac",
+    "StoreMac",
+    "mac_block",
+    "mac_field",
+    "open_answer",
+    "seal",
+]
+
+MAC_LENGTH: Final = 8
+_PLACEHOLDER: Final = "00" * MAC_LENGTH
+
+
+class MessageMac(Protocol):
+    """One MAC key with its algorithm."""
+
+    def compute(self, data: bytes) -> bytes: ...
+
+    def verify(self, data: bytes, mac: bytes) -> bool: ...
+
+
+class KeyMac:
+    """A MAC key in hand with its host profile ('unionpay-ecb', 'x9.19', 'aes-cmac')."""
+
+    def __init__(self, profile: str, key: bytes) -> None:
+        self.profile = profile
+        self._key = key
+
+    def __repr__(self) -> str:
+        return f"KeyMac({self.profile!r})"
+
+    def compute(self, data: bytes) -> bytes:
+        return compute_mac(self.profile, self._key, data)
+
+    def verify(self, data: bytes, mac: bytes) -> bool:
+        try:
+            verify_mac(self.profile, self._key, data, mac)
+        except VerificationError:
+            return False
+        return True
+
+
+class StoreMac:
+    """The key store's MAC key (read for each use, never kept) with the host profile's algorithm."""
+
+    def __init__(self, store: KeyStore, profile: str, key_name: str = "MAK") -> None:
+        self.store = store
+        self.profile = profile
+        self.key_name = key_name
+
+    def __repr__(self) -> str:
+        return f"StoreMac({self.profile!r}, {self.key_name!r})"
+
+    def compute(self, data: bytes) -> bytes:
+        return KeyMac(self.profile, self.store.get(self.key_name)).compute(data)
+
+    def verify(self, data: bytes, mac: bytes) -> bool:
+        return KeyMac(self.profile, self.store.get(self.key_name)).verify(data, mac)
+
+
+def mac_field(message: Mapping[str, str]) -> str:
+    """Field 128 when any field above 64 is present (secondary bitmap), else field 64."""
+    return "128" if any(key.isdigit() and 64 < int(key) <= 128 for key in message) else "64"
+
+
+def mac_block(packed: bytes) -> bytes:
+    """The bytes the MAC covers in a packed message that ends with its MAC."""
+    start = message_offset()
+    if len(packed) < start + 2 + 8 + MAC_LENGTH:
+        raise MessageFieldError("message too short to carry a MAC", "64", len(packed))
+    return packed[start:-MAC_LENGTH]
+
+
+def seal(message: Mapping[str, str], mac: MessageMac) -> bytes:
+    """Pack `message` with its MAC (field 64 or 128) as the last 8 bytes."""
+    fields = {key: value for key, value in message.items() if key not in ("64", "128")}
+    packed = pack({**fields, mac_field(fields): _PLACEHOLDER})
+    value = mac.compute(mac_block(packed))
+    if len(value) != MAC_LENGTH:
+        raise MessageFieldError(f"MAC must be {MAC_LENGTH} bytes, got {len(value)}", "64")
+    return packed[:-MAC_LENGTH] + value
+
+
+def open_answer(packed: bytes, mac: MessageMac, *, allow_unmaced_decline: bool = True) -> IsoMessage:
+    """Unpack an answer and check its MAC; MacMismatchError when it does not verify.
+
+    An answer without a MAC is accepted only as a decline (field 39 present and
+    not ``00``) when `allow_unmaced_decline`: hosts answer a request they could
+    not authenticate (``A0``) or a terminal that must sign on again (``77``)
+    without a MAC. An approval without a MAC is never accepted.
+    """
+    message = unpack(packed)
+    field = mac_field(message)
+    if field not in message:
+        code = message.get("39")
+        if allow_unmaced_decline and code is not None and code != "00":
+            return message
+        raise MacMismatchError(f"answer {message.get('t')} carries no MAC (field {field})")
+    if not mac.verify(mac_block(packed), bytes.fromhex(message[field])):
+        raise MacMismatchError(
+            f"answer {message.get('t')} trace {message.get('11', '-')}: MAC does not verify"
+        )
+    return message
