@@ -52,8 +52,10 @@ def test_single_length_des_kcv_is_the_double_length_kcv_of_kk() -> None:
 
 def test_ed25519_check_value_is_sha256_of_public_key() -> None:
     private = bytes(range(32))
-    public = Ed25519PrivateKey.from_private_bytes(private).public_key().public_bytes(
-        Encoding.Raw, PublicFormat.Raw
+    public = (
+        Ed25519PrivateKey.from_private_bytes(private)
+        .public_key()
+        .public_bytes(Encoding.Raw, PublicFormat.Raw)
     )
     assert kcv_ed25519(private) == hashlib.sha256(public).digest()[:3]
     assert kcv_for("ed25519", private) == kcv_ed25519(private)

@@ -130,8 +130,10 @@ def test_unionpay_published_example_steps() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(key=st.one_of(st.binary(min_size=8, max_size=8), st.binary(min_size=16, max_size=16)),
-       data=st.binary(max_size=120))
+@given(
+    key=st.one_of(st.binary(min_size=8, max_size=8), st.binary(min_size=16, max_size=16)),
+    data=st.binary(max_size=120),
+)
 def test_unionpay_matches_psec_reference(key: bytes, data: bytes) -> None:
     mac = unionpay_ecb_mac(key, data)
     assert mac == unionpay_reference(key, data)
@@ -162,9 +164,7 @@ def test_unknown_profile_is_a_config_error() -> None:
         compute_mac("md5", bytes(16), b"x")
 
 
-@pytest.mark.parametrize(
-    ("profile", "key_length"), [("unionpay-ecb", 24), ("x9.19", 8), ("aes-cmac", 8)]
-)
+@pytest.mark.parametrize(("profile", "key_length"), [("unionpay-ecb", 24), ("x9.19", 8), ("aes-cmac", 8)])
 def test_wrong_key_length_is_a_crypto_error(profile: str, key_length: int) -> None:
     with pytest.raises(CryptoError):
         compute_mac(profile, bytes(key_length), b"x")
