@@ -122,7 +122,13 @@ def test_command_refuses_oversized_data_and_bad_bytes() -> None:
 
 def test_response_from_bytes() -> None:
     response = apdu.Response.from_bytes(h("6F 00 90 00"))
-    assert (response.data, response.sw1, response.sw2, response.sw, response.ok) == (h("6F00"), 0x90, 0, 0x9000, True)
+    assert (response.data, response.sw1, response.sw2, response.sw, response.ok) == (
+        h("6F00"),
+        0x90,
+        0,
+        0x9000,
+        True,
+    )
     assert apdu.Response.from_bytes(h("6A 82")).data == b""
     assert apdu.Response.from_bytes(h("6A82")).encode() == h("6A82")
 

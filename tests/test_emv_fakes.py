@@ -61,7 +61,9 @@ class ScriptedReader:
         self.sent.append(apdu)
         assert index < len(self._script), f"unexpected extra command {apdu.hex().upper()}"
         expected, response = self._script[index]
-        assert apdu == expected, f"command {index}: sent {apdu.hex().upper()}, expected {expected.hex().upper()}"
+        assert apdu == expected, (
+            f"command {index}: sent {apdu.hex().upper()}, expected {expected.hex().upper()}"
+        )
         return response
 
     def power_off(self) -> None:
@@ -136,7 +138,9 @@ class FakeCard:
             if self.pse_records is None:
                 return b"", 0x6A82
             self._selected = "pse"
-            fci = tlv_bytes(0x6F, tlv_bytes(0x84, PSE) + tlv_bytes(0xA5, tlv_bytes(0x88, bytes([self.pse_sfi]))))
+            fci = tlv_bytes(
+                0x6F, tlv_bytes(0x84, PSE) + tlv_bytes(0xA5, tlv_bytes(0x88, bytes([self.pse_sfi])))
+            )
             return (fci, self.pse_sw) if self.pse_sw in (0x9000, 0x6283) else (b"", self.pse_sw)
         matches = [index for index, app in enumerate(self.apps) if app.aid.startswith(name)]
         if next_occurrence and name == self._last_name:

@@ -44,7 +44,12 @@ def test_pboc_trace_61xx_and_6cxx_are_resolved() -> None:
     record = transport.send(apdu.read_record(1, 1))
     assert record.data == h(PBOC_DIR_RECORD)
     assert reader.finished
-    assert [entry.name for entry in transport.trace] == ["SELECT", "GET RESPONSE", "READ RECORD", "READ RECORD"]
+    assert [entry.name for entry in transport.trace] == [
+        "SELECT",
+        "GET RESPONSE",
+        "READ RECORD",
+        "READ RECORD",
+    ]
 
 
 def test_published_6c39_read_record() -> None:
@@ -183,7 +188,8 @@ def test_trace_times_come_from_the_injected_clock() -> None:
 def test_trace_display_masks_pan_track2_name_and_pin() -> None:
     track2 = h("5413330089020094D25122011234567890123F")
     record = tlv_bytes(
-        0x70, tlv_bytes(0x5A, h("5413330089020094")) + tlv_bytes(0x57, track2) + tlv_bytes(0x5F20, b"DOE/JOHN")
+        0x70,
+        tlv_bytes(0x5A, h("5413330089020094")) + tlv_bytes(0x57, track2) + tlv_bytes(0x5F20, b"DOE/JOHN"),
     )
     responses = iter([record + h("9000"), h("9000")])
     transport = Transport(FakeReader(lambda command: next(responses)))

@@ -25,7 +25,9 @@ from firmware.emv import tags, tlv
 from firmware.errors import TlvError
 
 # [JER] SELECT '1PAY.SYS.DDF01' response.
-JER_PSE_FCI = h("6f 20 84 0e 31 50 41 59 2e 53 59 53 2e 44 44 46 30 31 a5 0e 88 01 02 5f 2d 04 6e 6f 65 6e 9f 11 01 01")
+JER_PSE_FCI = h(
+    "6f 20 84 0e 31 50 41 59 2e 53 59 53 2e 44 44 46 30 31 a5 0e 88 01 02 5f 2d 04 6e 6f 65 6e 9f 11 01 01"
+)
 # [JER] directory record 1 of SFI 2.
 JER_DIR_RECORD_1 = h(
     "70 23 61 21 4f 07 a1 23 45 67 89 10 10 50 04 56 49 53 41 9f 12 0c 56 49 53 41 20 43 6c 61 73 73"
@@ -164,7 +166,9 @@ def test_children_offsets_point_into_the_outer_data() -> None:
     outer = tlv.parse_one(AHF_RECORD, 0x70)
     for child in outer.children():
         header = tlv.encode_tag(child.tag) + tlv.encode_length(len(child.value))
-        assert AHF_RECORD[child.offset : child.offset + len(header) + len(child.value)] == header + child.value
+        assert (
+            AHF_RECORD[child.offset : child.offset + len(header) + len(child.value)] == header + child.value
+        )
 
 
 def test_length_encodings() -> None:
@@ -243,7 +247,9 @@ def _encode_tree(node: object) -> bytes:
 
 
 _leaf = st.tuples(_primitive_tags, st.binary(max_size=300))
-_tree = st.recursive(_leaf, lambda inner: st.tuples(_constructed_tags, st.lists(inner, max_size=4)), max_leaves=12)
+_tree = st.recursive(
+    _leaf, lambda inner: st.tuples(_constructed_tags, st.lists(inner, max_size=4)), max_leaves=12
+)
 
 
 @settings(max_examples=150, deadline=None)
