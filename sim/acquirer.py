@@ -1,0 +1,557 @@
+"""The simulated acquirer's decisions: sign-on keys, MAC checks, ledger, faults (no sockets).
+
+`AcquirerHost.handle(payload) -> Reply` takes one request as it came off the
+wire (TPDU first) and says what to send back. `sim.host` puts it behind TCP.
+
+What it answers:
+- 0800 sign-on (60.3 ``001``/``003``/``004``): fresh random working keys
+  under the terminal's TMK, with check values, in field 62; the batch number
+  in 60.2. 0820 sign-off / echo: ``00``. Network management is not MACed.
+- 0100 / 0200 (sale 22, void 23, completion 20, completion void 21 in 60.1),
+  0220 (refund 25, adjust 30/32/34, offline), 0400 reversal, 0320 batch
+  upload, 0500 settlement. Every one must carry a MAC under the session MAK
+  (``A0`` otherwise; ``77`` before any sign-on; ``97`` for an unknown
+  terminal); approved answers carry the host's MAC.
+- Decisions: with field 55 and an issuer (`sim.issuer`, when present) the
+  issuer decides; otherwise the amount's cents do: ``.05`` -> 05, ``.51`` ->
+  51, ``.55`` -> 55, ``.61`` -> 61, a zero amount -> 13, anything else 00.
+- Voids need the original (61: batch + trace) approved, unvoided and of the
+  same amount (25 / 12 / 64 otherwise); refunds add up to at most the
+  original (found by RRN in 37), 64 past it.
+- 0400, 0220 and 0320 are idempotent per terminal, type and trace number: a
+  repeat with the same content gets the same answer (same RRN), a different
+  message under a used trace number gets 94.
+- Settlement compares field 48 (debit amount n12, count n3, credit amount
+  n12, count n3, flag n1) with the host's own totals for the batch and
+  answers flag 1 (balanced, batch closed) or 2.
+- Uploads may carry a signed record in field 62: ``b"SR"`` + record length
+  (2 bytes, big-endian) + record + Ed25519 signature (64 bytes). It is checked
+  against the device key registered for the terminal; a record that does not
+  verify is answered ``63`` (security violation).
+
+Faults (at construction, `set_faults` at run time, or ``faults SPEC`` on the
+CLI's standard input), comma-separated: ``drop`` (handle, answer nothing, keep
+the socket open), ``close`` (handle, close without answer), ``garbage``
+(random bytes as answer), ``bad_mac``, ``delay=S``, ``decline=CODE``, and to
+aim them ``only=0200+0400`` (message types) and ``times=N``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from sim.errors import HostCodecError, HostConfigError
+from sim.hostcodec import HostMessage, decode, encode, mac_block
+from sim.hostkeys import (
+    KEY_SCHEMES,
+    MAC_PROFILES,
+    check_value,
+    compute_mac,
+    issue_working_keys,
+    verify_mac,
+)
+
+__all__ = [
+    "DEFAULT_TERMINALS",
+    "AcquirerHost",
+    "Faults",
+    "IssuerDecision",
+    "LedgerEntry",
+    "Reply",
+    "TerminalConfig",
+    "amount_rules",
+    "load_terminals",
+    "signed_record_field",
+]
+
+log = logging.getLogger("sim.acquirer")
+
+SIGNED_RECORD_TAG: Final = b"SR"
+_SIGNATURE_LEN: Final = 64
+_ACQUIRER_ID: Final = "48020000"
+_NOT_MACED: Final = frozenset({"0800", "0820"})
+_IDEMPOTENT: Final = frozenset({"0400", "0220", "0320"})
+_DECLINE_BY_CENTS: Final = {"05": "05", "51": "51", "55": "55", "61": "61"}
+
+
+@dataclass(frozen=True)
+class TerminalConfig:
+    """A terminal as provisioned at the acquirer: ids, TMK, MAC profile, device signing key."""
+
+    terminal_id: str
+    merchant_id: str
+    tmk: bytes
+    mac_profile: str = "unionpay-ecb"
+    device_public_key: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.terminal_id) != 8 or len(self.merchant_id) != 15:
+            raise HostConfigError("terminal id must be 8 characters and merchant id 15")
+        if len(self.tmk) not in (8, 16, 24):
+            raise HostConfigError(f"terminal {self.terminal_id}: TMK must be 8, 16 or 24 bytes")
+        if self.mac_profile not in MAC_PROFILES:
+            raise HostConfigError(f"terminal {self.terminal_id}: unknown MAC profile {self.mac_profile!r}")
+        if self.device_public_key is not None and len(self.device_public_key) != 32:
+            raise HostConfigError(f"terminal {self.terminal_id}: Ed25519 public key must be 32 bytes")
+
+    def __repr__(self) -> str:
+        kcv = check_value(self.tmk, 3).hex().upper()
+        return f"TerminalConfig({self.terminal_id}, {self.merchant_id}, TMK KCV {kcv}, {self.mac_profile})"
+
+
+# TEST key only, labelled as such: the TMK of the simulator's default terminal.
+TEST_TMK: Final = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+DEFAULT_TERMINALS: Final = (TerminalConfig("00000001", "123456789012345", TEST_TMK),)
+
+
+def load_terminals(path: Path) -> list[TerminalConfig]:
+    """Terminals from JSON: ``[{"terminal_id", "merchant_id", "tmk" (hex, TEST keys), ...}]``."""
+    try:
+        entries = json.loads(path.read_text())
+        return [
+            TerminalConfig(
+                terminal_id=entry["terminal_id"],
+                merchant_id=entry["merchant_id"],
+                tmk=bytes.fromhex(entry["tmk"]),
+                mac_profile=entry.get("mac_profile", "unionpay-ecb"),
+                device_public_key=(
+                    bytes.fromhex(entry["device_public_key"]) if entry.get("device_public_key") else None
+                ),
+            )
+            for entry in entries
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise HostConfigError(f"{path}: {error}") from None
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What goes wrong with the next answers."""
+
+    drop: bool = False
+    close: bool = False
+    garbage: bool = False
+    bad_mac: bool = False
+    delay: float = 0.0
+    decline: str | None = None
+    only: frozenset[str] | None = None
+    times: int | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> Faults:
+        """``drop,delay=1.5,decline=51,only=0200+0400,times=1``; ``""`` or ``none`` for no faults."""
+        values: dict[str, Any] = {}
+        for item in (part.strip() for part in spec.split(",")):
+            if not item or item == "none":
+                continue
+            name, _, value = item.partition("=")
+            try:
+                if name in ("drop", "close", "garbage", "bad_mac") and not value:
+                    values[name] = True
+                elif name == "delay":
+                    values[name] = float(value)
+                elif name == "decline" and len(value) == 2:
+                    values[name] = value
+                elif name == "only" and value:
+                    values[name] = frozenset(value.split("+"))
+                elif name == "times":
+                    values[name] = int(value)
+                else:
+                    raise ValueError(item)
+            except ValueError:
+                raise HostConfigError(f"bad fault switch {item!r}") from None
+        return cls(**values)
+
+    def applies_to(self, mti: str) -> bool:
+        return (self.only is None or mti in self.only) and (self.times is None or self.times > 0)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the server does with one request: send `answer`, or drop / close; after `delay` s."""
+
+    action: str  # "answer", "drop", "close"
+    answer: bytes = b""
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class IssuerDecision:
+    """An authorisation decision; `field55` goes back in the answer (91, 71/72)."""
+
+    response_code: str
+    field55: bytes = b""
+
+
+Authoriser = Callable[[HostMessage], IssuerDecision]
+
+
+def amount_rules(request: HostMessage) -> IssuerDecision:
+    amount = request.text(4, "000000000000")
+    if int(amount or "0") == 0:
+        return IssuerDecision("13")
+    return IssuerDecision(_DECLINE_BY_CENTS.get(amount[-2:], "00"))
+
+
+@dataclass
+class LedgerEntry:
+    """One approved financial transaction as the host keeps it."""
+
+    terminal_id: str
+    batch: str
+    stan: str
+    mti: str
+    type_code: str
+    amount: int
+    rrn: str
+    auth_code: str
+    date: str
+    status: str = "approved"  # approved, voided, reversed
+    refunded: int = 0
+    original: LedgerEntry | None = None
+
+
+@dataclass
+class _Session:
+    mak: bytes
+    pik: bytes
+    tdk: bytes | None
+
+
+@dataclass
+class _TerminalState:
+    config: TerminalConfig
+    batch: int = 1
+    session: _Session | None = None
+    answered: dict[tuple[str, str], tuple[str, HostMessage]] = field(default_factory=dict)
+
+
+def signed_record_field(record: bytes, signature: bytes) -> bytes:
+    """Field 62 carrying a signed record (the layout this host expects)."""
+    return SIGNED_RECORD_TAG + len(record).to_bytes(2, "big") + record + signature
+
+
+def _split_signed_record(value: bytes) -> tuple[bytes, bytes] | None:
+    if not value.startswith(SIGNED_RECORD_TAG) or len(value) < 4 + _SIGNATURE_LEN:
+        return None
+    length = int.from_bytes(value[2:4], "big")
+    if len(value) != 4 + length + _SIGNATURE_LEN:
+        return None
+    return value[4 : 4 + length], value[4 + length :]
+
+
+class AcquirerHost:
+    """The host's decisions, keys and ledger. Thread-safe; no sockets."""
+
+    def __init__(
+        self,
+        terminals: Iterable[TerminalConfig] = DEFAULT_TERMINALS,
+        *,
+        faults: Faults | None = None,
+        authorise: Authoriser | None = None,
+        token_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] = datetime.now,
+    ) -> None:
+        self._terminals = {t.terminal_id: _TerminalState(t) for t in terminals}
+        self._faults = faults or Faults()
+        self._authorise = authorise or amount_rules
+        self._token_bytes = token_bytes
+        self._rng = rng or random.Random()  # garbage answers only, not secrets
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._sequence = 0
+        self.ledger: list[LedgerEntry] = []
+
+    # ----- control --------------------------------------------------------------------
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    def set_faults(self, faults: Faults | str | None) -> None:
+        with self._lock:
+            self._faults = Faults.parse(faults) if isinstance(faults, str) else (faults or Faults())
+
+    def working_key_kcvs(self, terminal_id: str) -> dict[str, str]:
+        """KCVs (4 bytes, hex) of the session keys the host issued to a terminal; {} before sign-on."""
+        with self._lock:
+            session = self._terminals[terminal_id].session
+            if session is None:
+                return {}
+            aes = self._terminals[terminal_id].config.mac_profile == "aes-cmac"
+            kcvs = {"PIK": check_value(session.pik).hex().upper(),
+                    "MAK": check_value(session.mak, aes=aes).hex().upper()}
+            if session.tdk is not None:
+                kcvs["TDK"] = check_value(session.tdk).hex().upper()
+            return kcvs
+
+    def batch_number(self, terminal_id: str) -> str:
+        with self._lock:
+            return f"{self._terminals[terminal_id].batch:06d}"
+
+    def mac_for(self, terminal_id: str, data: bytes) -> bytes:
+        """The MAC this host puts on (or expects over) a MAC block, under the session MAK."""
+        with self._lock:
+            state = self._terminals[terminal_id]
+            if state.session is None:
+                raise HostConfigError(f"terminal {terminal_id} has not signed on")
+            return compute_mac(state.config.mac_profile, state.session.mak, data)
+
+    # ----- one request ----------------------------------------------------------------
+    def handle(self, request: bytes) -> Reply:
+        """Decide the reply to one framed payload. Undecodable requests get no answer (close)."""
+        try:
+            message = decode(request)
+        except HostCodecError as error:
+            log.warning("undecodable request: %s", error)
+            return Reply("close")
+        with self._lock:
+            faults = self._faults
+            applies = faults.applies_to(message.mti)
+            if applies and faults.times is not None:
+                self._faults = replace(faults, times=faults.times - 1)
+            answer = self._answer(message, request, faults.decline if applies else None)
+            if not applies:
+                return Reply("answer", answer)
+            if faults.bad_mac and len(answer) > 8:
+                answer = answer[:-1] + bytes([answer[-1] ^ 0x01])
+            if faults.garbage:
+                answer = bytes(self._rng.randrange(256) for _ in range(self._rng.randrange(12, 64)))
+            action = "drop" if faults.drop else "close" if faults.close else "answer"
+            return Reply(action, answer, faults.delay)
+
+    def _answer(self, request: HostMessage, raw: bytes, forced_decline: str | None) -> bytes:
+        answer = HostMessage(
+            mti=f"{int(request.mti) + 10:04d}",
+            tpdu=request.tpdu[:1] + request.tpdu[3:5] + request.tpdu[1:3],
+            header=request.header,
+        )
+        for number in (2, 3, 4, 11, 22, 25, 41, 42, 49, 60):
+            if number in request.fields:
+                answer.fields[number] = request.fields[number]
+        now = self._clock()
+        answer.fields[12] = f"{now:%H%M%S}"
+        answer.fields[13] = f"{now:%m%d}"
+        answer.fields[32] = _ACQUIRER_ID
+        terminal_id = request.text(41)
+        state = self._terminals.get(terminal_id)
+        if state is None or request.text(42) != state.config.merchant_id:
+            return self._finish(answer, "97", None)
+        if request.mti in _NOT_MACED:
+            return self._network(request, answer, state)
+        if state.session is None:
+            return self._finish(answer, "77", None)
+        if 64 not in request.fields or not verify_mac(
+            state.config.mac_profile, state.session.mak, mac_block(raw), request.raw(64)
+        ):
+            log.info("%s %s: bad MAC", terminal_id, request.mti)
+            return self._finish(answer, "A0", None)
+        if request.mti in _IDEMPOTENT:
+            return self._idempotent(request, raw, answer, state, forced_decline)
+        return self._financial(request, answer, state, forced_decline)
+
+    def _finish(self, answer: HostMessage, code: str, state: _TerminalState | None) -> bytes:
+        answer.fields[39] = code
+        if 37 not in answer.fields:
+            answer.fields[37] = self._next_rrn()
+        if state is None or state.session is None:
+            return encode(answer)
+        answer.fields[64] = bytes(8)
+        packed = encode(answer)
+        return packed[:-8] + compute_mac(state.config.mac_profile, state.session.mak, mac_block(packed))
+
+    def _next_rrn(self) -> str:
+        self._sequence += 1
+        return f"{self._clock():%H%M%S}{self._sequence % 1_000_000:06d}"
+
+    # ----- network management ---------------------------------------------------------
+    def _network(self, request: HostMessage, answer: HostMessage, state: _TerminalState) -> bytes:
+        field60 = request.text(60)
+        code = field60[8:11]
+        if request.mti == "0820":
+            if code == "002":
+                state.session = None
+            return self._finish(answer, "00", None)
+        if code not in KEY_SCHEMES or len(field60) < 11:
+            return self._finish(answer, "30", None)
+        profile = state.config.mac_profile
+        if profile != "unionpay-ecb" and code == "001":
+            return self._finish(answer, "30", None)
+        issued = issue_working_keys(
+            state.config.tmk, code, self._token_bytes,
+            mak_length=8 if profile == "unionpay-ecb" else 16, aes_mak=profile == "aes-cmac",
+        )
+        state.session = _Session(issued.mak, issued.pik, issued.tdk)
+        answer.fields[60] = "00" + f"{state.batch:06d}" + code
+        answer.fields[62] = issued.field62
+        log.info("%s signed on (%s): %r", state.config.terminal_id, code, issued)
+        return self._finish(answer, "00", None)
+
+    # ----- financial ------------------------------------------------------------------
+    def _record_signature_ok(self, request: HostMessage, state: _TerminalState) -> bool:
+        if 62 not in request.fields:
+            return True
+        signed = _split_signed_record(request.raw(62))
+        if signed is None:
+            return True
+        key = state.config.device_public_key
+        if key is None:
+            return False
+        record, signature = signed
+        try:
+            Ed25519PublicKey.from_public_bytes(key).verify(signature, record)
+        except InvalidSignature:
+            return False
+        return True
+
+    def _idempotent(
+        self,
+        request: HostMessage,
+        raw: bytes,
+        answer: HostMessage,
+        state: _TerminalState,
+        forced_decline: str | None,
+    ) -> bytes:
+        key = (request.mti, request.text(11))
+        digest = hashlib.sha256(mac_block(raw)).hexdigest()
+        seen = state.answered.get(key)
+        if seen is not None:
+            if seen[0] != digest:
+                return self._finish(answer, "94", state)
+            return self._finish(seen[1], seen[1].text(39), state)
+        packed = self._financial(request, answer, state, forced_decline)
+        state.answered[key] = (digest, answer)
+        return packed
+
+    def _find(self, state: _TerminalState, **match: str) -> LedgerEntry | None:
+        for entry in reversed(self.ledger):
+            if entry.terminal_id == state.config.terminal_id and all(
+                getattr(entry, name) == value for name, value in match.items()
+            ):
+                return entry
+        return None
+
+    def _financial(
+        self, request: HostMessage, answer: HostMessage, state: _TerminalState, forced_decline: str | None
+    ) -> bytes:
+        mti = request.mti
+        field60 = request.text(60)
+        type_code = field60[:2]
+        batch = field60[2:8] or f"{state.batch:06d}"
+        if not self._record_signature_ok(request, state):
+            log.warning("%s %s: signed record does not verify", state.config.terminal_id, mti)
+            return self._finish(answer, "63", state)
+        if mti == "0400":
+            return self._reverse(request, answer, state)
+        if mti == "0500":
+            return self._settle(request, answer, state)
+        if mti == "0320":
+            return self._finish(answer, "00", state)
+        amount = int(request.text(4, "0") or "0")
+        code, field55 = "00", b""
+        original: LedgerEntry | None = None
+        if forced_decline is not None:
+            code = forced_decline
+        elif mti in ("0100", "0200") and type_code in ("22", "10", "01", "20", ""):
+            decision = self._authorise(request)
+            code, field55 = decision.response_code, decision.field55
+        elif type_code in ("23", "21", "11"):
+            code, original = self._check_void(request, state, amount)
+        elif mti == "0220" and type_code == "25":
+            code, original = self._check_refund(request, state, amount)
+        if field55:
+            answer.fields[55] = field55
+        if code != "00":
+            return self._finish(answer, code, state)
+        rrn = self._next_rrn()
+        auth_code = f"{self._sequence % 1_000_000:06d}"
+        answer.fields[37] = rrn
+        answer.fields[38] = auth_code
+        answer.fields[15] = f"{self._clock():%m%d}"
+        entry = LedgerEntry(
+            state.config.terminal_id, batch, request.text(11), mti, type_code, amount, rrn, auth_code,
+            f"{self._clock():%m%d}", original=original,
+        )
+        if original is not None and type_code in ("23", "21", "11"):
+            original.status = "voided"
+        if original is not None and type_code == "25":
+            original.refunded += amount
+        self.ledger.append(entry)
+        return self._finish(answer, "00", state)
+
+    def _check_void(
+        self, request: HostMessage, state: _TerminalState, amount: int
+    ) -> tuple[str, LedgerEntry | None]:
+        field61 = request.text(61)
+        original = self._find(state, batch=field61[:6], stan=field61[6:12])
+        if original is None:
+            return "25", None
+        if original.status != "approved":
+            return "12", original
+        if original.amount != amount:
+            return "64", original
+        return "00", original
+
+    def _check_refund(
+        self, request: HostMessage, state: _TerminalState, amount: int
+    ) -> tuple[str, LedgerEntry | None]:
+        original = self._find(state, rrn=request.text(37))
+        if original is None or original.type_code not in ("22", "20", ""):
+            return "25", None
+        if original.status != "approved":
+            return "12", original
+        if original.refunded + amount > original.amount:
+            return "64", original
+        return "00", original
+
+    def _reverse(self, request: HostMessage, answer: HostMessage, state: _TerminalState) -> bytes:
+        stan = request.text(11)
+        field90 = request.text(90)
+        if field90:
+            stan = field90[4:10]
+        target = self._find(state, stan=stan)
+        if target is not None and target.status == "approved":
+            target.status = "reversed"
+            if target.original is not None:
+                if target.type_code in ("23", "21", "11"):
+                    target.original.status = "approved"
+                elif target.type_code == "25":
+                    target.original.refunded -= target.amount
+        return self._finish(answer, "00", state)
+
+    def _settle(self, request: HostMessage, answer: HostMessage, state: _TerminalState) -> bytes:
+        batch = request.text(60)[2:8] or f"{state.batch:06d}"
+        debit = credit = debit_count = credit_count = 0
+        for entry in self.ledger:
+            if entry.terminal_id != state.config.terminal_id or entry.batch != batch:
+                continue
+            if entry.status != "approved":
+                continue
+            if entry.type_code in ("22", "20", ""):
+                debit += entry.amount
+                debit_count += 1
+            elif entry.type_code == "25":
+                credit += entry.amount
+                credit_count += 1
+        ours = f"{debit:012d}{debit_count:03d}{credit:012d}{credit_count:03d}"
+        theirs = request.text(48)[:30]
+        balanced = theirs == ours
+        answer.fields[48] = ours + ("1" if balanced else "2")
+        if balanced and batch == f"{state.batch:06d}":
+            state.batch = state.batch % 999_999 + 1
+        return self._finish(answer, "00", state)
+
+
