@@ -32,7 +32,8 @@ What it answers:
 Faults (at construction, `set_faults` at run time, or ``faults SPEC`` on the
 CLI's standard input), comma-separated: ``drop`` (handle, answer nothing, keep
 the socket open), ``close`` (handle, close without answer), ``garbage``
-(random bytes as answer), ``bad_mac``, ``delay=S``, ``decline=CODE``, and to
+(random bytes as answer), ``bad_mac``, ``bad_kcv`` (a sign-on answer whose PIK
+check value is wrong), ``delay=S``, ``decline=CODE``, and to
 aim them ``only=0200+0400`` (message types) and ``times=N``.
 """
 
@@ -145,6 +146,7 @@ class Faults:
     close: bool = False
     garbage: bool = False
     bad_mac: bool = False
+    bad_kcv: bool = False
     delay: float = 0.0
     decline: str | None = None
     only: frozenset[str] | None = None
@@ -159,7 +161,7 @@ class Faults:
                 continue
             name, _, value = item.partition("=")
             try:
-                if name in ("drop", "close", "garbage", "bad_mac") and not value:
+                if name in ("drop", "close", "garbage", "bad_mac", "bad_kcv") and not value:
                     values[name] = True
                 elif name == "delay":
                     values[name] = float(value)
@@ -323,7 +325,7 @@ class AcquirerHost:
             applies = faults.applies_to(message.mti)
             if applies and faults.times is not None:
                 self._faults = replace(faults, times=faults.times - 1)
-            answer = self._answer(message, request, faults.decline if applies else None)
+            answer = self._answer(message, request, faults if applies else Faults())
             if not applies:
                 return Reply("answer", answer)
             if faults.bad_mac and len(answer) > 8:
@@ -333,7 +335,7 @@ class AcquirerHost:
             action = "drop" if faults.drop else "close" if faults.close else "answer"
             return Reply(action, answer, faults.delay)
 
-    def _answer(self, request: HostMessage, raw: bytes, forced_decline: str | None) -> bytes:
+    def _answer(self, request: HostMessage, raw: bytes, faults: Faults) -> bytes:
         answer = HostMessage(
             mti=f"{int(request.mti) + 10:04d}",
             tpdu=request.tpdu[:1] + request.tpdu[3:5] + request.tpdu[1:3],
@@ -351,7 +353,7 @@ class AcquirerHost:
         if state is None or request.text(42) != state.config.merchant_id:
             return self._finish(answer, "97", None)
         if request.mti in _NOT_MACED:
-            return self._network(request, answer, state)
+            return self._network(request, answer, state, faults.bad_kcv)
         if state.session is None:
             return self._finish(answer, "77", None)
         if 64 not in request.fields or not verify_mac(
@@ -360,8 +362,8 @@ class AcquirerHost:
             log.info("%s %s: bad MAC", terminal_id, request.mti)
             return self._finish(answer, "A0", None)
         if request.mti in _IDEMPOTENT:
-            return self._idempotent(request, raw, answer, state, forced_decline)
-        return self._financial(request, answer, state, forced_decline)
+            return self._idempotent(request, raw, answer, state, faults.decline)
+        return self._financial(request, answer, state, faults.decline)
 
     def _finish(self, answer: HostMessage, code: str, state: _TerminalState | None) -> bytes:
         answer.fields[39] = code
@@ -378,7 +380,9 @@ class AcquirerHost:
         return f"{self._clock():%H%M%S}{self._sequence % 1_000_000:06d}"
 
     # ----- network management ---------------------------------------------------------
-    def _network(self, request: HostMessage, answer: HostMessage, state: _TerminalState) -> bytes:
+    def _network(
+        self, request: HostMessage, answer: HostMessage, state: _TerminalState, bad_kcv: bool
+    ) -> bytes:
         field60 = request.text(60)
         code = field60[8:11]
         if request.mti == "0820":
@@ -396,7 +400,10 @@ class AcquirerHost:
         )
         state.session = _Session(issued.mak, issued.pik, issued.tdk)
         answer.fields[60] = "00" + f"{state.batch:06d}" + code
-        answer.fields[62] = issued.field62
+        field62 = bytearray(issued.field62)
+        if bad_kcv:
+            field62[len(issued.pik) + 3] ^= 0xFF  # last byte of the PIK's check value
+        answer.fields[62] = bytes(field62)
         log.info("%s signed on (%s): %r", state.config.terminal_id, code, issued)
         return self._finish(answer, "00", None)
 
