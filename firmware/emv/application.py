@@ -19,7 +19,7 @@ from firmware.emv import tags, tlv
 from firmware.emv.apdu import get_processing_options as gpo_command
 from firmware.emv.apdu import read_record
 from firmware.emv.mask import cn_digits, mask_pan
-from firmware.emv.selection import ApplicationSelector, Chooser, SelectedApplication
+from firmware.emv.selection import ApplicationSelector, Candidate, Chooser, SelectedApplication
 from firmware.emv.terminal_config import TerminalConfig
 from firmware.emv.transport import Transport
 from firmware.errors import CardDataError, SelectionError, StatusWordError, TlvError
@@ -236,6 +236,8 @@ class ApplicationData:
     records: ApplicationRecords
     selection_method: str = ""
     selection_notes: tuple[str, ...] = ()
+    # The candidate list as first built, in priority order.
+    candidates: tuple[Candidate, ...] = ()
 
     @property
     def icc_data(self) -> dict[int, bytes]:
@@ -287,5 +289,7 @@ def read_application(
             selector.remove(selected.candidate)
             continue
         records = read_records(transport, options.entries)
-        return ApplicationData(selected, options, records, selector.method or "", tuple(selector.notes))
+        return ApplicationData(
+            selected, options, records, selector.method or "", tuple(selector.notes), candidates
+        )
     raise SelectionError("no application accepted GET PROCESSING OPTIONS")

@@ -1,6 +1,6 @@
 """`pos-emv`: the technician's card tool.
 
-    pos-emv read [--reader pcsc[:NAME] | sim:PROFILE] [--config PATH]
+    pos-emv read [--reader pcsc[:NAME] | sim:PROFILE] [--config PATH] [--aid HEX]
 
 prints ONE JSON object: reader, ATR, the selected application, masked PAN,
 expiry, AIP, AFL, the records as tag dictionaries (PAN and track data
@@ -27,6 +27,7 @@ from typing import NoReturn, TextIO
 from firmware.emv.application import ApplicationData, read_application
 from firmware.emv.mask import display_tags
 from firmware.emv.reader import CardReader
+from firmware.emv.selection import Candidate, Chooser
 from firmware.emv.terminal_config import TerminalConfig, load_terminal_config
 from firmware.emv.transport import Clock, Transport
 from firmware.errors import (
@@ -54,6 +55,7 @@ __all__ = [
     "read_report",
     "register_subcommand",
     "run_with_card",
+    "technician_chooser",
     "transaction_data_for_read",
 ]
 
@@ -212,7 +214,14 @@ def read_report(transport: Transport, data: ApplicationData) -> dict[str, object
     return {
         "reader": transport.reader_name,
         "atr": (transport.atr or b"").hex().upper(),
-        "selection": {"method": data.selection_method, "notes": list(data.selection_notes)},
+        "selection": {
+            "method": data.selection_method,
+            "candidates": [
+                {"aid": candidate.aid.hex().upper(), "label": candidate.display_name}
+                for candidate in data.candidates
+            ],
+            "notes": list(data.selection_notes),
+        },
         "application": dict(application),
         "pan": data.masked_pan,
         "expiry": expiry_text(data.records.tags.get(0x5F24)),
@@ -226,14 +235,46 @@ def read_report(transport: Transport, data: ApplicationData) -> dict[str, object
     }
 
 
+def _aid(text: str) -> bytes:
+    try:
+        aid = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not hex") from None
+    if not 5 <= len(aid) <= 16:
+        raise argparse.ArgumentTypeError(f"an AID is 5 to 16 bytes, '{text}' is {len(aid)}")
+    return aid
+
+
+def technician_chooser(aid: bytes | None) -> Chooser:
+    """The technician stands in for the cardholder: the application `aid` names
+    (an AID or its beginning), or without one the first offered (highest priority)."""
+
+    def choose(candidates: Sequence[Candidate]) -> Candidate | None:
+        if aid is None:
+            return candidates[0]
+        return next((candidate for candidate in candidates if candidate.aid.startswith(aid)), None)
+
+    return choose
+
+
 def _configure_read(parser: argparse.ArgumentParser) -> None:
     add_reader_argument(parser)
+    parser.add_argument(
+        "--aid",
+        type=_aid,
+        default=None,
+        metavar="HEX",
+        help="the application to read when the card offers several (default: highest priority)",
+    )
 
 
 def _run_read(args: argparse.Namespace, env: Environment) -> int:
     def body(transport: Transport, config: TerminalConfig) -> int:
         data = read_application(
-            transport, config, transaction_data=transaction_data_for_read(env.now(), env.random_bytes)
+            transport,
+            config,
+            transaction_data=transaction_data_for_read(env.now(), env.random_bytes),
+            choose=technician_chooser(args.aid),
         )
         env.stdout.write(json.dumps(read_report(transport, data), ensure_ascii=False, indent=2) + "\n")
         return EXIT_OK
