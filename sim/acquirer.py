@@ -12,9 +12,14 @@ What it answers:
   upload, 0500 settlement. Every one must carry a MAC under the session MAK
   (``A0`` otherwise; ``77`` before any sign-on; ``97`` for an unknown
   terminal); approved answers carry the host's MAC.
-- Decisions: with field 55 and an issuer (`sim.issuer`, when present) the
-  issuer decides; otherwise the amount's cents do: ``.05`` -> 05, ``.51`` ->
-  51, ``.55`` -> 55, ``.61`` -> 61, a zero amount -> 13, anything else 00.
+- Decisions (0100, and 0200 sales and completions): with field 55 and an
+  issuer (`sim.issuer.Issuer`; `issuer_from_profiles` knows every simulated
+  card) the issuer checks the ARQC and decides, and its tag 91 and scripts go
+  back in field 55 (no answer at all when its ``no_answer`` fault is on);
+  otherwise the amount's last two digits do, with the issuer's table
+  (``..05`` -> 05, ``..51`` -> 51, ``..55`` -> 55, ...), a zero amount -> 13,
+  anything else 00. ``decline=CODE`` forces the code (and the issuer's ARPC
+  is computed for it).
 - Voids need the original (61: batch + trace) approved, unvoided and of the
   same amount (25 / 12 / 64 otherwise); refunds add up to at most the
   original (found by RRN in 37), 64 past it.
@@ -54,7 +59,8 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from sim.errors import HostCodecError, HostConfigError
+from sim.emvcrypto import SimCryptoError
+from sim.errors import HostCodecError, HostConfigError, ProfileError
 from sim.hostcodec import HostMessage, decode, encode, mac_block
 from sim.hostkeys import (
     KEY_SCHEMES,
@@ -64,6 +70,7 @@ from sim.hostkeys import (
     issue_working_keys,
     verify_mac,
 )
+from sim.issuer import DEFAULT_DECLINE_RULES, Field55Error, Issuer, encode_tlv
 
 __all__ = [
     "DEFAULT_TERMINALS",
@@ -74,6 +81,7 @@ __all__ = [
     "Reply",
     "TerminalConfig",
     "amount_rules",
+    "issuer_from_profiles",
     "load_terminals",
     "signed_record_field",
 ]
@@ -85,7 +93,6 @@ _SIGNATURE_LEN: Final = 64
 _ACQUIRER_ID: Final = "48020000"
 _NOT_MACED: Final = frozenset({"0800", "0820"})
 _IDEMPOTENT: Final = frozenset({"0400", "0220", "0320"})
-_DECLINE_BY_CENTS: Final = {"05": "05", "51": "51", "55": "55", "61": "61"}
 
 
 @dataclass(frozen=True)
@@ -202,10 +209,32 @@ Authoriser = Callable[[HostMessage], IssuerDecision]
 
 
 def amount_rules(request: HostMessage) -> IssuerDecision:
-    amount = request.text(4, "000000000000")
-    if int(amount or "0") == 0:
+    """The decision without card data: by the amount's last two digits (the issuer's table)."""
+    amount = int(request.text(4, "0") or "0")
+    if amount == 0:
         return IssuerDecision("13")
-    return IssuerDecision(_DECLINE_BY_CENTS.get(amount[-2:], "00"))
+    return IssuerDecision(DEFAULT_DECLINE_RULES.get(amount % 100, "00"))
+
+
+def issuer_from_profiles() -> Issuer:
+    """An issuer holding the keys of every simulated card profile (by PAN)."""
+    from sim.profile import load_profile, profile_names
+
+    ranges: dict[str, Any] = {}
+    for name in profile_names():
+        try:
+            profile = load_profile(name)
+        except ProfileError as error:
+            log.warning("profile %s left out of the issuer: %s", name, error)
+            continue
+        for application in profile.applications:
+            if application.crypto:
+                ranges.setdefault(application.pan, application.crypto)
+    return Issuer(ranges)
+
+
+class _NoAnswer(Exception):
+    """The issuer did not answer: the host sends nothing back."""
 
 
 @dataclass
@@ -264,6 +293,7 @@ class AcquirerHost:
         *,
         faults: Faults | None = None,
         authorise: Authoriser | None = None,
+        issuer: Issuer | None = None,
         token_bytes: Callable[[int], bytes] = secrets.token_bytes,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = datetime.now,
@@ -271,6 +301,7 @@ class AcquirerHost:
         self._terminals = {t.terminal_id: _TerminalState(t) for t in terminals}
         self._faults = faults or Faults()
         self._authorise = authorise or amount_rules
+        self.issuer = issuer
         self._token_bytes = token_bytes
         self._rng = rng or random.Random()  # garbage answers only, not secrets
         self._clock = clock
@@ -325,7 +356,10 @@ class AcquirerHost:
             applies = faults.applies_to(message.mti)
             if applies and faults.times is not None:
                 self._faults = replace(faults, times=faults.times - 1)
-            answer = self._answer(message, request, faults if applies else Faults())
+            try:
+                answer = self._answer(message, request, faults if applies else Faults())
+            except _NoAnswer:
+                return Reply("drop")
             if not applies:
                 return Reply("answer", answer)
             if faults.bad_mac and len(answer) > 8:
@@ -470,11 +504,11 @@ class AcquirerHost:
         amount = int(request.text(4, "0") or "0")
         code, field55 = "00", b""
         original: LedgerEntry | None = None
-        if forced_decline is not None:
-            code = forced_decline
-        elif mti in ("0100", "0200") and type_code in ("22", "10", "01", "20", ""):
-            decision = self._authorise(request)
+        if mti in ("0100", "0200") and type_code in ("22", "10", "01", "20", ""):
+            decision = self._decide(request, amount, forced_decline)
             code, field55 = decision.response_code, decision.field55
+        elif forced_decline is not None:
+            code = forced_decline
         elif type_code in ("23", "21", "11"):
             code, original = self._check_void(request, state, amount)
         elif mti == "0220" and type_code == "25":
@@ -498,6 +532,26 @@ class AcquirerHost:
             original.refunded += amount
         self.ledger.append(entry)
         return self._finish(answer, "00", state)
+
+    def _decide(self, request: HostMessage, amount: int, forced_decline: str | None) -> IssuerDecision:
+        if self.issuer is None or 55 not in request.fields:
+            return IssuerDecision(forced_decline) if forced_decline else self._authorise(request)
+        pan = request.text(2) or request.text(35).split("D")[0]
+        psn = int(request.text(23)) if 23 in request.fields else None
+        try:
+            answer = self.issuer.authorise(request.raw(55), pan, psn, amount, response_code=forced_decline)
+        except Field55Error as error:
+            log.info("field 55 refused: %s", error)
+            return IssuerDecision("30")
+        except SimCryptoError as error:
+            log.warning("issuer failed: %s", error)
+            return IssuerDecision("96")
+        if answer is None:
+            raise _NoAnswer
+        field55 = answer.scripts
+        if answer.issuer_authentication_data:
+            field55 = encode_tlv(0x91, answer.issuer_authentication_data) + field55
+        return IssuerDecision(answer.response_code, field55)
 
     def _check_void(
         self, request: HostMessage, state: _TerminalState, amount: int

@@ -29,10 +29,12 @@ from sim.acquirer import (
     Reply,
     TerminalConfig,
     amount_rules,
+    issuer_from_profiles,
     load_terminals,
     signed_record_field,
 )
-from sim.errors import HostCodecError, HostConfigError
+from sim.emvcrypto import SimCryptoError
+from sim.errors import HostCodecError, HostConfigError, ProfileError
 
 __all__ = [
     "DEFAULT_TERMINALS",
@@ -46,6 +48,7 @@ __all__ = [
     "TerminalConfig",
     "add_host_command",
     "amount_rules",
+    "issuer_from_profiles",
     "load_terminals",
     "main",
     "signed_record_field",
@@ -242,9 +245,9 @@ def _run(args: argparse.Namespace) -> int:
         terminals: Sequence[TerminalConfig] = (
             load_terminals(args.terminals) if args.terminals else DEFAULT_TERMINALS
         )
-        host = AcquirerHost(terminals, faults=Faults.parse(args.faults))
+        host = AcquirerHost(terminals, faults=Faults.parse(args.faults), issuer=issuer_from_profiles())
         tls = _tls_context(args.tls_cert, args.tls_key)
-    except (HostConfigError, OSError, ssl.SSLError) as error:
+    except (HostConfigError, ProfileError, SimCryptoError, OSError, ssl.SSLError) as error:
         print(f"pos-sim host: {error}", file=sys.stderr)
         return 2
     done = threading.Event()
