@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from firmware.emv.online import OnlineHandler
     from firmware.emv.reader import CardReader
 
 
@@ -26,9 +27,37 @@ def open_reader(spec: str) -> CardReader:
     return open_pcsc_reader(spec.removeprefix("pcsc").removeprefix(":") or None)
 
 
+def online_factory(spec: str) -> OnlineHandler | None:
+    """`sim`: the simulated issuer answers in process (`sim.issuer`); `none`: no host."""
+    if spec == "none":
+        return None
+    if spec != "sim":
+        raise ValueError(f"unknown online spec '{spec}' (sim or none)")
+    from firmware.emv.online import OnlineRequest, OnlineResponse
+    from sim.acquirer import issuer_from_profiles
+
+    issuer = issuer_from_profiles()
+
+    def online(request: OnlineRequest) -> OnlineResponse | None:
+        psn = int(request.pan_sequence_number) if request.pan_sequence_number else None
+        if request.cryptogram_type == "AAC":  # a refund: the issuer checks the card's AAC and credits
+            valid = issuer.verify_cryptogram(request.field55, request.pan, psn)
+            return OnlineResponse("00" if valid else "05")
+        answer = issuer.authorise(request.field55, request.pan, psn, request.amount)
+        if answer is None:
+            return None
+        return OnlineResponse(
+            answer.response_code, answer.issuer_authentication_data or None, answer.scripts
+        )
+
+    return online
+
+
 def emv_main(argv: Sequence[str] | None = None) -> int:
     from firmware.emv.diag import main as diag_main
+    from firmware.emv.diag_txn import register_txn
 
+    register_txn(online_factory)
     return diag_main(argv, open_reader=open_reader)
 
 
