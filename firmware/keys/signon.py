@@ -1,0 +1,100 @@
+"""Sign-on (签到): working keys from the host, decrypted under the TMK, checked, stored.
+
+Field 62 of the 0810 answer (中国银联 POS 终端规范), by network management
+code 60.3:
+
+- 24 bytes (001, single-length): PIK 8 + checkvalue 4, MAK 8 + checkvalue 4.
+- 40 bytes (003, double-length): PIK 16 + checkvalue 4, MAK 8 + eight zero
+  bytes + checkvalue 4 (a double-length MAK, 16 non-zero bytes, is accepted).
+- 60 bytes (004, double-length with track key): as 003, then TDK 16 + checkvalue 4.
+
+Each key is TDES-ECB decrypted under the TMK; its checkvalue is the first
+bytes of the clear key encrypting eight zero bytes. If any key fails its
+check, no key is replaced: the terminal keeps working with the old ones.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Mapping
+
+from firmware.errors import CryptoError, KeyStoreError, MessageFormatError, VerificationError
+from firmware.keys.blockcipher import tdes_decrypt_ecb
+from firmware.keys.kcv import KIND_TDES, kcv_tdes
+from firmware.keys.store import KeyStore, NewKey
+
+__all__ = ["TMK_NAME", "WORKING_KEY_NAMES", "install_working_keys", "parse_unionpay_field62"]
+
+log = logging.getLogger(__name__)
+
+TMK_NAME = "TMK"
+WORKING_KEY_NAMES = ("PIK", "MAK", "TDK")
+
+
+def _slot(data: bytes, offset: int, key_length: int, name: str) -> tuple[tuple[bytes, bytes], int]:
+    key = data[offset : offset + key_length]
+    kcv = data[offset + key_length : offset + key_length + 4]
+    if len(kcv) != 4:
+        raise MessageFormatError(f"field 62: {name} slot at offset {offset} is truncated")
+    return (key, kcv), offset + key_length + 4
+
+
+def parse_unionpay_field62(data: bytes) -> dict[str, tuple[bytes, bytes]]:
+    """{"PIK": (encrypted key, checkvalue), "MAK": ..., ["TDK": ...]} from the sign-on field 62."""
+    if len(data) == 24:
+        pik_slot, offset = _slot(data, 0, 8, "PIK")
+        mak_slot, _ = _slot(data, offset, 8, "MAK")
+        return {"PIK": pik_slot, "MAK": mak_slot}
+    if len(data) not in (40, 60):
+        raise MessageFormatError(f"field 62: length {len(data)}, expected 24, 40 or 60 bytes")
+    keys: dict[str, tuple[bytes, bytes]] = {}
+    keys["PIK"], offset = _slot(data, 0, 16, "PIK")
+    (mak, mak_kcv), offset = _slot(data, offset, 16, "MAK")
+    # Double-length layout with a single-length MAK: 8 key bytes then 8 zero bytes.
+    keys["MAK"] = (mak[:8], mak_kcv) if mak[8:] == bytes(8) else (mak, mak_kcv)
+    if len(data) == 60:
+        keys["TDK"], _ = _slot(data, offset, 16, "TDK")
+    return keys
+
+
+def _decrypt_and_check(tmk: bytes, name: str, encrypted: bytes, kcv: bytes) -> bytes:
+    if len(encrypted) not in (8, 16):
+        raise CryptoError(f"working key {name}: encrypted key must be 8 or 16 bytes, got {len(encrypted)}")
+    if not 3 <= len(kcv) <= 8:
+        raise CryptoError(f"working key {name}: checkvalue must be 3 to 8 bytes, got {len(kcv)}")
+    clear = tdes_decrypt_ecb(tmk, encrypted)
+    computed = kcv_tdes(clear, len(kcv))
+    if not hmac.compare_digest(computed, kcv):
+        raise VerificationError(
+            f"working key {name}: checkvalue {kcv.hex().upper()} does not match the key decrypted "
+            f"under the TMK ({computed.hex().upper()}); keeping the old working keys"
+        )
+    return clear
+
+
+def install_working_keys(store: KeyStore, keys: Mapping[str, tuple[bytes, bytes]]) -> None:
+    """Decrypt each working key under the TMK, check every checkvalue, then replace them all at once.
+
+    Any mismatch raises VerificationError naming the key, and no key is replaced.
+    """
+    if not keys:
+        raise CryptoError("sign-on carried no working keys")
+    unknown = sorted(set(keys) - set(WORKING_KEY_NAMES))
+    if unknown:
+        raise CryptoError(
+            f"sign-on may not install {', '.join(unknown)} (only {', '.join(WORKING_KEY_NAMES)})"
+        )
+    try:
+        tmk = store.get(TMK_NAME)
+    except KeyStoreError as exc:
+        raise KeyStoreError(
+            f"cannot install working keys: {exc} (load the TMK with `pos-keys load-tmk`)"
+        ) from exc
+    new_keys: dict[str, NewKey] = {}
+    current = {info.name: info.version for info in store.list()}
+    for name, (encrypted, kcv) in keys.items():
+        clear = _decrypt_and_check(tmk, name, encrypted, kcv)
+        new_keys[name] = NewKey(clear, KIND_TDES, current.get(name, 0) + 1)
+    infos = store.replace_atomically(new_keys)
+    log.info("sign-on installed %s", ", ".join(f"{i.name} (KCV {i.kcv})" for i in infos))

@@ -1,0 +1,145 @@
+"""Sign-on working keys: field 62 layouts, decryption under the TMK, KCV checks, all-or-nothing."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psec
+import pytest
+from cryptography.utils import CryptographyDeprecationWarning
+
+from firmware.errors import CryptoError, KeyStoreError, MessageFormatError, VerificationError
+from firmware.keys.device import provision_device_key
+from firmware.keys.signon import install_working_keys, parse_unionpay_field62
+from firmware.keys.store import KeyStore
+
+
+@contextmanager
+def psec_tdes_warnings_silenced() -> Iterator[None]:
+    """psec still builds TripleDES from the old module with 8/16-byte keys; silence exactly that."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            category=CryptographyDeprecationWarning,
+            message=r"(TripleDES has been moved|Single-key TripleDES|Two-key TripleDES)",
+            module=r"psec(\.|$)",
+        )
+        yield
+
+
+# Published (CSDN "MAC算法演示"): TMK, and the TAK (MAK) under it and in clear.
+TMK = bytes.fromhex("70F2A84CCBC2AE8625CBB0F2C22AB923")
+MAK_UNDER_TMK = bytes.fromhex("96D605EA176B7E9E")
+MAK = bytes.fromhex("C24A8FB57AA20123")
+PIK = bytes.fromhex("F039121BEC83D26B169BDCD5B22AAF8F")
+TDK = bytes.fromhex("3F419E1CB7079442AA37474C2EFBF8B8")
+
+
+def host_encrypt(key: bytes) -> bytes:
+    """What the host does, with psec: TDES-ECB under the TMK."""
+    with psec_tdes_warnings_silenced():
+        return bytes(psec.des.encrypt_tdes_ecb(TMK, key))
+
+
+def host_kcv(key: bytes, length: int = 4) -> bytes:
+    with psec_tdes_warnings_silenced():
+        return bytes(psec.des.generate_kcv(key if len(key) != 8 else key * 2, length))
+
+
+def field62(with_tdk: bool = False, mak_kcv: bytes | None = None) -> bytes:
+    data = host_encrypt(PIK) + host_kcv(PIK)
+    data += MAK_UNDER_TMK + bytes(8) + (mak_kcv if mak_kcv is not None else host_kcv(MAK))
+    if with_tdk:
+        data += host_encrypt(TDK) + host_kcv(TDK)
+    return data
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> KeyStore:
+    key_store = KeyStore(tmp_path / "keys", provision_device_key(tmp_path / "device.key", os.urandom))
+    key_store.put("TMK", TMK, "tdes", 1)
+    return key_store
+
+
+def test_published_mak_decrypts_under_the_tmk(store: KeyStore) -> None:
+    install_working_keys(store, parse_unionpay_field62(field62()))
+    assert store.get("MAK") == MAK
+    assert store.get("PIK") == PIK
+    assert "TDK" not in store
+
+
+def test_sixty_byte_field_installs_the_track_key(store: KeyStore) -> None:
+    keys = parse_unionpay_field62(field62(with_tdk=True))
+    assert set(keys) == {"PIK", "MAK", "TDK"}
+    install_working_keys(store, keys)
+    assert store.get("TDK") == TDK
+
+
+def test_twenty_four_byte_single_length_layout(store: KeyStore) -> None:
+    single_pik = bytes.fromhex("0123456789ABCDEF")
+    data = host_encrypt(single_pik) + host_kcv(single_pik) + MAK_UNDER_TMK + host_kcv(MAK)
+    keys = parse_unionpay_field62(data)
+    assert keys["MAK"] == (MAK_UNDER_TMK, host_kcv(MAK))
+    install_working_keys(store, keys)
+    assert store.get("PIK") == single_pik and store.get("MAK") == MAK
+
+
+def test_double_length_mak_is_kept_whole() -> None:
+    mak16 = bytes(range(1, 17))
+    data = host_encrypt(PIK) + host_kcv(PIK) + host_encrypt(mak16) + host_kcv(mak16)
+    assert parse_unionpay_field62(data)["MAK"][0] == host_encrypt(mak16)
+
+
+def test_versions_count_up(store: KeyStore) -> None:
+    install_working_keys(store, parse_unionpay_field62(field62()))
+    install_working_keys(store, parse_unionpay_field62(field62()))
+    assert {i.name: i.version for i in store.list()} == {"MAK": 2, "PIK": 2, "TMK": 1}
+
+
+def test_wrong_kcv_keeps_the_old_keys(store: KeyStore) -> None:
+    old_pik, old_mak = bytes.fromhex("1111111111111111" * 2), bytes.fromhex("2222222222222222")
+    store.put("PIK", old_pik, "tdes", 7)
+    store.put("MAK", old_mak, "tdes", 7)
+    before = store.path.read_bytes()
+    with pytest.raises(VerificationError, match="working key MAK"):
+        install_working_keys(store, parse_unionpay_field62(field62(mak_kcv=b"\x00\x00\x00\x00")))
+    assert store.path.read_bytes() == before
+    assert store.get("PIK") == old_pik and store.get("MAK") == old_mak
+    assert store.info("PIK").version == 7
+
+
+def test_three_byte_kcv_is_accepted(store: KeyStore) -> None:
+    install_working_keys(store, {"MAK": (MAK_UNDER_TMK, host_kcv(MAK, 3))})
+    assert store.get("MAK") == MAK
+
+
+def test_without_tmk_says_what_to_do(tmp_path: Path) -> None:
+    empty = KeyStore(tmp_path / "keys", provision_device_key(tmp_path / "device.key", os.urandom))
+    with pytest.raises(KeyStoreError, match="load-tmk"):
+        install_working_keys(empty, parse_unionpay_field62(field62()))
+
+
+@pytest.mark.parametrize("names", [{"TMK"}, {"PIK", "KEK"}])
+def test_only_working_keys_may_be_installed(store: KeyStore, names: set[str]) -> None:
+    with pytest.raises(CryptoError, match="may not install"):
+        install_working_keys(store, {name: (MAK_UNDER_TMK, host_kcv(MAK)) for name in names})
+    assert store.get("TMK") == TMK
+
+
+@pytest.mark.parametrize("length", [0, 20, 23, 41, 59, 61])
+def test_bad_field62_length(length: int) -> None:
+    with pytest.raises(MessageFormatError, match="field 62"):
+        parse_unionpay_field62(bytes(length))
+
+
+def test_bad_key_and_kcv_lengths(store: KeyStore) -> None:
+    with pytest.raises(CryptoError, match="8 or 16"):
+        install_working_keys(store, {"MAK": (MAK_UNDER_TMK[:7], host_kcv(MAK))})
+    with pytest.raises(CryptoError, match="checkvalue"):
+        install_working_keys(store, {"MAK": (MAK_UNDER_TMK, b"\x01\x02")})
+    with pytest.raises(CryptoError, match="no working keys"):
+        install_working_keys(store, {})
