@@ -233,6 +233,11 @@ def issuer_from_profiles() -> Issuer:
     return Issuer(ranges)
 
 
+def _mac_field(message: HostMessage) -> int:
+    """Field 128 carries the MAC of a message with a secondary bitmap, field 64 otherwise."""
+    return 128 if any(64 < number < 128 for number in message.fields) else 64
+
+
 class _NoAnswer(Exception):
     """The issuer did not answer: the host sends nothing back."""
 
@@ -375,7 +380,7 @@ class AcquirerHost:
             tpdu=request.tpdu[:1] + request.tpdu[3:5] + request.tpdu[1:3],
             header=request.header,
         )
-        for number in (2, 3, 4, 11, 22, 25, 41, 42, 49, 60):
+        for number in (2, 3, 4, 11, 22, 25, 41, 42, 49, 60, 90):
             if number in request.fields:
                 answer.fields[number] = request.fields[number]
         now = self._clock()
@@ -390,8 +395,9 @@ class AcquirerHost:
             return self._network(request, answer, state, faults.bad_kcv)
         if state.session is None:
             return self._finish(answer, "77", None)
-        if 64 not in request.fields or not verify_mac(
-            state.config.mac_profile, state.session.mak, mac_block(raw), request.raw(64)
+        mac_field = _mac_field(request)
+        if mac_field not in request.fields or not verify_mac(
+            state.config.mac_profile, state.session.mak, mac_block(raw), request.raw(mac_field)
         ):
             log.info("%s %s: bad MAC", terminal_id, request.mti)
             return self._finish(answer, "A0", None)
@@ -405,7 +411,7 @@ class AcquirerHost:
             answer.fields[37] = self._next_rrn()
         if state is None or state.session is None:
             return encode(answer)
-        answer.fields[64] = bytes(8)
+        answer.fields[_mac_field(answer)] = bytes(8)
         packed = encode(answer)
         return packed[:-8] + compute_mac(state.config.mac_profile, state.session.mak, mac_block(packed))
 
