@@ -70,8 +70,10 @@ def test_visa_cvn10_hsm_values() -> None:
     assert mac == h("DB56BA60087CEFD3")
     header = h("8424000218")
     enciphered = cvn.encipher_pin(cfg, keys, smc, "9999", None)
-    command = header + enciphered + cvn.script_command_mac(
-        cfg, smi, header=header, atc=0x1C, cryptogram=arqc, data=enciphered
+    command = (
+        header
+        + enciphered
+        + cvn.script_command_mac(cfg, smi, header=header, atc=0x1C, cryptogram=arqc, data=enciphered)
     )
     assert command == h("8424000218BB221AF527377A2811D2B6EBC396A9391A965A5CB2CE62DA")
     assert cvn.decipher_pin(cfg, keys, smc, enciphered, None) == "9999"
@@ -95,8 +97,10 @@ def test_visa_cvn18_hsm_values() -> None:
     )
     header = h("8424000118")
     enciphered = cvn.encipher_pin(cfg, keys, smc, "9999", "8888")
-    command = header + enciphered + cvn.script_command_mac(
-        cfg, smi, header=header, atc=0x1C, cryptogram=arqc, data=enciphered
+    command = (
+        header
+        + enciphered
+        + cvn.script_command_mac(cfg, smi, header=header, atc=0x1C, cryptogram=arqc, data=enciphered)
     )
     assert command == h("84240001182EE025E554BCD87E11D2B6EBC396A9390FB94A4E4EC10F41")
     assert cvn.decipher_pin(cfg, keys, smc, enciphered, "8888") == "9999"
@@ -178,16 +182,22 @@ def test_visa_cryptograms_agree_with_pyemv(
         if number == 10:
             theirs = pyemv(card.generate_ac, **_kw(terminal, aip, atc), cvr=cvr)
             arpc = pyemv(card.generate_arpc, mine, b"00")
-            assert cvn.make_issuer_authentication_data(
-                cfg, keys, arqc=mine, atc=atc, unpredictable_number=terminal[0x9F37], response_code="00"
-            ) == arpc + b"00"
+            assert (
+                cvn.make_issuer_authentication_data(
+                    cfg, keys, arqc=mine, atc=atc, unpredictable_number=terminal[0x9F37], response_code="00"
+                )
+                == arpc + b"00"
+            )
         else:
             theirs = pyemv(card.generate_ac, **_kw(terminal, aip, atc), tag_9f10=iad)
             csu = h("00800000")
             arpc = pyemv(card.generate_arpc, mine, atc.to_bytes(2, "big"), csu)
-            assert cvn.make_issuer_authentication_data(
-                cfg, keys, arqc=mine, atc=atc, unpredictable_number=terminal[0x9F37], response_code="00"
-            ) == arpc + csu
+            assert (
+                cvn.make_issuer_authentication_data(
+                    cfg, keys, arqc=mine, atc=atc, unpredictable_number=terminal[0x9F37], response_code="00"
+                )
+                == arpc + csu
+            )
         assert mine == theirs
         smi, smc = cvn.sm_session_keys(cfg, keys, atc=atc, arqc=mine, index=3)
         header = h("8424000218")
@@ -229,25 +239,28 @@ def test_mchip_cryptograms_agree_with_pyemv(
         extra = {"cvr": cvr} if number == 16 else {"cvr": cvr, "counters": counters}
         assert mine == pyemv(card.generate_ac, **_kw(terminal, aip, atc), **extra)
         arpc = pyemv(card.generate_arpc, mine, b"51")
-        assert cvn.make_issuer_authentication_data(
-            cfg, keys, arqc=mine, atc=atc, unpredictable_number=terminal[0x9F37], response_code="51"
-        ) == arpc + b"51"
+        assert (
+            cvn.make_issuer_authentication_data(
+                cfg, keys, arqc=mine, atc=atc, unpredictable_number=terminal[0x9F37], response_code="51"
+            )
+            == arpc + b"51"
+        )
         ac_i = cvn.sm_cryptogram(cfg.version, mine, index)
         assert int.from_bytes(ac_i, "big") == (int.from_bytes(mine, "big") + index) % (1 << 64)
         smi, smc = cvn.sm_session_keys(cfg, keys, atc=atc, arqc=mine, index=index)
         header = h("8424000210")
         enciphered = cvn.encipher_pin(cfg, keys, smc, "97531", None)
-        command = header + enciphered + cvn.script_command_mac(
-            cfg, smi, header=header, atc=atc, cryptogram=ac_i, data=enciphered
+        command = (
+            header
+            + enciphered
+            + cvn.script_command_mac(cfg, smi, header=header, atc=atc, cryptogram=ac_i, data=enciphered)
         )
         assert command == pyemv(card.generate_pin_change_command, "97531", ac_i, atc.to_bytes(2, "big"))
         unblock = cvn.script_command_mac(cfg, smi, header=h("8418000008"), atc=atc, cryptogram=ac_i, data=b"")
         assert unblock == pyemv(card.generate_command_mac, h("8418000008"), ac_i, atc.to_bytes(2, "big"))
 
 
-def _check(
-    cfg: cvn.CryptoConfig, keys: cvn.CardKeys, arqc: bytes, data: bytes
-) -> cvn.IssuerAuthentication:
+def _check(cfg: cvn.CryptoConfig, keys: cvn.CardKeys, arqc: bytes, data: bytes) -> cvn.IssuerAuthentication:
     return cvn.check_issuer_authentication_data(
         cfg, keys, arqc=arqc, atc=7, unpredictable_number=h("01020304"), data=data
     )
