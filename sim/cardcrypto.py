@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from sim import cvn, emvcrypto
+from sim.errors import SwError
 
 __all__ = [
     "CID",
@@ -85,45 +86,43 @@ _SCRIPT_NAMES = {
 }
 
 
-class CardCryptoStatus(emvcrypto.SimCryptoError):
+class CardCryptoStatus(emvcrypto.SimCryptoError, SwError):
     """A refusal the card answers with a status word: ``sw`` (e.g. 0x6985)."""
 
-    sw = 0x6F00
+    default_sw = 0x6F00
 
     def __init__(self, message: str, sw: int | None = None) -> None:
-        if sw is not None:
-            self.sw = sw
-        super().__init__(f"{message} (SW {self.sw:04X})")
+        SwError.__init__(self, self.default_sw if sw is None else sw, message)
 
 
 class WrongLength(CardCryptoStatus):
     """Command data of the wrong length: 6700."""
 
-    sw = 0x6700
+    default_sw = 0x6700
 
 
 class ConditionsNotSatisfied(CardCryptoStatus):
     """The command comes at the wrong point of the transaction: 6985."""
 
-    sw = 0x6985
+    default_sw = 0x6985
 
 
 class SecureMessagingFailed(CardCryptoStatus):
     """A script command's MAC does not verify: 6988 (6987 when SM is missing)."""
 
-    sw = 0x6988
+    default_sw = 0x6988
 
 
 class WrongData(CardCryptoStatus):
     """Command data that is malformed once deciphered: 6A80."""
 
-    sw = 0x6A80
+    default_sw = 0x6A80
 
 
 class IncorrectP1P2(CardCryptoStatus):
     """A GENERATE AC reference control parameter that is no AC type: 6A86."""
 
-    sw = 0x6A86
+    default_sw = 0x6A86
 
 
 class AcResult(NamedTuple):

@@ -32,6 +32,8 @@ import hashlib
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
+from sim.errors import SimError
+
 __all__ = [
     "ZERO_BLOCK",
     "CryptoInputError",
@@ -72,7 +74,7 @@ ZERO_BLOCK = bytes(8)
 _DIGITS = frozenset("0123456789")
 
 
-class SimCryptoError(Exception):
+class SimCryptoError(SimError):
     """Base of every error the simulated card and issuer cryptography raises."""
 
 
