@@ -329,11 +329,10 @@ class AcquirerHost:
             session = self._terminals[terminal_id].session
             if session is None:
                 return {}
-            aes = self._terminals[terminal_id].config.mac_profile == "aes-cmac"
-            kcvs = {"PIK": check_value(session.pik).hex().upper(),
-                    "MAK": check_value(session.mak, aes=aes).hex().upper()}
+            keys = {"PIK": session.pik, "MAK": session.mak}
             if session.tdk is not None:
-                kcvs["TDK"] = check_value(session.tdk).hex().upper()
+                keys["TDK"] = session.tdk
+            kcvs = {name: check_value(key).hex().upper() for name, key in keys.items()}
             return kcvs
 
     def batch_number(self, terminal_id: str) -> str:

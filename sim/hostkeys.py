@@ -11,7 +11,8 @@ instead of hiding on both.
   bytes), ``003`` double-length PIK + single-length MAK padded with 8 zero bytes
   (40 bytes), ``004`` as 003 plus a double-length TDK (60 bytes). A host whose
   MAC profile needs a 16-byte MAK (X9.19, AES-CMAC) puts the 16 encrypted bytes
-  where 003/004 otherwise put the 8 + 8 zero bytes.
+  where 003/004 otherwise put the 8 + 8 zero bytes; its check value follows
+  the same DES rule (field 62 is a TDES structure even when the key is AES).
 - MACs over the MAC block (message type up to the end of field 63), 8 bytes:
   ``unionpay-ecb`` (XOR of the 8-byte blocks, hex-expanded, two encryptions;
   the MAC is the first 8 hex characters), ``x9.19`` (ISO 9797-1 algorithm 3,
@@ -132,7 +133,7 @@ def issue_working_keys(
         mak_slot += bytes(8)
     field62 = (
         des_encrypt(tmk, pik) + check_value(pik)
-        + mak_slot + check_value(mak, aes=aes_mak)
+        + mak_slot + check_value(mak)
     )
     if tdk is not None:
         field62 += des_encrypt(tmk, tdk) + check_value(tdk)
