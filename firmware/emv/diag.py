@@ -276,6 +276,9 @@ def _run_read(args: argparse.Namespace, env: Environment) -> int:
             transaction_data=transaction_data_for_read(env.now(), env.random_bytes),
             choose=technician_chooser(args.aid),
         )
+        if args.aid is not None and not data.selected.aid.startswith(args.aid):
+            # A single candidate is selected without asking (Book 1 12.4): check it is the one named.
+            raise SelectionError(f"the card offers no application {args.aid.hex().upper()}")
         env.stdout.write(json.dumps(read_report(transport, data), ensure_ascii=False, indent=2) + "\n")
         return EXIT_OK
 
