@@ -1,0 +1,258 @@
+"""Supervisor and technician passwords: scrypt hashes, lock-out, factory passwords.
+
+Passwords are kept as scrypt hashes (n = 2**14, r = 8, p = 1, 16-byte salt,
+32-byte hash) in one small JSON file written crash-safe. After
+`max_failures` wrong passwords in a row a role is locked for
+`lockout_seconds`; the failure count and the lock survive a restart. A
+factory password is flagged `must_change`: logging in with it succeeds
+only as MUST_CHANGE, and the operator must set a new password first.
+A login attempt is an outcome (LoginResult), never an exception.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from firmware.errors import ConfigError, KeyStoreError
+from firmware.keys.atomic_file import write_atomically
+
+__all__ = [
+    "MIN_PASSWORD_LENGTH",
+    "SCRYPT_N",
+    "SCRYPT_P",
+    "SCRYPT_R",
+    "ChangeOutcome",
+    "LoginOutcome",
+    "LoginResult",
+    "PasswordStore",
+    "scrypt_hash",
+]
+
+log = logging.getLogger(__name__)
+
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+_SALT_LENGTH = 16
+_HASH_LENGTH = 32
+_FORMAT = "pos-passwords-1"
+MIN_PASSWORD_LENGTH = 6
+_ROLE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+Clock = Callable[[], float]
+Rng = Callable[[int], bytes]
+
+
+def scrypt_hash(password: bytes, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
+    return Scrypt(salt=salt, length=length, n=n, r=r, p=p).derive(password)
+
+
+class LoginOutcome(enum.Enum):
+    ACCEPTED = "accepted"
+    MUST_CHANGE = "must_change"  # right password, but a factory one: change it before anything else
+    WRONG = "wrong"
+    LOCKED = "locked"
+
+
+class ChangeOutcome(enum.Enum):
+    CHANGED = "changed"
+    WRONG = "wrong"
+    LOCKED = "locked"
+    TOO_SHORT = "too_short"
+    SAME_AS_OLD = "same_as_old"
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    outcome: LoginOutcome
+    failures: int = 0  # consecutive wrong passwords so far
+    locked_for: float = 0.0  # seconds until the lock lifts
+
+    @property
+    def authenticated(self) -> bool:
+        return self.outcome in (LoginOutcome.ACCEPTED, LoginOutcome.MUST_CHANGE)
+
+
+class PasswordStore:
+    """Passwords of the terminal's roles ("supervisor", "technician") in one JSON file."""
+
+    def __init__(
+        self,
+        path: Path,
+        clock: Clock,
+        *,
+        max_failures: int = 5,
+        lockout_seconds: float = 300.0,
+        rng: Rng = os.urandom,
+    ) -> None:
+        if max_failures < 1 or lockout_seconds <= 0:
+            raise ConfigError("password lock-out needs max_failures >= 1 and lockout_seconds > 0")
+        self._path = Path(path)
+        self._clock = clock
+        self._max_failures = max_failures
+        self._lockout_seconds = lockout_seconds
+        self._rng = rng
+        self._lock = threading.Lock()
+
+    # ----- file --------------------------------------------------------------------
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        try:
+            document = json.loads(self._path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise KeyStoreError(f"cannot read password file {self._path}: {exc.strerror}") from exc
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise KeyStoreError(f"password file {self._path} is damaged: not valid JSON") from exc
+        if not isinstance(document, dict) or document.get("format") != _FORMAT:
+            raise KeyStoreError(f"password file {self._path} is damaged: unknown format")
+        users = document.get("users")
+        if not isinstance(users, dict):
+            raise KeyStoreError(f"password file {self._path} is damaged: field 'users'")
+        fields = {
+            "salt": str,
+            "hash": str,
+            "n": int,
+            "r": int,
+            "p": int,
+            "must_change": bool,
+            "failures": int,
+        }
+        for role, user in users.items():
+            if not isinstance(user, dict) or any(not isinstance(user.get(f), t) for f, t in fields.items()):
+                raise KeyStoreError(f"password file {self._path} is damaged: entry {role!r}")
+            if not isinstance(user.get("locked_until"), (int, float)):
+                raise KeyStoreError(
+                    f"password file {self._path} is damaged: entry {role!r} field 'locked_until'"
+                )
+        return users
+
+    def _save(self, users: Mapping[str, Mapping[str, Any]]) -> None:
+        document = {"format": _FORMAT, "users": dict(users)}
+        write_atomically(self._path, json.dumps(document, sort_keys=True, indent=1).encode())
+
+    def _new_entry(self, password: str, must_change: bool) -> dict[str, Any]:
+        salt = self._rng(_SALT_LENGTH)
+        if len(salt) != _SALT_LENGTH:
+            raise KeyStoreError("random source returned too few bytes for a salt")
+        digest = scrypt_hash(password.encode("utf-8"), salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, _HASH_LENGTH)
+        return {
+            "salt": salt.hex(),
+            "hash": digest.hex(),
+            "n": SCRYPT_N,
+            "r": SCRYPT_R,
+            "p": SCRYPT_P,
+            "must_change": must_change,
+            "failures": 0,
+            "locked_until": 0.0,
+        }
+
+    @staticmethod
+    def _matches(user: Mapping[str, Any], password: str) -> bool:
+        salt, expected = bytes.fromhex(user["salt"]), bytes.fromhex(user["hash"])
+        digest = scrypt_hash(password.encode("utf-8"), salt, user["n"], user["r"], user["p"], len(expected))
+        return hmac.compare_digest(digest, expected)
+
+    # ----- setting passwords ---------------------------------------------------------
+
+    def install_factory_passwords(self, passwords: Mapping[str, str]) -> list[str]:
+        """Give each role without a password its factory password (flagged must_change); returns those set."""
+        for role in passwords:
+            if not _ROLE.match(role):
+                raise ConfigError(f"role name {role!r} is not allowed")
+        with self._lock:
+            users = self._load()
+            added = [role for role in passwords if role not in users]
+            for role in added:
+                users[role] = self._new_entry(passwords[role], must_change=True)
+            if added:
+                self._save(users)
+        if added:
+            log.info("factory passwords installed for %s", ", ".join(added))
+        return added
+
+    def roles(self) -> list[str]:
+        return sorted(self._load())
+
+    def must_change(self, role: str) -> bool:
+        return bool(self._user(self._load(), role)["must_change"])
+
+    def _user(self, users: Mapping[str, dict[str, Any]], role: str) -> dict[str, Any]:
+        user = users.get(role)
+        if user is None:
+            raise ConfigError(f"no password is set for role {role!r}")
+        return user
+
+    # ----- logging in ------------------------------------------------------------------
+
+    def _attempt(self, users: dict[str, dict[str, Any]], role: str, password: str) -> LoginResult:
+        """Check a password, counting failures and locks in `users` (the caller saves)."""
+        user = self._user(users, role)
+        now = self._clock()
+        if now < user["locked_until"]:
+            return LoginResult(LoginOutcome.LOCKED, user["failures"], user["locked_until"] - now)
+        if user["locked_until"]:  # a lock that has run out starts a fresh count
+            user["failures"], user["locked_until"] = 0, 0.0
+        if self._matches(user, password):
+            user["failures"] = 0
+            outcome = LoginOutcome.MUST_CHANGE if user["must_change"] else LoginOutcome.ACCEPTED
+            return LoginResult(outcome)
+        user["failures"] += 1
+        if user["failures"] >= self._max_failures:
+            user["locked_until"] = now + self._lockout_seconds
+            log.warning(
+                "role %s locked for %.0f s after %d wrong passwords",
+                role,
+                self._lockout_seconds,
+                user["failures"],
+            )
+            return LoginResult(LoginOutcome.LOCKED, user["failures"], self._lockout_seconds)
+        return LoginResult(LoginOutcome.WRONG, user["failures"])
+
+    def verify(self, role: str, password: str) -> LoginResult:
+        """Try a login; the failure count and lock are written before the result is returned."""
+        with self._lock:
+            users = self._load()
+            before = json.dumps(users, sort_keys=True)
+            result = self._attempt(users, role, password)
+            if json.dumps(users, sort_keys=True) != before:
+                self._save(users)
+        if result.outcome is LoginOutcome.WRONG:
+            log.info("wrong password for %s (%d in a row)", role, result.failures)
+        return result
+
+    def change_password(self, role: str, old_password: str, new_password: str) -> ChangeOutcome:
+        """Change a password after checking the old one (which counts toward the lock-out)."""
+        with self._lock:
+            users = self._load()
+            before = json.dumps(users, sort_keys=True)
+            result = self._attempt(users, role, old_password)
+            outcome: ChangeOutcome
+            if result.outcome is LoginOutcome.LOCKED:
+                outcome = ChangeOutcome.LOCKED
+            elif result.outcome is LoginOutcome.WRONG:
+                outcome = ChangeOutcome.WRONG
+            elif len(new_password) < MIN_PASSWORD_LENGTH:
+                outcome = ChangeOutcome.TOO_SHORT
+            elif hmac.compare_digest(new_password.encode("utf-8"), old_password.encode("utf-8")):
+                outcome = ChangeOutcome.SAME_AS_OLD
+            else:
+                users[role] = self._new_entry(new_password, must_change=False)
+                outcome = ChangeOutcome.CHANGED
+            if json.dumps(users, sort_keys=True) != before:
+                self._save(users)
+        log.info("password change for %s: %s", role, outcome.value)
+        return outcome

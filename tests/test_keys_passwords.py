@@ -1,0 +1,158 @@
+"""Passwords: RFC 7914 scrypt vectors, factory passwords, lock-out with a persisted counter."""
+
+from __future__ import annotations
+
+import hmac
+import stat
+from pathlib import Path
+
+import pytest
+
+from firmware.errors import ConfigError, KeyStoreError
+from firmware.keys.passwords import ChangeOutcome, LoginOutcome, PasswordStore, scrypt_hash
+
+
+@pytest.mark.parametrize(
+    ("password", "salt", "n", "r", "p", "expected"),
+    [
+        (
+            b"password",
+            b"NaCl",
+            1024,
+            8,
+            16,
+            "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162"
+            "2eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640",
+        ),
+        (
+            b"pleaseletmein",
+            b"SodiumChloride",
+            16384,
+            8,
+            1,
+            "7023bdcb3afd7348461c06cd81fd38ebfda8fbba904f8e3ea9b543f6545da1f2"
+            "d5432955613f0fcf62d49705242a9af9e61e85dc0d651e40dfcf017b45575887",
+        ),
+    ],
+)
+def test_scrypt_rfc7914_vectors(password: bytes, salt: bytes, n: int, r: int, p: int, expected: str) -> None:
+    assert scrypt_hash(password, salt, n, r, p, 64).hex() == expected
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> PasswordStore:
+    passwords = PasswordStore(tmp_path / "passwords.json", clock, lockout_seconds=600)
+    passwords.install_factory_passwords({"supervisor": "123456", "technician": "888888"})
+    return passwords
+
+
+def test_factory_password_must_be_changed_first(store: PasswordStore) -> None:
+    assert store.must_change("technician")
+    result = store.verify("technician", "888888")
+    assert result.outcome is LoginOutcome.MUST_CHANGE and result.authenticated
+    assert store.change_password("technician", "888888", "24680135") is ChangeOutcome.CHANGED
+    assert not store.must_change("technician")
+    assert store.verify("technician", "24680135").outcome is LoginOutcome.ACCEPTED
+    assert store.verify("technician", "888888").outcome is LoginOutcome.WRONG
+
+
+def test_factory_install_never_overwrites(store: PasswordStore) -> None:
+    store.change_password("supervisor", "123456", "654321x")
+    assert store.install_factory_passwords({"supervisor": "000000", "technician": "000000"}) == []
+    assert store.verify("supervisor", "654321x").outcome is LoginOutcome.ACCEPTED
+
+
+def test_lockout_after_five_failures_then_release(store: PasswordStore, clock: Clock) -> None:
+    for attempt in range(1, 5):
+        result = store.verify("supervisor", "wrong!")
+        assert (result.outcome, result.failures) == (LoginOutcome.WRONG, attempt)
+    locked = store.verify("supervisor", "wrong!")
+    assert locked.outcome is LoginOutcome.LOCKED and locked.locked_for == 600
+    clock.now += 599
+    still = store.verify("supervisor", "123456")  # even the right password is refused while locked
+    assert still.outcome is LoginOutcome.LOCKED and still.locked_for == pytest.approx(1)
+    clock.now += 1
+    assert store.verify("supervisor", "123456").authenticated
+    assert store.verify("supervisor", "wrong!").failures == 1  # the count started afresh
+
+
+def test_success_resets_the_count(store: PasswordStore) -> None:
+    for _ in range(4):
+        store.verify("supervisor", "nope")
+    assert store.verify("supervisor", "123456").authenticated
+    assert store.verify("supervisor", "nope").outcome is LoginOutcome.WRONG
+
+
+def test_failure_count_and_lock_survive_a_restart(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "passwords.json"
+    first = PasswordStore(path, clock)
+    first.install_factory_passwords({"supervisor": "123456"})
+    for _ in range(3):
+        first.verify("supervisor", "bad")
+    second = PasswordStore(path, clock)  # the terminal restarted
+    assert second.verify("supervisor", "bad").failures == 4
+    assert second.verify("supervisor", "bad").outcome is LoginOutcome.LOCKED
+    assert PasswordStore(path, clock).verify("supervisor", "123456").outcome is LoginOutcome.LOCKED
+
+
+def test_lockout_is_configurable(tmp_path: Path, clock: Clock) -> None:
+    store = PasswordStore(tmp_path / "p.json", clock, max_failures=2, lockout_seconds=30)
+    store.install_factory_passwords({"technician": "999999"})
+    store.verify("technician", "x")
+    assert store.verify("technician", "x").locked_for == 30
+    with pytest.raises(ConfigError):
+        PasswordStore(tmp_path / "p.json", clock, max_failures=0)
+
+
+def test_change_password_rules(store: PasswordStore) -> None:
+    assert store.change_password("supervisor", "123456", "12345") is ChangeOutcome.TOO_SHORT
+    assert store.change_password("supervisor", "123456", "123456") is ChangeOutcome.SAME_AS_OLD
+    assert store.must_change("supervisor")
+    assert store.change_password("supervisor", "bad", "7654321") is ChangeOutcome.WRONG
+    for _ in range(4):
+        store.verify("supervisor", "bad")
+    assert store.change_password("supervisor", "123456", "7654321") is ChangeOutcome.LOCKED
+
+
+def test_file_is_private_and_holds_no_password(store: PasswordStore, tmp_path: Path) -> None:
+    path = tmp_path / "passwords.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    content = path.read_bytes()
+    assert b"123456" not in content and b"888888" not in content
+
+
+def test_comparison_is_constant_time(store: PasswordStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    original = hmac.compare_digest
+
+    def recording_compare(a: bytes, b: bytes) -> bool:
+        calls.append((len(a), len(b)))
+        return original(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", recording_compare)
+    store.verify("supervisor", "wrong")
+    assert calls == [(32, 32)]
+
+
+def test_unknown_role_and_damaged_file(store: PasswordStore, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cashier"):
+        store.verify("cashier", "123456")
+    (tmp_path / "passwords.json").write_text('{"format": "pos-passwords-1", "users": {"supervisor": {}}}')
+    with pytest.raises(KeyStoreError, match="supervisor"):
+        store.verify("supervisor", "123456")
+    (tmp_path / "passwords.json").write_text("{")
+    with pytest.raises(KeyStoreError, match="damaged"):
+        store.roles()
