@@ -50,6 +50,19 @@ def counting_rng(size: int) -> bytes:
     return bytes(range(1, size + 1))
 
 
+# Simulated cards made to fail offline data authentication, and how (sim/profiles/fault-*.json).
+# The revoked one fails because capk.json lists its issuer certificate (A000000003, E1, 0BAD01).
+EXPECTED_FAILURES = {
+    "fault-expired-issuer-cert": (Stage.ISSUER_CERTIFICATE, Check.EXPIRED, TvrBit.DDA_FAILED),
+    "fault-revoked-ca-key": (Stage.ISSUER_CERTIFICATE, Check.REVOKED, TvrBit.DDA_FAILED),
+    "fault-tampered-sda-record": (
+        Stage.SIGNED_STATIC_DATA,
+        Check.HASH,
+        TvrBit.SDA_FAILED | TvrBit.SDA_SELECTED,
+    ),
+}
+
+
 def card_applications() -> list[tuple[str, bytes]]:
     """(profile, AID) of every simulated application that has a PKI and can be selected."""
     found = []
@@ -59,6 +72,10 @@ def card_applications() -> list[tuple[str, bytes]]:
             if app.pki is not None and not app.blocked:
                 found.append((name, app.aid))
     return found
+
+
+def passing_applications() -> list[tuple[str, bytes]]:
+    return [(name, aid) for name, aid in card_applications() if name not in EXPECTED_FAILURES]
 
 
 @dataclass
@@ -184,7 +201,7 @@ def test_every_method_is_covered() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "aid"), card_applications(), ids=lambda v: v if isinstance(v, str) else v.hex()
+    ("name", "aid"), passing_applications(), ids=lambda v: v if isinstance(v, str) else v.hex()
 )
 def test_simulated_card_passes_and_keys_match_the_sim_key_files(name: str, aid: bytes) -> None:
     outcome = run_oda(Terminal(sim_card(name)), aid)
@@ -211,10 +228,26 @@ def test_simulated_card_passes_and_keys_match_the_sim_key_files(name: str, aid: 
         assert outcome.cda.icc_dynamic_number == counting_rng(len(outcome.cda.icc_dynamic_number))
 
 
+def test_every_expected_failure_profile_exists() -> None:
+    assert set(EXPECTED_FAILURES) <= set(profile_names())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_FAILURES))
+def test_simulated_fault_card_fails_as_expected(name: str) -> None:
+    stage, check, bits = EXPECTED_FAILURES[name]
+    aid = load_profile(name).applications[0].aid
+    outcome = run_oda(Terminal(sim_card(name)), aid)
+    assert outcome.result.failure is not None
+    assert (outcome.result.failure.stage, outcome.result.failure.check) == (stage, check)
+    assert outcome.tvr.to_bytes() == bits.to_bytes(5, "big")
+    assert TsiBit.OFFLINE_DATA_AUTH_PERFORMED in outcome.tsi
+
+
 def by_method(method: str) -> tuple[str, bytes]:
+    """A plain card (not one of the fault-* profiles) doing `method`."""
     for name, aid in card_applications():
         app = next(a for a in load_profile(name).applications if a.aid == aid)
-        if app.oda == method and not any(read_profile_json(name).get("faults", {}).values()):
+        if app.oda == method and not name.startswith("fault-") and "faults" not in read_profile_json(name):
             return name, aid
     raise AssertionError(f"no simulated card does {method}")
 

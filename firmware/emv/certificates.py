@@ -229,10 +229,9 @@ def _key_modulus(
     if key_length <= len(key_field):
         return key_field[:key_length]
     missing = key_length - len(key_field)
-    if remainder is None:
-        return OdaFailure(Stage.CARD_DATA, Check.MISSING, f"{stage.value} needs a {missing}-byte remainder")
-    if len(remainder) != missing:
-        return OdaFailure(stage, Check.REMAINDER, f"{len(remainder)} bytes, {missing} expected")
+    if remainder is None or len(remainder) != missing:
+        got = 0 if remainder is None else len(remainder)
+        return OdaFailure(stage, Check.REMAINDER, f"{got} bytes, {missing} expected")
     return key_field + remainder
 
 

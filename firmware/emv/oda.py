@@ -96,6 +96,7 @@ TAG_SIGNED_DYNAMIC_DATA = 0x9F4B
 TAG_CID = 0x9F27
 _AID_TAGS = (0x4F, 0x84, 0x9F06)
 _NO_BITS = TvrBit(0)
+_ICC_KEY_TAGS = (0x9F46, 0x9F47)
 
 
 class OdaMethod(enum.Enum):
@@ -274,17 +275,16 @@ def _rid(card_data: Mapping[int, bytes], rid: bytes | None) -> bytes | None:
     return None
 
 
-def _recover_keys(
+def _issuer_key(
     capk_store: CapkStore,
     card_data: Mapping[int, bytes],
     static: StaticData,
     today: date,
     rid: bytes | None,
-    with_icc_key: bool,
-) -> tuple[RecoveredKey, RecoveredKey | None] | OdaFailure:
-    """Book 2 5.2-5.3 (and 6.2-6.4 with the ICC key): CA key, issuer key, ICC key."""
-    needed = (0x5A, 0x8F, 0x90, 0x9F32) + ((0x9F46, 0x9F47) if with_icc_key else (0x93,))
-    missing = _missing(card_data, needed)
+    needed: tuple[int, ...],
+) -> RecoveredKey | OdaFailure:
+    """Book 2 5.1-5.3: the data objects present, the CA key held, the issuer key recovered."""
+    missing = _missing(card_data, (0x5A, 0x8F, 0x90, 0x9F32, *needed))
     if missing:
         return missing
     application_rid = _rid(card_data, rid)
@@ -301,7 +301,7 @@ def _recover_keys(
         )
     if static.failure is not None:
         return static.failure
-    issuer_key = recover_issuer_key(
+    return recover_issuer_key(
         ca_key,
         card_data[0x90],
         card_data.get(0x92),
@@ -310,11 +310,13 @@ def _recover_keys(
         today,
         lambda serial: capk_store.is_revoked(application_rid, index, serial),
     )
-    if isinstance(issuer_key, OdaFailure):
-        return issuer_key
-    if not with_icc_key:
-        return issuer_key, None
-    icc_key = recover_icc_key(
+
+
+def _icc_key(
+    issuer_key: RecoveredKey, card_data: Mapping[int, bytes], static: StaticData, today: date
+) -> RecoveredKey | OdaFailure:
+    """Book 2 6.4: the ICC key (9F46, 9F47 already known present)."""
+    return recover_icc_key(
         issuer_key,
         card_data[0x9F46],
         card_data.get(0x9F48),
@@ -323,9 +325,6 @@ def _recover_keys(
         static.data,
         today,
     )
-    if isinstance(icc_key, OdaFailure):
-        return icc_key
-    return issuer_key, icc_key
 
 
 def _failure_bits(method: OdaMethod, failure: OdaFailure | None) -> TvrBit:
@@ -375,10 +374,9 @@ def perform_sda(
     """
     method = OdaMethod.SDA
     static = _as_static(static_data)
-    keys = _recover_keys(capk_store, card_data, static, today, rid, with_icc_key=False)
-    if isinstance(keys, OdaFailure):
-        return _finish(method, keys, tvr, tsi, TvrBit.SDA_SELECTED)
-    issuer_key, _ = keys
+    issuer_key = _issuer_key(capk_store, card_data, static, today, rid, needed=(0x93,))
+    if isinstance(issuer_key, OdaFailure):
+        return _finish(method, issuer_key, tvr, tsi, TvrBit.SDA_SELECTED)
     dac = verify_signed_static_data(issuer_key, card_data[0x93], static.data)
     if isinstance(dac, OdaFailure):
         return _finish(method, dac, tvr, tsi, TvrBit.SDA_SELECTED, issuer_key)
@@ -451,11 +449,12 @@ def perform_dda(
     """
     method = OdaMethod.DDA
     static = _as_static(static_data)
-    keys = _recover_keys(capk_store, card_data, static, today, rid, with_icc_key=True)
-    if isinstance(keys, OdaFailure):
-        return _finish(method, keys, tvr, tsi)
-    issuer_key, icc_key = keys
-    assert icc_key is not None
+    issuer_key = _issuer_key(capk_store, card_data, static, today, rid, needed=_ICC_KEY_TAGS)
+    if isinstance(issuer_key, OdaFailure):
+        return _finish(method, issuer_key, tvr, tsi)
+    icc_key = _icc_key(issuer_key, card_data, static, today)
+    if isinstance(icc_key, OdaFailure):
+        return _finish(method, icc_key, tvr, tsi, issuer_key=issuer_key)
     ddol_data = _ddol_data(card_data, ddol_source, default_ddol)
     if isinstance(ddol_data, OdaFailure):
         return _finish(method, ddol_data, tvr, tsi, issuer_key=issuer_key, icc_key=icc_key)
@@ -494,10 +493,12 @@ def prepare_cda(
     """
     method = OdaMethod.CDA
     static = _as_static(static_data)
-    keys = _recover_keys(capk_store, card_data, static, today, rid, with_icc_key=True)
-    if isinstance(keys, OdaFailure):
-        return _finish(method, keys, tvr, tsi)
-    issuer_key, icc_key = keys
+    issuer_key = _issuer_key(capk_store, card_data, static, today, rid, needed=_ICC_KEY_TAGS)
+    if isinstance(issuer_key, OdaFailure):
+        return _finish(method, issuer_key, tvr, tsi)
+    icc_key = _icc_key(issuer_key, card_data, static, today)
+    if isinstance(icc_key, OdaFailure):
+        return _finish(method, icc_key, tvr, tsi, issuer_key=issuer_key)
     return _finish(method, None, tvr, tsi, issuer_key=issuer_key, icc_key=icc_key)
 
 
