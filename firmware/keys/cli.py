@@ -1,0 +1,162 @@
+"""`pos-keys`: provision the terminal, load the TMK, list keys (KCVs only), show the public key.
+
+    pos-keys [--data-dir DIR] [--device-key PATH] provision
+    pos-keys [...] load-tmk --block FILE|- --kbpk-file FILE
+    pos-keys [...] list
+    pos-keys [...] public-key
+
+The data directory comes from --data-dir, else $POS_DATA_DIR, else var/data;
+the device key from --device-key, else $POS_DEVICE_KEY, else DATA_DIR/device.key.
+Every error is one line on stderr and a non-zero exit status. Key bytes are
+never printed: keys are shown by name, kind, version and KCV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from firmware.errors import KeyStoreError, PosError
+from firmware.keys.device import provision_device_key
+from firmware.keys.kcv import KIND_ED25519, KIND_TDES
+from firmware.keys.layout import KeyLayout, open_key_store, open_record_signer
+from firmware.keys.signing import SIGNING_KEY_NAME, RecordSigner, new_signing_key, private_key_bytes
+from firmware.keys.signon import TMK_NAME
+from firmware.keys.store import STORE_FILE_NAME, KeyStore
+from firmware.keys.tr31 import unwrap_tmk
+
+__all__ = ["DEFAULT_DATA_DIR", "main"]
+
+DEFAULT_DATA_DIR = "var/data"
+_PROG = "pos-keys"
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=_PROG, description="Terminal key management (keys are shown only by KCV).")
+    parser.add_argument("--data-dir", help="data directory (default: $POS_DATA_DIR or var/data)")
+    parser.add_argument(
+        "--device-key", help="device key file (default: $POS_DEVICE_KEY or DATA_DIR/device.key)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("provision", help="create the device key and the record signing key (first start)")
+    load = commands.add_parser(
+        "load-tmk", help="load the terminal master key from a TR-31 key block (B or D)"
+    )
+    load.add_argument("--block", required=True, help="file holding the key block, or - for stdin")
+    load.add_argument("--kbpk-file", required=True, help="file holding the key block protection key as hex")
+    commands.add_parser("list", help="list keys: names, kinds, versions and KCVs")
+    commands.add_parser(
+        "public-key", help="print the device's record signing public key (hex) for registration"
+    )
+    return parser
+
+
+def _read_text(path: str, stdin: TextIO, what: str) -> str:
+    if path == "-":
+        return stdin.read()
+    try:
+        return Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
+        raise KeyStoreError(f"cannot read {what} {path}: {reason}") from exc
+
+
+def _read_kbpk(path: str, stdin: TextIO) -> bytes:
+    text = "".join(_read_text(path, stdin, "KBPK file").split())
+    try:
+        kbpk = bytes.fromhex(text)
+    except ValueError as exc:
+        raise KeyStoreError(f"KBPK file {path} must hold the key as hex digits") from exc
+    if len(kbpk) not in (16, 24, 32):
+        raise KeyStoreError(f"KBPK file {path} holds {len(kbpk)} bytes; expected 16, 24 or 32")
+    return kbpk
+
+
+def _provision(layout: KeyLayout, rng: Callable[[int], bytes], out: TextIO) -> None:
+    if layout.device_key_path.exists():
+        raise KeyStoreError(
+            f"already provisioned: device key exists at {layout.device_key_path}; refusing to overwrite it"
+        )
+    if (layout.keys_dir / STORE_FILE_NAME).exists():
+        raise KeyStoreError(
+            f"a key store already exists in {layout.keys_dir} without its device key; not touching it"
+        )
+    device_key = provision_device_key(layout.device_key_path, rng)
+    store = KeyStore(layout.keys_dir, device_key, rng)
+    signing_key = new_signing_key(rng)
+    store.put(SIGNING_KEY_NAME, private_key_bytes(signing_key), KIND_ED25519, 1)
+    out.write(f"provisioned: device key {device_key.key_id} at {layout.device_key_path}\n")
+    out.write(f"record signing public key: {RecordSigner(signing_key).public_key_bytes().hex()}\n")
+
+
+def _load_tmk(layout: KeyLayout, block_path: str, kbpk_path: str, stdin: TextIO, out: TextIO) -> None:
+    store = open_key_store(layout)
+    kbpk = _read_kbpk(kbpk_path, stdin)
+    block = _read_text(block_path, stdin, "key block file").strip()
+    header, tmk = unwrap_tmk(kbpk, block)
+    version = store.info(TMK_NAME).version + 1 if TMK_NAME in store else 1
+    info = store.put(TMK_NAME, tmk, KIND_TDES, version)
+    out.write(f"TMK loaded from key block version {header.version_id}: v{info.version} KCV {info.kcv}\n")
+
+
+def _list(layout: KeyLayout, out: TextIO) -> None:
+    infos = open_key_store(layout).list()
+    if not infos:
+        out.write("no keys\n")
+    for info in infos:
+        out.write(f"{info.name:<10} {info.kind:<8} v{info.version:<4} KCV {info.kcv}\n")
+
+
+def _public_key(layout: KeyLayout, out: TextIO) -> None:
+    out.write(open_record_signer(open_key_store(layout)).public_key_bytes().hex() + "\n")
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    rng: Callable[[int], bytes] = os.urandom,
+) -> int:
+    env = os.environ if env is None else env
+    stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    try:
+        args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    except _UsageError as exc:
+        stderr.write(f"{_PROG}: usage error: {exc}\n")
+        return 2
+    data_dir = Path(args.data_dir or env.get("POS_DATA_DIR") or DEFAULT_DATA_DIR)
+    device_key = args.device_key or env.get("POS_DEVICE_KEY")
+    layout = KeyLayout.under(data_dir, Path(device_key) if device_key else None)
+    try:
+        if args.command == "provision":
+            _provision(layout, rng, stdout)
+        elif args.command == "load-tmk":
+            _load_tmk(layout, args.block, args.kbpk_file, stdin, stdout)
+        elif args.command == "list":
+            _list(layout, stdout)
+        else:
+            _public_key(layout, stdout)
+    except PosError as exc:
+        stderr.write(f"{_PROG}: error: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Where the key material lives under the data directory, and how to open it.
+
+DATA_DIR/device.key            the device key (unless placed elsewhere)
+DATA_DIR/keys/keystore.json    every other key, sealed under the device key
+DATA_DIR/keys/passwords.json   supervisor and technician password hashes
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from firmware.keys.device import load_device_key
+from firmware.keys.signing import SIGNING_KEY_NAME, RecordSigner, private_key_from_bytes
+from firmware.keys.store import KeyStore
+
+__all__ = ["KeyLayout", "open_key_store", "open_record_signer"]
+
+
+@dataclass(frozen=True)
+class KeyLayout:
+    data_dir: Path
+    device_key_path: Path
+
+    @classmethod
+    def under(cls, data_dir: Path, device_key_path: Path | None = None) -> KeyLayout:
+        data_dir = Path(data_dir)
+        return cls(data_dir, Path(device_key_path) if device_key_path else data_dir / "device.key")
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def passwords_path(self) -> Path:
+        return self.keys_dir / "passwords.json"
+
+
+def open_key_store(layout: KeyLayout) -> KeyStore:
+    """The key store, opened with the device key (KeyStoreError if the terminal is not provisioned)."""
+    return KeyStore(layout.keys_dir, load_device_key(layout.device_key_path))
+
+
+def open_record_signer(store: KeyStore) -> RecordSigner:
+    return RecordSigner(private_key_from_bytes(store.get(SIGNING_KEY_NAME)))
