@@ -21,7 +21,8 @@ from sim.cardcrypto import (
     dol_values,
     parse_dol,
 )
-from sim.emvcrypto import CryptoInputError
+from sim.emvcrypto import CryptoInputError, SimCryptoError
+from sim.errors import SimError, SwError
 
 h = bytes.fromhex
 
@@ -456,3 +457,15 @@ def test_repr_masks_the_pan_and_shows_no_key() -> None:
     text = repr(new_card(10))
     assert PAN not in text and "476173******0010" in text
     assert cvn.TEST_IMK_AC not in text
+
+
+def test_errors_belong_to_the_sim_hierarchy() -> None:
+    assert issubclass(SimCryptoError, SimError)
+    assert issubclass(cvn.CryptoConfigError, SimError)
+    error = SecureMessagingFailed("bad MAC")
+    assert isinstance(error, SwError) and isinstance(error, CardCryptoStatus)
+    assert (error.sw, SecureMessagingFailed("x", sw=0x6987).sw, ConditionsNotSatisfied("y").sw) == (
+        0x6988,
+        0x6987,
+        0x6985,
+    )

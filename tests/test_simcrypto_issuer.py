@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyemv import cvn as pyemv_cvn
 from pyemv import tlv as pyemv_tlv
 
@@ -393,3 +395,37 @@ def test_malformed_field55_is_an_exception_from_authorise() -> None:
 def test_repr_shows_no_key() -> None:
     _, issuer, _ = setup(10)
     assert cvn.TEST_IMK_AC not in repr(issuer) and "faults" in repr(issuer)
+
+
+# --- property: any card of the issuer's range round-trips -----------------------------------
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    number=st.sampled_from(sorted(cvn.CRYPTOGRAM_VERSIONS)),
+    suffix=st.text(alphabet="0123456789", min_size=7, max_size=13),
+    psn=st.integers(0, 99),
+    atc=st.integers(1, 0xFFFF),
+    amount=st.integers(0, 10**9),
+    un=st.binary(min_size=4, max_size=4),
+    pin=st.text(alphabet="0123456789", min_size=4, max_size=12),
+)
+def test_round_trip_property(
+    number: int, suffix: str, psn: int, atc: int, amount: int, un: bytes, pin: str
+) -> None:
+    pan = "622848" + suffix
+    cfg = cvn.example_crypto_config(number)
+    card = CardCrypto(cfg, pan, psn, cdol1=CDOL1, cdol2=CDOL2, aip=AIP)
+    issuer = Issuer({"622848": cfg})
+    issuer.queue_script(pan, ScriptRequest.pin_change(pin), template=0x71)
+    values = terminal(amount, un.hex())
+    card.begin_transaction(atc)
+    arqc = card.generate_ac("ARQC", cdol_data(values), atc)
+    answer = issuer.authorise(field55(values, arqc, atc), pan, psn, amount)
+    assert answer is not None and answer.arqc_valid
+    assert card.external_authenticate(answer.issuer_authentication_data) is True
+    [(_, _, [command])] = scripts_of(answer.scripts)
+    assert card.check_script_command(command).new_pin == pin
+    final = card.generate_ac("TC", cdol_data(values, answer.response_code.encode()), atc)
+    assert final.cid == (0x40 if answer.response_code == "00" else 0x00)
+    assert issuer.verify_cryptogram(field55(values, final, atc), pan, psn)
