@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["TagInfo", "TAGS", "info", "name", "format_of", "SENSITIVE_TAGS"]
+__all__ = ["SENSITIVE_TAGS", "TAGS", "TagInfo", "format_of", "info", "name"]
 
 
 @dataclass(frozen=True)

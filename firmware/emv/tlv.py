@@ -12,20 +12,20 @@ from dataclasses import dataclass
 from firmware.errors import TlvError
 
 __all__ = [
+    "MAX_DEPTH",
     "Tlv",
-    "parse",
-    "parse_one",
-    "iter_tlv",
-    "flatten",
-    "find",
-    "encode",
-    "encode_tag",
-    "encode_length",
-    "tag_is_constructed",
-    "parse_dol",
     "build_dol",
     "dol_length",
-    "MAX_DEPTH",
+    "encode",
+    "encode_length",
+    "encode_tag",
+    "find",
+    "flatten",
+    "iter_tlv",
+    "parse",
+    "parse_dol",
+    "parse_one",
+    "tag_is_constructed",
 ]
 
 
