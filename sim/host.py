@@ -112,6 +112,9 @@ class _Handler(socketserver.BaseRequestHandler):
                     sock.sendall(len(reply.answer).to_bytes(2, "big") + reply.answer)
         except (OSError, HostCodecError) as error:
             log.info("connection ended: %s", error)
+        except Exception:
+            # A bug in the simulated host must not leave the terminal waiting: close, and say why.
+            log.exception("simulated host failed on a request; closing the connection")
         finally:
             self.server.untrack(sock)
 

@@ -12,6 +12,8 @@ from datetime import datetime
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware.errors import MacMismatchError
 from firmware.host.mac import KeyMac, open_answer, seal
@@ -381,3 +383,23 @@ def test_terminal_config_checks() -> None:
     with pytest.raises(HostConfigError):
         TerminalConfig("00000001", "123456789012345", TMK, mac_profile="crc32")
     assert "0123456789ABCDEF" not in repr(TERMINAL)  # keys shown only as KCV
+
+
+@settings(max_examples=200, deadline=None)
+@given(position=st.integers(min_value=0, max_value=400), value=st.integers(min_value=0, max_value=255))
+def test_mutated_requests_always_get_a_reply(position: int, value: int) -> None:
+    host = _host()
+    terminal = Terminal(host)
+    request = bytearray(
+        seal({"t": "0200", "11": "000321", **IDS, "3": "000000", "4": "000000000100", "60": field60("23", 1),
+              "61": field61(1, 5, "0314"), "55": "9F2608" + "00" * 8}, terminal.mac)
+    )
+    request[position % len(request)] = value
+    reply = host.handle(bytes(request))
+    assert reply.action in ("answer", "close")
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_random_requests_always_get_a_reply(data: bytes) -> None:
+    assert _host().handle(data).action in ("answer", "close")
