@@ -55,8 +55,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from sim import cvn, emvcrypto
-from sim.errors import SwError
+from sim import cvn, emvcrypto, tlv
+from sim.errors import SwError, TlvError
 
 __all__ = [
     "CID",
@@ -69,8 +69,6 @@ __all__ = [
     "SecureMessagingFailed",
     "WrongData",
     "WrongLength",
-    "dol_values",
-    "parse_dol",
 ]
 
 CID: Mapping[str, int] = {"AAC": 0x00, "TC": 0x40, "ARQC": 0x80}
@@ -150,41 +148,15 @@ class ScriptCommand:
     new_pin: str | None = field(default=None, repr=False)
 
 
-def parse_dol(dol: bytes) -> list[tuple[int, int]]:
-    """A Data Object List as (tag, length) pairs; raises CryptoInputError when truncated."""
-    entries: list[tuple[int, int]] = []
-    offset = 0
-    while offset < len(dol):
-        start = offset
-        tag = dol[offset]
-        offset += 1
-        if tag & 0x1F == 0x1F:
-            while True:
-                if offset >= len(dol):
-                    raise emvcrypto.CryptoInputError(f"DOL tag truncated at offset {start}")
-                tag = (tag << 8) | dol[offset]
-                offset += 1
-                if not dol[offset - 1] & 0x80:
-                    break
-        if offset >= len(dol):
-            raise emvcrypto.CryptoInputError(f"DOL entry for tag {tag:X} at offset {start} has no length")
-        entries.append((tag, dol[offset]))
-        offset += 1
-    return entries
-
-
-def dol_values(dol: bytes, data: bytes) -> dict[int, bytes]:
-    """Split DOL-related command data by its DOL; WrongLength when the lengths differ."""
-    entries = parse_dol(dol)
+def _dol_values(dol: bytes, data: bytes, which: str) -> dict[int, bytes]:
+    try:
+        entries = tlv.parse_dol(dol)
+    except TlvError as error:
+        raise emvcrypto.CryptoInputError(f"{which} is malformed: {error}") from None
     expected = sum(length for _, length in entries)
     if len(data) != expected:
-        raise WrongLength(f"DOL data is {len(data)} bytes, the DOL describes {expected}")
-    values: dict[int, bytes] = {}
-    offset = 0
-    for tag, length in entries:
-        values[tag] = data[offset : offset + length]
-        offset += length
-    return values
+        raise WrongLength(f"{which} data is {len(data)} bytes, the DOL describes {expected}")
+    return tlv.split_dol_data(dol, data)
 
 
 def _bcd_amount(value: bytes) -> int:
@@ -358,10 +330,7 @@ class CardCrypto:
     def _terminal_values(self, dol: bytes | None, data: bytes, which: str) -> dict[int, bytes]:
         if dol is None:
             raise emvcrypto.CryptoInputError(f"GENERATE AC needs {which} (give it here or to CardCrypto)")
-        try:
-            return dol_values(dol, data)
-        except emvcrypto.CryptoInputError as exc:
-            raise emvcrypto.CryptoInputError(f"{which} is malformed: {exc}") from None
+        return _dol_values(dol, data, which)
 
     def _first_ac(
         self,

@@ -30,7 +30,8 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sim import cvn, emvcrypto
+from sim import cvn, emvcrypto, tlv
+from sim.errors import TlvError
 
 __all__ = [
     "DEFAULT_DECLINE_RULES",
@@ -60,61 +61,22 @@ class Field55Error(emvcrypto.SimCryptoError):
     """Field 55 is not well-formed BER-TLV; says the offset and, when known, the tag."""
 
     def __init__(self, message: str, offset: int, tag: int | None = None) -> None:
-        where = f" at offset {offset}" + (f" (tag {tag:X})" if tag is not None else "")
-        super().__init__(message + where)
+        super().__init__(message)
         self.offset = offset
         self.tag = tag
 
 
 def parse_tlv(data: bytes) -> dict[int, bytes]:
     """A flat BER-TLV list (field 55) as tag -> value; '00' / 'FF' filler between objects is skipped."""
-    values: dict[int, bytes] = {}
-    offset = 0
-    while offset < len(data):
-        if data[offset] in (0x00, 0xFF):
-            offset += 1
-            continue
-        start = offset
-        tag = data[offset]
-        offset += 1
-        if tag & 0x1F == 0x1F:
-            while True:
-                if offset >= len(data):
-                    raise Field55Error("tag runs past the end", start)
-                tag = (tag << 8) | data[offset]
-                offset += 1
-                if not data[offset - 1] & 0x80:
-                    break
-                if offset - start > 3:
-                    raise Field55Error("tag longer than 3 bytes", start)
-        if offset >= len(data):
-            raise Field55Error("no length", start, tag)
-        length = data[offset]
-        offset += 1
-        if length & 0x80:
-            size = length & 0x7F
-            if size == 0 or size > 3 or offset + size > len(data):
-                raise Field55Error(f"bad length field '{length:02X}'", offset - 1, tag)
-            length = int.from_bytes(data[offset : offset + size], "big")
-            offset += size
-        if offset + length > len(data):
-            raise Field55Error(f"value of {length} bytes runs past the end", start, tag)
-        values[tag] = data[offset : offset + length]
-        offset += length
-    return values
+    try:
+        return tlv.parse_to_dict(data)
+    except TlvError as error:
+        raise Field55Error(f"field 55: {error}", error.offset, error.tag) from None
 
 
 def encode_tlv(tag: int, value: bytes) -> bytes:
     """One BER-TLV data object."""
-    tag_bytes = tag.to_bytes((tag.bit_length() + 7) // 8 or 1, "big")
-    length = len(value)
-    if length < 0x80:
-        length_bytes = bytes([length])
-    elif length <= 0xFF:
-        length_bytes = bytes([0x81, length])
-    else:
-        length_bytes = bytes([0x82]) + length.to_bytes(2, "big")
-    return tag_bytes + length_bytes + value
+    return tlv.encode(tag, value)
 
 
 @dataclass

@@ -18,8 +18,6 @@ from sim.cardcrypto import (
     IncorrectP1P2,
     SecureMessagingFailed,
     WrongLength,
-    dol_values,
-    parse_dol,
 )
 from sim.emvcrypto import CryptoInputError, SimCryptoError
 from sim.errors import SimError, SwError
@@ -441,16 +439,13 @@ def test_pin_change_with_current_pin_needs_it_from_the_engine() -> None:
         card.check_script_command(command)
 
 
-# --- DOL and repr ----------------------------------------------------------------------
+# --- CDOL and repr ----------------------------------------------------------------------
 
 
-def test_dol_parsing() -> None:
-    assert parse_dol(CDOL1)[:3] == [(0x9F02, 6), (0x9F03, 6), (0x9F1A, 2)]
-    assert parse_dol(h("DF810102")) == [(0xDF8101, 2)]
-    assert dol_values(h("9F0201" + "8A02"), h("11" + "3030")) == {0x9F02: h("11"), 0x8A: b"00"}
-    for truncated in (h("9F"), h("9F02"), h("DF81")):
-        with pytest.raises(CryptoInputError):
-            parse_dol(truncated)
+def test_a_malformed_cdol_is_a_profile_error() -> None:
+    card = CardCrypto(cvn.example_crypto_config(10), PAN, PSN, cdol1=h("9F02069F"), aip=AIP)
+    with pytest.raises(CryptoInputError, match="CDOL1"):
+        card.generate_ac("ARQC", bytes(6), 1)
 
 
 def test_repr_masks_the_pan_and_shows_no_key() -> None:

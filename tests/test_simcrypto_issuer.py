@@ -372,11 +372,11 @@ def test_tlv_codec_agrees_with_pyemv() -> None:
     [
         ("9F", 0, None),
         ("9F2608" + "00" * 7, 0, 0x9F26),
-        ("9F27", 0, 0x9F27),
+        ("9F27", 2, 0x9F27),  # where the length should be
         ("9F278180", 0, 0x9F27),  # 128 bytes announced, none there
         ("9F2780", 2, 0x9F27),
         ("9F2784FFFFFFFF00", 2, 0x9F27),
-        ("9F27018095", 4, 0x95),
+        ("9F27018095", 5, 0x95),
         ("DF818181818101", 0, None),
     ],
 )
