@@ -1,7 +1,7 @@
 """The simulated issuer: checks the card's ARQC, answers with an ARPC and issuer scripts.
 
 Used by the host simulator (and, through the composition root, by the
-terminal's ``--online sim``). It reads field 55 with its own small TLV codec,
+terminal's ``--online sim``). It reads field 55 with the card side's codec (sim.tlv),
 finds the card's issuer master keys by the longest matching PAN prefix,
 derives the card's keys as personalisation did (:mod:`sim.cvn`), and:
 
