@@ -56,11 +56,11 @@ def unionpay_ecb_mac(key: bytes, data: bytes) -> bytes:
     """The 8 ASCII hex characters UnionPay puts in field 64."""
     if len(key) not in (8, 16):
         raise CryptoError(f"UnionPay MAK must be 8 or 16 bytes, got {len(key)}")
-    folded = bytes(DES_BLOCK)
     padded = _pad_zero(data)
+    folded = 0
     for offset in range(0, len(padded), DES_BLOCK):
-        folded = xor(folded, padded[offset : offset + DES_BLOCK])
-    expanded = folded.hex().upper().encode("ascii")
+        folded ^= int.from_bytes(padded[offset : offset + DES_BLOCK], "big")
+    expanded = folded.to_bytes(DES_BLOCK, "big").hex().upper().encode("ascii")
     first = tdes_encrypt_ecb(key, expanded[:DES_BLOCK])
     second = tdes_encrypt_ecb(key, xor(first, expanded[DES_BLOCK:]))
     return second.hex().upper().encode("ascii")[:MAC_LENGTH]
