@@ -196,7 +196,9 @@ class KeyStore:
         """Add or replace one key."""
         return self.replace_atomically({name: NewKey(key_bytes, kind, version)})[0]
 
-    def replace_atomically(self, keys: Mapping[str, NewKey]) -> builtins.list[KeyInfo]:
+    def replace_atomically(
+        self, keys: Mapping[str, NewKey | tuple[bytes, str, int]]
+    ) -> builtins.list[KeyInfo]:
         """Add or replace several keys in one file write: after a crash all or none are there."""
         if not keys:
             raise KeyStoreError("nothing to store: no keys given")
