@@ -1,0 +1,232 @@
+"""Shared fixtures. `vpcd_card(profile)`: a simulated card in pcscd's virtual reader.
+
+The one vpcd slot is shared by every test worker and every helper on the
+machine, so the fixture holds an exclusive `flock` on /tmp/pos-vpcd.lock for
+as long as its card is in the reader. Tests using it are marked
+`@pytest.mark.pcsc` and `@pytest.mark.xdist_group("pcsc")`.
+
+pcscd must already be running with the vpcd driver (`./build.sh test` starts
+it); without it the fixture fails, it never skips.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VPCD_LOCK = Path("/tmp/pos-vpcd.lock")
+DEFAULT_VPCD_PORT = 35963
+FIRST_VPCD_PORT = 35963
+LOCK_WAIT_S = 90.0
+START_WAIT_S = 15.0
+PRESENCE_WAIT_S = 10.0
+
+_RUN_THROUGH_BUILD = "run the tests through `./build.sh test`, which starts pcscd with the vpcd driver"
+
+
+def vpcd_port() -> int:
+    return int(os.environ.get("POS_VPCD_PORT", str(DEFAULT_VPCD_PORT)))
+
+
+def vpcd_reader_name(port: int) -> str:
+    """vpcd opens one reader per port: 35963 is 'Virtual PCD 00 00', 35964 'Virtual PCD 00 01'."""
+    return f"Virtual PCD 00 {port - FIRST_VPCD_PORT:02d}"
+
+
+def pcsc_card_present(reader: str) -> bool:
+    """What pcscd says about the reader right now (pyscard, tests only)."""
+    from smartcard import scard
+
+    result, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if result != scard.SCARD_S_SUCCESS:
+        pytest.fail(f"pcscd does not answer ({scard.SCardGetErrorMessage(result)}); {_RUN_THROUGH_BUILD}")
+    try:
+        result, states = scard.SCardGetStatusChange(context, 0, [(reader, scard.SCARD_STATE_UNAWARE)])
+        if result not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_TIMEOUT):
+            pytest.fail(f"pcscd cannot report reader {reader!r}: {scard.SCardGetErrorMessage(result)}")
+        return bool(states[0][1] & scard.SCARD_STATE_PRESENT)
+    finally:
+        scard.SCardReleaseContext(context)
+
+
+def _require_vpcd_reader(reader: str) -> None:
+    from smartcard.Exceptions import CardServiceException, ListReadersException
+    from smartcard.System import readers
+
+    try:
+        names = [str(r) for r in readers()]
+    except (ListReadersException, CardServiceException, OSError) as error:
+        pytest.fail(f"pcscd is not running or not reachable ({error}); {_RUN_THROUGH_BUILD}")
+    if reader not in names:
+        pytest.fail(f"pcscd shows no reader {reader!r} (it has {names}); {_RUN_THROUGH_BUILD}")
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)
+
+
+class VpcdCard:
+    """A `pos-sim card` process whose card sits in the vpcd reader."""
+
+    def __init__(self, profile: str, port: int) -> None:
+        self.profile = profile
+        self.port = port
+        self.reader_name = vpcd_reader_name(port)
+        self._stderr = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sim", "card", "--profile", profile, "--vpcd", f"127.0.0.1:{port}"],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        assert self.process.stdout is not None
+        threading.Thread(target=self._pump, args=(self.process.stdout,), daemon=True).start()
+        self._expect("ready", START_WAIT_S)
+        self._wait_presence(True)
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line.strip())
+        self._lines.put(None)
+
+    def _stderr_text(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", "replace")[-2000:]
+
+    def _expect(self, word: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(
+                    f"`pos-sim card --profile {self.profile}` did not print {word!r} in {timeout:.0f} s"
+                )
+            if line is None:
+                pytest.fail(
+                    f"`pos-sim card --profile {self.profile}` ended (exit {self.process.wait()}) before"
+                    f" printing {word!r}; stderr:\n{self._stderr_text()}"
+                )
+            if line == word:
+                return
+
+    def _wait_presence(self, present: bool) -> None:
+        state = "present" if present else "absent"
+        _wait_for(
+            lambda: pcsc_card_present(self.reader_name) == present,
+            PRESENCE_WAIT_S,
+            f"pcscd to report the card {state} in {self.reader_name!r}",
+        )
+
+    def present(self) -> bool:
+        """Whether pcscd sees a card in this reader now."""
+        return pcsc_card_present(self.reader_name)
+
+    def _send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def remove(self) -> None:
+        """Pull the card out of the reader; returns once pcscd has seen it go."""
+        self._send("remove")
+        self._expect("removed", START_WAIT_S)
+        self._wait_presence(False)
+
+    def insert(self) -> None:
+        """Put the card back (same card, counters kept); returns once pcscd has seen it."""
+        self._send("insert")
+        self._expect("ready", START_WAIT_S)
+        self._wait_presence(True)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self._send("quit")
+                self.process.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+        self._stderr.close()
+
+
+@pytest.fixture
+def vpcd_card() -> Iterator[Callable[[str], VpcdCard]]:
+    """Factory: `card = vpcd_card("visa-credit")` puts that card in the vpcd reader.
+
+    Calling it again in the same test swaps the card for another profile.
+    """
+    port = vpcd_port()
+    reader = vpcd_reader_name(port)
+    lock_file = VPCD_LOCK.open("a+")
+    cards: list[VpcdCard] = []
+    locked = False
+
+    def start(profile: str) -> VpcdCard:
+        nonlocal locked
+        if not locked:
+            _require_vpcd_reader(reader)
+            deadline = time.monotonic() + LOCK_WAIT_S
+            while True:
+                try:
+                    fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        pytest.fail(
+                            f"{VPCD_LOCK} stayed locked for {LOCK_WAIT_S:.0f} s: the vpcd slot is busy"
+                        )
+                    time.sleep(0.05)
+            locked = True
+            _wait_for(
+                lambda: not pcsc_card_present(reader),
+                PRESENCE_WAIT_S,
+                f"{reader!r} to be empty (a card this test did not put there is in it)",
+            )
+        while cards:
+            cards.pop().stop()
+            _wait_for(lambda: not pcsc_card_present(reader), PRESENCE_WAIT_S, "the previous card to leave")
+        card = VpcdCard(profile, port)
+        cards.append(card)
+        return card
+
+    try:
+        yield start
+    finally:
+        try:
+            for card in cards:
+                card.stop()
+            if locked and cards:
+                _wait_for(
+                    lambda: not pcsc_card_present(reader), PRESENCE_WAIT_S, "the card to leave the reader"
+                )
+        finally:
+            if locked:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+            lock_file.close()
