@@ -188,7 +188,7 @@ def test_a_registered_subcommand_runs_with_the_shared_reader_handling(
             env.stdout.write("done\n")
             return 0
 
-        return diag.run_with_card(args, env, body)  # type: ignore[arg-type]
+        return diag.run_with_card(args, env, body)
 
     diag.register_subcommand(diag.Subcommand("txn", "a transaction", configure, run_txn))
     code, out, _ = run(["txn", "--reader", "sim:x", "--amount", "100"], card_reader(FakeCard([])))

@@ -25,7 +25,7 @@ class FakeConnection:
     ) -> None:
         self.connect_error = connect_error
         self.transmit_error = transmit_error
-        self.protocol = CardConnection.T1_protocol
+        self.protocol: int = CardConnection.T1_protocol
         self.disconnected = False
         self.sent: list[list[int]] = []
 

@@ -222,7 +222,9 @@ def test_pos_emv_read_sim_profile_is_masked() -> None:
     result = pos_emv("read", "--reader", "sim:unionpay-debit")
     report = assert_masked_report(result, "unionpay-debit")
     assert report["reader"] == "sim:unionpay-debit"
-    assert all(isinstance(row, dict) and "ms" in row for row in report["trace"])  # type: ignore[union-attr]
+    trace = report["trace"]
+    assert isinstance(trace, list) and trace
+    assert all(isinstance(row, dict) and "ms" in row for row in trace)
 
 
 def test_pos_emv_unknown_profile_is_one_line() -> None:

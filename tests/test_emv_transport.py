@@ -201,7 +201,7 @@ def test_trace_display_masks_pan_track2_name_and_pin() -> None:
     assert "541333******0094" in shown
     assert "241234" not in shown
     rows = transport.display_trace()
-    assert rows[1]["command"].startswith("0020008008<8 bytes of PIN data withheld")  # type: ignore[union-attr]
+    assert str(rows[1]["command"]).startswith("0020008008<8 bytes of PIN data withheld")
     assert rows[0]["sw"] == "9000"
     # The raw bytes stay available in memory for the kernel.
     assert transport.trace[0].response == record + h("9000")

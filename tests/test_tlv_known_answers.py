@@ -240,7 +240,8 @@ _constructed_tags = st.sampled_from([0x70, 0x77, 0xA5, 0xBF0C, 0xE1])
 
 
 def _encode_tree(node: object) -> bytes:
-    tag, value = node  # type: ignore[misc]
+    assert isinstance(node, tuple)
+    tag, value = node
     if isinstance(value, list):
         return tlv.encode(tag, b"".join(_encode_tree(child) for child in value))
     return tlv.encode(tag, value)
