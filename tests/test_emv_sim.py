@@ -41,8 +41,6 @@ TRANSACTION = {
     0x9F37: bytes.fromhex("01020304"),
 }
 
-pcsc = [pytest.mark.pcsc, pytest.mark.xdist_group("pcsc")]
-
 
 def read_card(reader: CardReader, choose: Chooser | None) -> tuple[Transport, ApplicationData]:
     transport = Transport(reader)
