@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from firmware.emv.online import OnlineHandler
     from firmware.emv.reader import CardReader
+    from sim.issuer import Issuer
 
 
 def open_reader(spec: str) -> CardReader:
@@ -27,16 +28,9 @@ def open_reader(spec: str) -> CardReader:
     return open_pcsc_reader(spec.removeprefix("pcsc").removeprefix(":") or None)
 
 
-def online_factory(spec: str) -> OnlineHandler | None:
-    """`sim`: the simulated issuer answers in process (`sim.issuer`); `none`: no host."""
-    if spec == "none":
-        return None
-    if spec != "sim":
-        raise ValueError(f"unknown online spec '{spec}' (sim or none)")
+def issuer_online(issuer: Issuer) -> OnlineHandler:
+    """The kernel's host callback answered in process by a simulated issuer (`sim.issuer`)."""
     from firmware.emv.online import OnlineRequest, OnlineResponse
-    from sim.acquirer import issuer_from_profiles
-
-    issuer = issuer_from_profiles()
 
     def online(request: OnlineRequest) -> OnlineResponse | None:
         psn = int(request.pan_sequence_number) if request.pan_sequence_number else None
@@ -51,6 +45,19 @@ def online_factory(spec: str) -> OnlineHandler | None:
         )
 
     return online
+
+
+def online_factory(spec: str) -> OnlineHandler | None:
+    """`sim`: the simulated issuer holding every sim profile's keys answers in process; `none`: no host."""
+    if spec == "none":
+        return None
+    if spec != "sim":
+        from firmware.errors import ConfigError
+
+        raise ConfigError(f"unknown online spec {spec!r} (sim or none)")
+    from sim.acquirer import issuer_from_profiles
+
+    return issuer_online(issuer_from_profiles())
 
 
 def emv_main(argv: Sequence[str] | None = None) -> int:

@@ -65,15 +65,13 @@ def test_cdol_data_is_filled_in_dol_order_with_format_rules() -> None:
         0x9F37: H("11223344"),
     }
     # 9F03 absent: six zero bytes
-    assert build_cdol_data(cdol1, source) == H(
-        "000000001234" "000000000000" "0156" "0000008000" "0156" "250615" "00" "11223344"
-    )
+    assert build_cdol_data(cdol1, source) == H("0000000012340000000000000156000000800001562506150011223344")
     with pytest.raises(CardDataError, match="8D"):
         build_cdol_data(H("9F"), source, tag=0x8D)
 
 
 def test_format1_response() -> None:
-    response = parse_generate_ac_response(H("8012" "80" "0001" "1122334455667788" "06010A03A00000"))
+    response = parse_generate_ac_response(H("8012800001112233445566778806010A03A00000"))
     assert response.response_format == 0x80
     assert response.cryptogram_type is CryptogramType.ARQC
     assert response.atc == H("0001") and response.cryptogram == H("1122334455667788")
@@ -82,7 +80,7 @@ def test_format1_response() -> None:
 
 
 def test_format2_response_with_advice_bit() -> None:
-    data = H("771E" "9F270108" "9F36020002" "9F26081122334455667788" "9F1007060102030405FF")
+    data = H("771E9F2701089F360200029F260811223344556677889F1007060102030405FF")
     response = parse_generate_ac_response(data)
     assert response.cryptogram_type is CryptogramType.AAC
     assert response.advice_required and response.reason == 0
@@ -293,8 +291,8 @@ def test_risk_management_combines_checks() -> None:
 
 # --- issuer scripts -------------------------------------------------------------
 
-SCRIPT_71 = H("7119" "9F180411223344" "8609" "8418000004AABBCCDD" "8605" "8424000000")
-SCRIPT_72 = H("720A" "8608" "841E0000030A0B0C")
+SCRIPT_71 = H("71199F18041122334486098418000004AABBCCDD86058424000000")
+SCRIPT_72 = H("720A8608841E0000030A0B0C")
 
 
 def test_parse_scripts_in_order() -> None:
@@ -336,10 +334,10 @@ def test_run_script_success_warning_and_failure() -> None:
     assert failed.encode() == H("1211223344")
     stopped = run_script(script, card({0x18: 0x6A88}))
     assert stopped.encode() == H("1111223344")
-    assert issuer_script_results([ok, failed]) == H("2011223344" "1211223344")
+    assert issuer_script_results([ok, failed]) == H("20112233441211223344")
 
 
 def test_malformed_script_fails_without_sending() -> None:
-    script = parse_issuer_scripts(H("7106" "9F180211" "2233"))[0]
+    script = parse_issuer_scripts(H("71069F1802112233"))[0]
     result = run_script(script, lambda command: 0x9000)
     assert result.status is ScriptStatus.FAILED and result.encode() == H("1000000000")

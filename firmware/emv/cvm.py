@@ -350,9 +350,7 @@ def perform_cardholder_verification(
     ('00' unknown, '01' failed, '02' successful), or '3F' when none was.
     """
     if not cvm_list_data:
-        return CvmOutcome(
-            results=bytes([NO_CVM_PERFORMED, 0, RESULT_UNKNOWN]), tvr=TvrBit.ICC_DATA_MISSING
-        )
+        return CvmOutcome(results=bytes([NO_CVM_PERFORMED, 0, RESULT_UNKNOWN]), tvr=TvrBit.ICC_DATA_MISSING)
     cvm_list = parse_cvm_list(cvm_list_data)
     outcome = CvmOutcome(results=bytes([NO_CVM_PERFORMED, 0, RESULT_FAILED]), performed=True)
     run = _Run(cvm_list, ctx, card, pan, pin_entry, online_pin_block, pin_key, random_bytes, outcome)

@@ -11,7 +11,8 @@ the process: this is a diagnostic, the real PIK stays in the key store.
 issuer); `none` means the terminal cannot go online.
 
 Exit codes: 0 when the transaction completed (approved or declined), 4 when
-it was terminated; the JSON object is printed either way.
+it was terminated (the JSON object is printed either way); 2 no card or
+reader, 5 configuration, 64 usage (an amount with too many decimals).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from firmware.emv.diag import (
     EXIT_CARD_ERROR,
     EXIT_CONFIG,
     EXIT_OK,
+    EXIT_USAGE,
     Environment,
     Subcommand,
     add_reader_argument,
@@ -59,6 +61,8 @@ def parse_amount(text: str, exponent: int) -> int:
     minor = value.scaleb(exponent)
     if not value.is_finite() or value < 0 or minor != minor.to_integral_value():
         raise ValueError(f"'{text}' is not an amount with at most {exponent} decimals")
+    if minor >= 10**12:
+        raise ValueError(f"'{text}' does not fit the 12 digits of an EMV amount")
     return int(minor)
 
 
@@ -99,7 +103,7 @@ def txn_subcommand(online_factory: OnlineFactory | None = None) -> Subcommand:
             amount_other = parse_amount(args.amount_other, config.currency_exponent)
         except ValueError as exc:
             env.stderr.write(f"pos-emv: {exc}\n")
-            return EXIT_CONFIG
+            return EXIT_USAGE
         online: OnlineHandler | None = None
         if args.online != "none":
             if online_factory is None:
