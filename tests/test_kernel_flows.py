@@ -124,6 +124,9 @@ CASES = [
     # TAC online byte 3 BC covers both -> ARQC
     Case("pin-blocked", "fault-pin-blocked", 1234, Outcome.APPROVED_ONLINE, "0000240000", "E800", "420300",
          pin="4315", response_code="00", pcsc=True),
+    # ARQC with a CDA signature that does not verify: CDA failed (04), closed with an AAC (Z3), declined
+    Case("bad-cda-signature", "fault-bad-cda-signature", 6000, Outcome.DECLINED_OFFLINE, "0400008000", "E800",
+         "410302", pin="4315", pcsc=True),
     Case("card-removed-before-second-ac", "fault-removed-before-second-ac", 6000,
          Outcome.HOST_APPROVED_CARD_DECLINED, "0000008000", "F800", "440302", response_code="00", pcsc=True),
     Case("aac-after-host-approval", "fault-aac-after-approval", 6000, Outcome.HOST_APPROVED_CARD_DECLINED,

@@ -341,3 +341,17 @@ def test_malformed_script_fails_without_sending() -> None:
     script = parse_issuer_scripts(H("71069F1802112233"))[0]
     result = run_script(script, lambda command: 0x9000)
     assert result.status is ScriptStatus.FAILED and result.encode() == H("1000000000")
+
+
+def test_tc_hash_value_over_the_tdol_data() -> None:
+    import hashlib
+
+    from firmware.emv.genac import tc_hash_value
+
+    tdol = H("9F02065F2A029A039C019F3704")
+    source = {0x9F02: H("000000001234"), 0x5F2A: H("0156"), 0x9A: H("250615"), 0x9C: H("00")}
+    # 9F37 absent: four zero bytes (Book 3 5.4)
+    expected = hashlib.sha1(H("000000001234" "0156" "250615" "00" "00000000")).digest()
+    assert tc_hash_value(tdol, source) == expected
+    with pytest.raises(CardDataError, match="97"):
+        tc_hash_value(H("9F02"), source)

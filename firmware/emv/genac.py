@@ -10,6 +10,7 @@ data objects. The answer is format 1 ('80': CID, ATC, AC, IAD) or format 2
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ __all__ = [
     "build_cdol_data",
     "generate_ac_command",
     "parse_generate_ac_response",
+    "tc_hash_value",
 ]
 
 TAG_CID = 0x9F27
@@ -54,6 +56,15 @@ def build_cdol_data(cdol: bytes, source: Mapping[int, bytes], tag: int = 0x8C) -
     except TlvError as exc:
         raise CardDataError(f"malformed CDOL: {exc}", tag) from exc
     return tlv.build_dol(entries, source, tags.format_of)
+
+
+def tc_hash_value(tdol: bytes, source: Mapping[int, bytes]) -> bytes:
+    """TC Hash Value (98), Book 3 9.2.2: SHA-1 over the data the TDOL (97) names."""
+    try:
+        entries = tlv.parse_dol(tdol)
+    except TlvError as exc:
+        raise CardDataError(f"malformed TDOL: {exc}", 0x97) from exc
+    return hashlib.sha1(tlv.build_dol(entries, source, tags.format_of), usedforsecurity=False).digest()
 
 
 def generate_ac_command(kind: CryptogramType, cdol_data: bytes, *, cda: bool = False) -> Command:

@@ -52,6 +52,7 @@ from firmware.emv.genac import (
     build_cdol_data,
     generate_ac_command,
     parse_generate_ac_response,
+    tc_hash_value,
 )
 from firmware.emv.kernel_config import ApplicationParameters, KernelConfig, pan_fingerprint
 from firmware.emv.oda import (
@@ -118,6 +119,8 @@ AIP_ISSUER_AUTHENTICATION = 0x04
 # Authorisation Response Codes the terminal sets itself (Book 4 Annex A6).
 UNABLE_ONLINE_APPROVED = "Y3"
 UNABLE_ONLINE_DECLINED = "Z3"
+
+TAG_TC_HASH = 0x98
 
 
 @dataclass(frozen=True)
@@ -425,6 +428,15 @@ class _Transaction:
             online_only=self.config.online_only,
         )
 
+    def _tc_hash(self) -> bytes:
+        """Book 3 9.2.2: SHA-1 over the TDOL data; the card's TDOL (97) or else the default one."""
+        assert self.params is not None
+        tdol = self.icc.get(0x97)
+        if tdol is None:
+            tdol = self.params.default_tdol
+            self.tvr.set(TvrBit.DEFAULT_TDOL_USED)
+        return tc_hash_value(tdol, self.source())
+
     def _cda_wanted(self, kind: CryptogramType) -> bool:
         return (
             self.oda_method is OdaMethod.CDA
@@ -440,6 +452,8 @@ class _Transaction:
         cdol = self.icc.get(cdol_tag)
         if cdol is None:
             raise _Stop(Outcome.TERMINATED, f"card has no CDOL{2 if second else 1} ({cdol_tag:X})")
+        if TAG_TC_HASH in (tag for tag, _ in tlv.parse_dol(cdol)):
+            self.dynamic[TAG_TC_HASH] = self._tc_hash()
         cdol_data = build_cdol_data(cdol, self.source(), cdol_tag)
         if not second:
             self.cdol1_data = cdol_data
