@@ -7,6 +7,7 @@ import json
 import random
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from firmware.emv import diag
 from firmware.emv.diag_txn import parse_amount, register_txn
 
 
-def run(argv: list[str]) -> tuple[int, dict[str, object] | None, str]:
+def run(argv: list[str]) -> tuple[int, dict[str, Any] | None, str]:
     register_txn(online_factory)
     generator = random.Random(3)
     out, err = io.StringIO(), io.StringIO()
@@ -47,8 +48,8 @@ def test_online_sale_through_the_simulated_issuer() -> None:
     )
     assert code == 0 and report is not None
     assert report["outcome"] == "APPROVED_ONLINE" and report["response_code"] == "00"
-    assert "EXCEEDS_FLOOR_LIMIT" in report["tvr_bits"]  # type: ignore[operator]
-    names = [entry["name"] for entry in report["trace"]]  # type: ignore[union-attr, index]
+    assert "EXCEEDS_FLOOR_LIMIT" in report["tvr_bits"]
+    names = [entry["name"] for entry in report["trace"]]
     assert names.count("GENERATE AC") == 2 and "EXTERNAL AUTHENTICATE" in names
 
 

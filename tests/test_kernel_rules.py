@@ -5,6 +5,8 @@ Expected values come from the Book 3 rules (tables in each test), not from the c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from firmware.emv.action import (
@@ -16,6 +18,7 @@ from firmware.emv.action import (
     second_ac_decision,
     terminal_action_analysis,
 )
+from firmware.emv.apdu import Command
 from firmware.emv.genac import (
     CryptogramType,
     build_cdol_data,
@@ -316,11 +319,8 @@ def test_run_script_success_warning_and_failure() -> None:
     script = parse_issuer_scripts(SCRIPT_71)[0]
     sent: list[bytes] = []
 
-    def card(sw_for: dict[int, int]) -> object:
-        def send(command: object) -> int:
-            from firmware.emv.apdu import Command
-
-            assert isinstance(command, Command)
+    def card(sw_for: dict[int, int]) -> Callable[[Command], int]:
+        def send(command: Command) -> int:
             sent.append(command.encode())
             return sw_for.get(command.ins, 0x9000)
 
