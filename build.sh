@@ -49,8 +49,8 @@ install_python_packages() {
         return 0
     fi
     say "installing the Python packages from setup.cfg"
-    "$PY" -m pip install -q --upgrade pip
-    "$PY" -m pip install -q -e ".[test]"
+    "$PY" -m pip install -qq --upgrade pip
+    "$PY" -m pip install -qq -e ".[test]"
     python_setup_stamp > "$stamp"
 }
 
