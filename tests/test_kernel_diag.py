@@ -68,6 +68,15 @@ def test_removed_card_after_approval_needs_a_reversal() -> None:
     assert report["outcome"] == "HOST_APPROVED_CARD_DECLINED" and report["reversal_required"] is True
 
 
+def test_multi_application_card_takes_the_technicians_aid() -> None:
+    base = ["txn", "--amount", "12.34", "--reader", "sim:multi-app", "--pin", "1234", "--online", "sim"]
+    code, report, _ = run([*base, "--aid", "A000000333010102"])
+    assert code == 0 and report is not None
+    assert report["aid"] == "A000000333010102" and report["oda_method"] == "DDA"
+    code, report, _ = run(base)  # without --aid: the highest priority application
+    assert code == 0 and report is not None and report["aid"] == "A000000333010101"
+
+
 def test_terminated_transaction_exits_four_with_json() -> None:
     code, report, _ = run(["txn", "--amount", "1.00", "--reader", "sim:blocked"])
     assert code == diag.EXIT_CARD_ERROR and report is not None and report["outcome"] == "TERMINATED"

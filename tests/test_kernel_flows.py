@@ -24,6 +24,7 @@ import pytest
 from firmware.__main__ import issuer_online
 from firmware.emv import tlv
 from firmware.emv.capk import CapkStore, Revocation, load_capk_store
+from firmware.emv.diag import technician_chooser
 from firmware.emv.genac import CryptogramType
 from firmware.emv.kernel import KernelServices, run_transaction
 from firmware.emv.kernel_config import load_kernel_config
@@ -59,6 +60,7 @@ class Case:
     capks: str = "shipped"
     response_code: str | None = None
     signature_required: bool = False
+    aid: str | None = None  # the application the technician confirms on a multi-application card
     pcsc: bool = False  # also run through pcscd + vpcd (one case per profile)
 
 
@@ -97,6 +99,13 @@ CASES = [
     # Visa SDA card past 5F24: 'expired application' is in the TAC online -> ARQC; the issuer approves
     Case("expired-application", "expired", 1234, Outcome.APPROVED_ONLINE, "0240040000", "F800", "420300",
          response_code="00", pcsc=True),
+    Case("no-pse-aid-list", "no-pse", 1234, Outcome.APPROVED_OFFLINE, "0000000000", "E800", "440302",
+         pcsc=True),
+    # two UnionPay applications needing confirmation: debit (SDA) and credit (DDA); online PIN -> ARQC
+    Case("multi-app-debit", "multi-app", 1234, Outcome.APPROVED_ONLINE, "0200040000", "F800", "420300",
+         aid="A000000333010101", response_code="00"),
+    Case("multi-app-credit", "multi-app", 1234, Outcome.APPROVED_ONLINE, "0000040000", "F800", "420300",
+         aid="A000000333010102", response_code="00", pcsc=True),
     Case("blocked-application", "blocked", 1234, Outcome.TERMINATED, "0000000000", "0000", None, pcsc=True),
     # --- fault profiles ---
     # SDA selected + SDA failed (42); TAC online byte 1 D8 covers SDA failed -> ARQC
@@ -186,6 +195,7 @@ def services(case: Case, online: OnlineHandler | None) -> KernelServices:
         pin_entry=pin_entry if pin is not None else None,
         online_pin_block=lambda pin, pan: bytes.fromhex("0123456789ABCDEF"),
         online=online if case.online else None,
+        choose=technician_chooser(bytes.fromhex(case.aid) if case.aid else None),
     )
 
 
@@ -201,6 +211,8 @@ def check(case: Case, result: TransactionResult) -> None:
         assert result.field55 == b""
         return
     assert result.masked_pan is not None and "*" in result.masked_pan
+    if case.aid is not None:
+        assert result.aid == bytes.fromhex(case.aid)
     assert result.cid is not None
     final = CryptogramType.of(result.cid)
     if case.name == "card-removed-before-second-ac":

@@ -1,14 +1,16 @@
 """`pos-emv txn`: run one whole EMV transaction and print its result as JSON (masked).
 
     pos-emv txn --amount 12.34 [--type sale|refund] [--reader SPEC] [--pin 1234|bypass]
-                [--online sim|none] [--kernel-config PATH] [--capk PATH] [--sequence N]
+                [--online sim|none] [--aid HEX] [--kernel-config PATH] [--capk PATH] [--sequence N]
 
 Without `--pin` the terminal has no PIN pad; `--pin bypass` is a PIN pad
 where the cardholder presses Enter without a PIN. An online PIN is
 encrypted (ISO 9564 format 0) under a one-time random key that never leaves
 the process: this is a diagnostic, the real PIK stays in the key store.
 `--online sim` needs the composition root's online factory (the simulated
-issuer); `none` means the terminal cannot go online.
+issuer); `none` means the terminal cannot go online. When the card offers
+several applications the technician confirms for the cardholder: `--aid`,
+else the highest priority.
 
 Exit codes: 0 when the transaction completed (approved or declined), 4 when
 it was terminated (the JSON object is printed either way); 2 no card or
@@ -34,6 +36,7 @@ from firmware.emv.diag import (
     add_reader_argument,
     register_subcommand,
     run_with_card,
+    technician_chooser,
 )
 from firmware.emv.kernel import KernelServices, process_transaction
 from firmware.emv.kernel_config import load_kernel_config
@@ -76,6 +79,23 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel-config", default=None, metavar="PATH")
     parser.add_argument("--capk", default=str(DEFAULT_CAPK_PATH), metavar="PATH")
     parser.add_argument("--sequence", type=int, default=1, help="transaction sequence counter 9F41")
+    parser.add_argument(
+        "--aid",
+        type=_aid,
+        default=None,
+        metavar="HEX",
+        help="the application to use when the card offers several (default: highest priority)",
+    )
+
+
+def _aid(text: str) -> bytes:
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not hex") from None
+    if not 1 <= len(value) <= 16:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an AID (1 to 16 bytes)")
+    return value
 
 
 def _pin_entry(pin: str | None) -> Callable[[PinKind, int | None], str | None] | None:
@@ -135,6 +155,7 @@ def txn_subcommand(online_factory: OnlineFactory | None = None) -> Subcommand:
                 pin_entry=_pin_entry(args.pin),
                 online_pin_block=online_pin_block,
                 online=online,
+                choose=technician_chooser(args.aid),
             )
             result = process_transaction(transport, txn, services)
             env.stdout.write(result.to_json() + "\n")
