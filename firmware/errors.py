@@ -33,6 +33,7 @@ __all__ = [
     "StoreError",
     "TamperedRecordError",
     "TlvError",
+    "TransactionInputError",
     "VerificationError",
 ]
 
@@ -83,6 +84,10 @@ class CardDataError(EmvError):
 
 class SelectionError(EmvError):
     """No application that both the card and the terminal support."""
+
+
+class TransactionInputError(EmvError):
+    """The caller asked for a transaction the kernel cannot carry (amount of more than 12 digits...)."""
 
 
 class ReaderError(PosError):

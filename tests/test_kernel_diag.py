@@ -14,6 +14,7 @@ import pytest
 from firmware.__main__ import online_factory, open_reader
 from firmware.emv import diag
 from firmware.emv.diag_txn import parse_amount, register_txn
+from firmware.errors import TransactionInputError
 
 
 def run(argv: list[str]) -> tuple[int, dict[str, Any] | None, str]:
@@ -97,7 +98,7 @@ def test_parse_amount(text: str, exponent: int, minor: int) -> None:
 
 @pytest.mark.parametrize("text", ["12.345", "-1", "abc", "NaN", "1e400"])
 def test_parse_amount_refuses(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(TransactionInputError):
         parse_amount(text, 2)
 
 

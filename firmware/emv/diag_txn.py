@@ -45,7 +45,7 @@ from firmware.emv.result import Outcome
 from firmware.emv.terminal_config import TerminalConfig
 from firmware.emv.transaction import TransactionInput, TransactionType
 from firmware.emv.transport import Transport
-from firmware.errors import ConfigError
+from firmware.errors import ConfigError, TransactionInputError
 from firmware.keys.pinblock import encrypt_pin_block
 
 __all__ = ["OnlineFactory", "parse_amount", "register_txn", "txn_subcommand"]
@@ -56,16 +56,19 @@ _TYPES = {"sale": TransactionType.PURCHASE, "refund": TransactionType.REFUND}
 
 
 def parse_amount(text: str, exponent: int) -> int:
-    """'12.34' in major units to minor units; more decimals than the currency has is an error."""
+    """'12.34' in major units to minor units; more decimals than the currency has is an error.
+
+    Raises TransactionInputError.
+    """
     try:
         value = Decimal(text)
     except InvalidOperation as exc:
-        raise ValueError(f"'{text}' is not an amount") from exc
+        raise TransactionInputError(f"'{text}' is not an amount") from exc
     minor = value.scaleb(exponent)
     if not value.is_finite() or value < 0 or minor != minor.to_integral_value():
-        raise ValueError(f"'{text}' is not an amount with at most {exponent} decimals")
+        raise TransactionInputError(f"'{text}' is not an amount with at most {exponent} decimals")
     if minor >= 10**12:
-        raise ValueError(f"'{text}' does not fit the 12 digits of an EMV amount")
+        raise TransactionInputError(f"'{text}' does not fit the 12 digits of an EMV amount")
     return int(minor)
 
 
@@ -121,7 +124,7 @@ def txn_subcommand(online_factory: OnlineFactory | None = None) -> Subcommand:
         try:
             amount = parse_amount(args.amount, config.currency_exponent)
             amount_other = parse_amount(args.amount_other, config.currency_exponent)
-        except ValueError as exc:
+        except TransactionInputError as exc:
             env.stderr.write(f"pos-emv: {exc}\n")
             return EXIT_USAGE
         online: OnlineHandler | None = None

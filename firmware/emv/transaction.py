@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from firmware.errors import CardDataError
+from firmware.errors import CardDataError, TransactionInputError
 
 __all__ = [
     "Service",
@@ -58,15 +58,15 @@ class TransactionInput:
 
     def __post_init__(self) -> None:
         if self.amount < 0 or self.amount_other < 0:
-            raise ValueError("amounts must not be negative")
+            raise TransactionInputError("amounts must not be negative")
         if self.amount >= 10**12 or self.amount_other >= 10**12:
-            raise ValueError("amount does not fit 12 digits")
+            raise TransactionInputError("amount does not fit 12 digits (9F02)")
         if len(self.unpredictable_number) != 4:
-            raise ValueError("the unpredictable number 9F37 is 4 bytes")
+            raise TransactionInputError("the unpredictable number 9F37 is 4 bytes")
         if not 1 <= self.random_selection_number <= 99:
-            raise ValueError("the random selection number is 1..99 (Book 3 10.6.2)")
+            raise TransactionInputError("the random selection number is 1..99 (Book 3 10.6.2)")
         if not 0 <= self.sequence_counter < 10**8:
-            raise ValueError("the transaction sequence counter 9F41 is 8 digits")
+            raise TransactionInputError("the transaction sequence counter 9F41 is 8 digits")
 
 
 def bcd_digits(number: int, length: int) -> bytes:
