@@ -4,17 +4,23 @@
     pos-sim card --profile NAME --vpcd HOST:PORT      a card in pcscd's virtual reader
     pos-sim host [--port N] [--faults SPEC]           the simulated acquirer host
 
-`pos-sim card` reads ``remove`` / ``insert`` / ``quit`` lines on stdin and
-prints ``ready`` / ``removed``; it stops on ``quit``, end of input or SIGTERM.
+`pos-sim card` reads ``remove`` / ``insert`` / ``quit`` lines on stdin when
+stdin is a pipe, a socket or the terminal it runs in the foreground of, and
+prints ``ready`` / ``removed``; it stops on ``quit``, end of that input or
+SIGTERM. Started with ``&`` (stdin /dev/null or a terminal it does not own),
+it serves the card until SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import stat
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import TextIO
 
 from sim.card import load_profile_card
 from sim.errors import SimError
@@ -43,12 +49,27 @@ def _profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_stream(stream: TextIO) -> TextIO | None:
+    """The stream to read commands from, or None when it is not one to wait on."""
+    try:
+        fd = stream.fileno()
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            return stream
+        if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+            return stream
+    except (OSError, ValueError):
+        pass  # closed or detached stdin: no commands
+    return None
+
+
 def _card(args: argparse.Namespace) -> int:
     address = parse_address(args.vpcd)
     card = load_profile_card(args.profile)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return run(card, address, quickack=not args.no_quickack, commands=sys.stdin, out=sys.stdout)
+        commands = _command_stream(sys.stdin)
+        return run(card, address, quickack=not args.no_quickack, commands=commands, out=sys.stdout)
     except (_Terminated, KeyboardInterrupt):
         return 0
     finally:

@@ -11,6 +11,7 @@ it); without it the fixture fails, it never skips.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import queue
@@ -176,6 +177,31 @@ class VpcdCard:
         self._stderr.close()
 
 
+@contextlib.contextmanager
+def hold_vpcd_slot(reader: str) -> Iterator[None]:
+    """Exclusive use of the one vpcd slot, across test workers and processes."""
+    _require_vpcd_reader(reader)
+    with VPCD_LOCK.open("a+") as lock_file:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{VPCD_LOCK} stayed locked for {LOCK_WAIT_S:.0f} s: the vpcd slot is busy")
+                time.sleep(0.05)
+        try:
+            _wait_for(
+                lambda: not pcsc_card_present(reader),
+                PRESENCE_WAIT_S,
+                f"{reader!r} to be empty (a card this test did not put there is in it)",
+            )
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
 @pytest.fixture
 def vpcd_card() -> Iterator[Callable[[str], VpcdCard]]:
     """Factory: `card = vpcd_card("visa-credit")` puts that card in the vpcd reader.
@@ -184,49 +210,26 @@ def vpcd_card() -> Iterator[Callable[[str], VpcdCard]]:
     """
     port = vpcd_port()
     reader = vpcd_reader_name(port)
-    lock_file = VPCD_LOCK.open("a+")
     cards: list[VpcdCard] = []
-    locked = False
+    with contextlib.ExitStack() as slot:
+        held = False
 
-    def start(profile: str) -> VpcdCard:
-        nonlocal locked
-        if not locked:
-            _require_vpcd_reader(reader)
-            deadline = time.monotonic() + LOCK_WAIT_S
-            while True:
-                try:
-                    fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        pytest.fail(
-                            f"{VPCD_LOCK} stayed locked for {LOCK_WAIT_S:.0f} s: the vpcd slot is busy"
-                        )
-                    time.sleep(0.05)
-            locked = True
-            _wait_for(
-                lambda: not pcsc_card_present(reader),
-                PRESENCE_WAIT_S,
-                f"{reader!r} to be empty (a card this test did not put there is in it)",
-            )
-        while cards:
-            cards.pop().stop()
-            _wait_for(lambda: not pcsc_card_present(reader), PRESENCE_WAIT_S, "the previous card to leave")
-        card = VpcdCard(profile, port)
-        cards.append(card)
-        return card
+        def start(profile: str) -> VpcdCard:
+            nonlocal held
+            if not held:
+                slot.enter_context(hold_vpcd_slot(reader))
+                held = True
+            while cards:
+                cards.pop().stop()
+                _wait_for(lambda: not pcsc_card_present(reader), PRESENCE_WAIT_S, "the previous card to leave")
+            card = VpcdCard(profile, port)
+            cards.append(card)
+            return card
 
-    try:
-        yield start
-    finally:
         try:
+            yield start
+        finally:
             for card in cards:
                 card.stop()
-            if locked and cards:
-                _wait_for(
-                    lambda: not pcsc_card_present(reader), PRESENCE_WAIT_S, "the card to leave the reader"
-                )
-        finally:
-            if locked:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
-            lock_file.close()
+            if cards:
+                _wait_for(lambda: not pcsc_card_present(reader), PRESENCE_WAIT_S, "the card to leave the reader")

@@ -66,6 +66,8 @@ EXIT_CARD_ERROR = 4  # the card answered something the terminal must refuse
 EXIT_CONFIG = 5  # terminal configuration missing or wrong
 EXIT_USAGE = 64
 
+CARD_POLL_INTERVAL_S = 0.1
+
 OpenReader = Callable[[str], CardReader]
 
 
@@ -124,6 +126,25 @@ def add_reader_argument(parser: argparse.ArgumentParser) -> None:
         help="pcsc (first reader with a card), pcsc:NAME, or sim:PROFILE (default: pcsc)",
     )
     parser.add_argument("--config", default=None, metavar="PATH", help="terminal configuration JSON")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long to wait for a card to be presented (default: 2)",
+    )
+
+
+def _open_when_card_present(env: Environment, spec: str, wait: float) -> CardReader:
+    """Open the reader, giving a card just being inserted `wait` seconds to show up."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return env.open_reader(spec)
+        except NoCardError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(CARD_POLL_INTERVAL_S)
 
 
 def _fail(env: Environment, code: int, message: str) -> int:
@@ -145,7 +166,7 @@ def run_with_card(
     except ConfigError as exc:
         return _fail(env, EXIT_CONFIG, str(exc))
     try:
-        reader = env.open_reader(args.reader)
+        reader = _open_when_card_present(env, args.reader, args.wait)
     except PosError as exc:
         return _fail(env, EXIT_NO_CARD, str(exc))
     except Exception as exc:  # the injected opener (sim profiles...) is outside the firmware hierarchy
