@@ -25,6 +25,14 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from hypothesis import settings
+
+# No wall-clock deadline on a shared 2-core machine; under CI the examples are
+# derived from each test's name, so a run is repeatable (`--hypothesis-seed` or
+# HYPOTHESIS_PROFILE=explore widens the search locally).
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "explore"))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VPCD_LOCK = Path("/tmp/pos-vpcd.lock")

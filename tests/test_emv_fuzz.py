@@ -72,7 +72,7 @@ class FuzzReader:
             flipped = bytearray(data)
             flipped[self._draw(st.integers(0, len(data) - 1))] ^= self._draw(st.integers(1, 255))
             return bytes(flipped) + sw
-        if fault == 7:  # the whole answer cut short
+        if fault == 7 and response:  # the whole answer cut short
             return response[: len(response) - self._draw(st.integers(1, len(response)))]
         if fault == 2:
             return response[:-2] + self._draw_bytes(st.binary(min_size=2, max_size=2))
