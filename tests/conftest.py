@@ -219,6 +219,9 @@ def vpcd_card() -> Iterator[Callable[[str], VpcdCard]]:
     port = vpcd_port()
     reader = vpcd_reader_name(port)
     cards: list[VpcdCard] = []
+    def reader_empty() -> bool:
+        return not pcsc_card_present(reader)
+
     with contextlib.ExitStack() as slot:
         held = False
 
@@ -229,7 +232,7 @@ def vpcd_card() -> Iterator[Callable[[str], VpcdCard]]:
                 held = True
             while cards:
                 cards.pop().stop()
-                _wait_for(lambda: not pcsc_card_present(reader), PRESENCE_WAIT_S, "the previous card to leave")
+                _wait_for(reader_empty, PRESENCE_WAIT_S, "the previous card to leave")
             card = VpcdCard(profile, port)
             cards.append(card)
             return card
@@ -240,4 +243,4 @@ def vpcd_card() -> Iterator[Callable[[str], VpcdCard]]:
             for card in cards:
                 card.stop()
             if cards:
-                _wait_for(lambda: not pcsc_card_present(reader), PRESENCE_WAIT_S, "the card to leave the reader")
+                _wait_for(reader_empty, PRESENCE_WAIT_S, "the card to leave the reader")

@@ -15,6 +15,7 @@ from tests.conftest import hold_vpcd_slot, vpcd_port, vpcd_reader_name
 pytestmark = [pytest.mark.pcsc, pytest.mark.xdist_group("pcsc")]
 
 VISA_PAN = "4761739001010010"
+POS_EMV = [sys.executable, "-c", "import sys, firmware.__main__ as m; sys.exit(m.emv_main(sys.argv[1:]))"]
 
 
 def test_card_started_in_the_background_is_read_through_pcscd() -> None:
@@ -29,8 +30,7 @@ def test_card_started_in_the_background_is_read_through_pcscd() -> None:
         )
         try:
             read = subprocess.run(
-                [sys.executable, "-c", "import sys, firmware.__main__ as m; sys.exit(m.emv_main(sys.argv[1:]))",
-                   "read", "--reader", "pcsc", "--wait", "10"],
+                [*POS_EMV, "read", "--reader", "pcsc", "--wait", "10"],
                 capture_output=True,
                 text=True,
                 timeout=60,
@@ -52,8 +52,7 @@ def test_no_card_is_one_clear_line_after_the_wait() -> None:
     port = vpcd_port()
     with hold_vpcd_slot(vpcd_reader_name(port)):
         read = subprocess.run(
-            [sys.executable, "-c", "import sys, firmware.__main__ as m; sys.exit(m.emv_main(sys.argv[1:]))",
-             "read", "--reader", "pcsc", "--wait", "0.3"],
+            [*POS_EMV, "read", "--reader", "pcsc", "--wait", "0.3"],
             capture_output=True,
             text=True,
             timeout=60,
