@@ -37,7 +37,7 @@ TERMINAL_DATA = {0x9F1A: h("0156"), 0x5F2A: h("0156")}
 
 
 def config(*aids: bytes, use_pse: bool = False) -> TerminalConfig:
-    return TerminalConfig(tuple(AidEntry(aid) for aid in aids), use_pse, TERMINAL_DATA)
+    return TerminalConfig(tuple(AidEntry(aid) for aid in aids), use_pse)
 
 
 def powered(card: FakeCard) -> Transport:
@@ -125,7 +125,8 @@ def test_pdol_filled_from_terminal_and_transaction_data() -> None:
 def test_read_application_end_to_end() -> None:
     card = FakeCard([complete_app()])
     transport = powered(card)
-    data = read_application(transport, config(MC_AID), transaction_data={0x9F37: h("11223344")})
+    pdol_source = {**TERMINAL_DATA, 0x9F37: h("11223344")}
+    data = read_application(transport, config(MC_AID), transaction_data=pdol_source)
     assert card.gpo_commands == [h("83 08 0156 0156 11223344")]
     assert data.selected.aid == MC_AID
     assert (data.options.aip, data.options.pdol_data) == (h("1980"), h("0156015611223344"))

@@ -24,9 +24,6 @@ def test_shipped_configuration() -> None:
     # The schemes of the simulated cards and the usual international ones.
     assert {"A0000000031010", "A0000000041010", "A000000333010101", "A000000333010102"} <= aids
     assert config.use_pse
-    assert config.terminal_data[0x9F1A] == bytes.fromhex("0156")
-    assert config.terminal_data[0x5F2A] == bytes.fromhex("0156")
-    assert len(config.terminal_data[0x9F33]) == 3
 
 
 def test_aid_matching_follows_the_asi() -> None:
@@ -51,7 +48,8 @@ def test_aid_matching_follows_the_asi() -> None:
         ({"aids": [{"aid": "A00000"}]}, "3 bytes"),
         ({"aids": [{"aid": "XYZ"}]}, "aids[0].aid: 'XYZ' is not hex"),
         ({"aids": [{"aid": "A0000000031010", "asi": True}]}, "unknown key(s) asi"),
-        ({"aids": [{"aid": "A0000000031010"}], "terminal_data": {"9FZZ": "00"}}, "not a hex tag"),
+        # Terminal data objects live in the kernel configuration only.
+        ({"aids": [{"aid": "A0000000031010"}], "terminal_data": {}}, "unknown key(s) terminal_data"),
         ({"aids": "A0000000031010"}, "expected a list"),
     ],
 )
@@ -65,7 +63,7 @@ def test_load_from_a_path_and_broken_files(tmp_path: Path) -> None:
     good = tmp_path / "terminal.json"
     good.write_text(json.dumps({"aids": [{"aid": "A0000000031010", "label": "Visa"}], "use_pse": False}))
     config = load_terminal_config(good)
-    assert (config.aids[0].label, config.use_pse, dict(config.terminal_data)) == ("Visa", False, {})
+    assert (config.aids[0].label, config.use_pse) == ("Visa", False)
     broken = tmp_path / "broken.json"
     broken.write_text("{")
     with pytest.raises(ConfigError, match="not JSON"):

@@ -274,12 +274,13 @@ def read_application(
 ) -> ApplicationData:
     """Select an application, GET PROCESSING OPTIONS, read its records.
 
-    `transaction_data` (amount 9F02, date 9A, type 9C, unpredictable number
-    9F37...) overrides `config.terminal_data` when filling the PDOL. The card
-    must already be powered on.
+    `transaction_data` holds every data object a PDOL may name: the
+    terminal's own (9F33, 9F1A, 5F2A... from the kernel configuration) and
+    the transaction's (amount 9F02, date 9A, type 9C, unpredictable number
+    9F37...). The card must already be powered on.
     """
     selector = ApplicationSelector(transport, config, choose=choose)
-    source = {**config.terminal_data, **(transaction_data or {})}
+    source = dict(transaction_data or {})
     candidates = selector.build_candidates()
     for _ in range(len(candidates) + 1):
         selected = selector.select()

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import NoReturn, TextIO
 
 from firmware.emv.application import ApplicationData, read_application
+from firmware.emv.kernel_config import load_kernel_config
 from firmware.emv.mask import display_tags
 from firmware.emv.reader import CardReader
 from firmware.emv.selection import Candidate, Chooser
@@ -294,7 +295,10 @@ def _run_read(args: argparse.Namespace, env: Environment) -> int:
         data = read_application(
             transport,
             config,
-            transaction_data=transaction_data_for_read(env.now(), env.random_bytes),
+            transaction_data={
+                **load_kernel_config().terminal_data(),
+                **transaction_data_for_read(env.now(), env.random_bytes),
+            },
             choose=technician_chooser(args.aid),
         )
         if args.aid is not None and not data.selected.aid.startswith(args.aid):

@@ -1,4 +1,7 @@
-"""Terminal configuration for the card dialogue: supported AIDs and terminal data.
+"""Terminal configuration for application selection: the supported AIDs.
+
+The terminal's data objects (9F33, 9F1A, 5F2A...) and per-AID risk
+parameters are the kernel's, in `firmware/emv/kernel_config.py`: one place.
 
 Loaded from JSON (default `firmware/data/terminal.json`) into frozen
 dataclasses. The loader is driven by the dataclass fields and their type
@@ -6,8 +9,7 @@ hints, so extending the configuration is adding a field with a default:
 
 * the JSON key is the field name; unknown keys are refused (typos show);
 * `bytes` fields are hex strings, `int`/`bool`/`str` are JSON scalars,
-  `tuple[X, ...]` is a JSON list, a nested dataclass is a JSON object,
-  and `Mapping[int, bytes]` is an object of tag hex -> value hex.
+  `tuple[X, ...]` is a JSON list, a nested dataclass is a JSON object.
 
 Per-application settings belong to `AidEntry`, terminal-wide ones to
 `TerminalConfig`.
@@ -19,8 +21,7 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -67,9 +68,6 @@ class TerminalConfig:
     aids: tuple[AidEntry, ...]
     # Select the PSE ('1PAY.SYS.DDF01') before trying the list of AIDs.
     use_pse: bool = True
-    # Terminal-resident data objects (tag -> value) offered to a PDOL, e.g.
-    # 9F1A country, 5F2A currency, 9F33 capabilities, 9F35 type, 9F40.
-    terminal_data: Mapping[int, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.aids:
@@ -119,17 +117,6 @@ def _convert(value: object, hint: Any, where: str) -> object:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list")
         return tuple(_convert(item, args[0], f"{where}[{index}]") for index, item in enumerate(value))
-    if origin in (Mapping, dict) and args == (int, bytes):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected an object of tag hex -> value hex")
-        converted: dict[int, bytes] = {}
-        for key, item in value.items():
-            try:
-                tag = int(key, 16)
-            except ValueError as exc:
-                raise ConfigError(f"{where}: key '{key}' is not a hex tag") from exc
-            converted[tag] = typing.cast(bytes, _convert(item, bytes, f"{where}.{key}"))
-        return converted
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return from_json_value(hint, value, where)
     raise ConfigError(f"{where}: unsupported type {hint}")
