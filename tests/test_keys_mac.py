@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import psec
 import pytest
-from cryptography.utils import CryptographyDeprecationWarning
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,20 +16,6 @@ from firmware.keys.mac import (
     unionpay_ecb_mac,
     verify_mac,
 )
-
-
-@contextmanager
-def psec_tdes_warnings_silenced() -> Iterator[None]:
-    """psec still builds TripleDES from the old module with 8/16-byte keys; silence exactly that."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore",
-            category=CryptographyDeprecationWarning,
-            message=r"(TripleDES has been moved|Single-key TripleDES|Two-key TripleDES)",
-            module=r"psec(\.|$)",
-        )
-        yield
-
 
 # ISO/IEC 9797-1:2011 Annex B.4: MAC algorithm 3, padding method 1, m = 32 bits.
 X919_KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
@@ -59,8 +40,7 @@ def test_x919_dukpt_request_mac_from_x924_annex_a() -> None:
 @settings(max_examples=40, deadline=None)
 @given(key=st.binary(min_size=16, max_size=16), data=st.binary(min_size=1, max_size=200))
 def test_x919_matches_psec(key: bytes, data: bytes) -> None:
-    with psec_tdes_warnings_silenced():
-        expected = psec.mac.generate_retail_mac(key[:8], key[8:], data, padding=1)
+    expected = psec.mac.generate_retail_mac(key[:8], key[8:], data, padding=1)
     assert retail_mac_x919(key, data) == expected
 
 
@@ -102,23 +82,21 @@ UNIONPAY_TAK = bytes.fromhex("C24A8FB57AA20123")
 
 def unionpay_reference(key: bytes, data: bytes) -> bytes:
     """The textual algorithm run on psec's primitives (pad_iso_1, xor, TDES ECB)."""
-    with psec_tdes_warnings_silenced():
-        padded = psec.mac.pad_iso_1(data, 8)
-        folded = bytes(8)
-        for offset in range(0, len(padded), 8):
-            folded = psec.tools.xor(folded, padded[offset : offset + 8])
-        expanded = folded.hex().upper().encode()
-        key24 = key * 3 if len(key) == 8 else key + key[:8]
-        first = psec.des.encrypt_tdes_ecb(key24, expanded[:8])
-        second = psec.des.encrypt_tdes_ecb(key24, psec.tools.xor(first, expanded[8:]))
-        return second.hex().upper().encode()[:8]
+    padded = psec.mac.pad_iso_1(data, 8)
+    folded = bytes(8)
+    for offset in range(0, len(padded), 8):
+        folded = psec.tools.xor(folded, padded[offset : offset + 8])
+    expanded = folded.hex().upper().encode()
+    key24 = key * 3 if len(key) == 8 else key + key[:8]
+    first = psec.des.encrypt_tdes_ecb(key24, expanded[:8])
+    second = psec.des.encrypt_tdes_ecb(key24, psec.tools.xor(first, expanded[8:]))
+    return second.hex().upper().encode()[:8]
 
 
 def test_unionpay_published_example_steps() -> None:
-    with psec_tdes_warnings_silenced():
-        tak = psec.des.decrypt_tdes_ecb(
-            bytes.fromhex("70F2A84CCBC2AE8625CBB0F2C22AB923"), bytes.fromhex("96D605EA176B7E9E")
-        )
+    tak = psec.des.decrypt_tdes_ecb(
+        bytes.fromhex("70F2A84CCBC2AE8625CBB0F2C22AB923"), bytes.fromhex("96D605EA176B7E9E")
+    )
     assert tak == UNIONPAY_TAK  # the published clear TAK
     running = bytes(8)
     for offset in range(0, 32, 8):

@@ -15,14 +15,10 @@ import io
 import json
 import logging
 import os
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psec
 import pytest
-from cryptography.utils import CryptographyDeprecationWarning
 
 from firmware.errors import VerificationError
 from firmware.keys.cli import main as pos_keys
@@ -35,19 +31,6 @@ from firmware.keys.passwords import PasswordStore
 from firmware.keys.pinblock import decrypt_pin_block, encrypt_pin_block
 from firmware.keys.signing import verify_record
 from firmware.keys.signon import install_working_keys, parse_unionpay_field62
-
-
-@contextmanager
-def psec_tdes_warnings_silenced() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore",
-            category=CryptographyDeprecationWarning,
-            message=r"(TripleDES has been moved|Single-key TripleDES|Two-key TripleDES)",
-            module=r"psec(\.|$)",
-        )
-        yield
-
 
 KBPK = bytes.fromhex("A1B2C3D4E5F60718293A4B5C6D7E8F90")
 TMK = bytes.fromhex("1F2E3D4C5B6A79880123456789ABCDEF")
@@ -90,21 +73,18 @@ def test_no_secret_in_files_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFix
     # Provision and load the TMK from a TR-31 block made by psec.
     cli("provision")
     (tmp_path / "kbpk.hex").write_text(KBPK.hex())
-    with psec_tdes_warnings_silenced():
-        block = psec.tr31.wrap(KBPK, "B0000K0TD00N0000", TMK)
+    block = psec.tr31.wrap(KBPK, "B0000K0TD00N0000", TMK)
     cli("load-tmk", "--block", "-", "--kbpk-file", str(tmp_path / "kbpk.hex"), stdin=block)
     layout = KeyLayout.under(data_dir)
     store = open_key_store(layout)
 
     # Sign-on: first a field 62 whose MAK checkvalue is wrong, then the right one.
-    with psec_tdes_warnings_silenced():
+    def slot(key: bytes) -> bytes:
+        return bytes(psec.des.encrypt_tdes_ecb(TMK, key)) + bytes(
+            psec.des.generate_kcv(key if len(key) > 8 else key * 2, 4)
+        )
 
-        def slot(key: bytes) -> bytes:
-            return bytes(psec.des.encrypt_tdes_ecb(TMK, key)) + bytes(
-                psec.des.generate_kcv(key if len(key) > 8 else key * 2, 4)
-            )
-
-        pik_slot, mak_slot, tdk_slot = slot(PIK), slot(MAK), slot(TDK)
+    pik_slot, mak_slot, tdk_slot = slot(PIK), slot(MAK), slot(TDK)
     good = pik_slot + mak_slot[:8] + bytes(8) + mak_slot[8:] + tdk_slot
     bad = pik_slot + mak_slot[:8] + bytes(8) + b"\x00\x00\x00\x00" + tdk_slot
     with pytest.raises(VerificationError) as wrong_kcv:

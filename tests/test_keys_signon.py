@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psec
 import pytest
-from cryptography.utils import CryptographyDeprecationWarning
 
 from firmware.errors import CryptoError, KeyStoreError, MessageFormatError, VerificationError
 from firmware.keys.device import provision_device_key
 from firmware.keys.signon import install_working_keys, parse_unionpay_field62
 from firmware.keys.store import KeyStore
-
-
-@contextmanager
-def psec_tdes_warnings_silenced() -> Iterator[None]:
-    """psec still builds TripleDES from the old module with 8/16-byte keys; silence exactly that."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore",
-            category=CryptographyDeprecationWarning,
-            message=r"(TripleDES has been moved|Single-key TripleDES|Two-key TripleDES)",
-            module=r"psec(\.|$)",
-        )
-        yield
-
 
 # Published (CSDN "MAC算法演示"): TMK, and the TAK (MAK) under it and in clear.
 TMK = bytes.fromhex("70F2A84CCBC2AE8625CBB0F2C22AB923")
@@ -41,13 +23,11 @@ TDK = bytes.fromhex("3F419E1CB7079442AA37474C2EFBF8B8")
 
 def host_encrypt(key: bytes) -> bytes:
     """What the host does, with psec: TDES-ECB under the TMK."""
-    with psec_tdes_warnings_silenced():
-        return bytes(psec.des.encrypt_tdes_ecb(TMK, key))
+    return bytes(psec.des.encrypt_tdes_ecb(TMK, key))
 
 
 def host_kcv(key: bytes, length: int = 4) -> bytes:
-    with psec_tdes_warnings_silenced():
-        return bytes(psec.des.generate_kcv(key if len(key) != 8 else key * 2, length))
+    return bytes(psec.des.generate_kcv(key if len(key) != 8 else key * 2, length))
 
 
 def field62(with_tdk: bool = False, mak_kcv: bytes | None = None) -> bytes:

@@ -8,30 +8,11 @@ K0 blocks that no document publishes.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import psec
 import pytest
-from cryptography.utils import CryptographyDeprecationWarning
 
 from firmware.errors import KeyBlockError
 from firmware.keys.tr31 import parse_header, unwrap_key_block, unwrap_tmk
-
-
-@contextmanager
-def psec_tdes_warnings_silenced() -> Iterator[None]:
-    """psec still builds TripleDES from the old module with 16-byte keys; silence exactly that."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore",
-            category=CryptographyDeprecationWarning,
-            message=r"(TripleDES has been moved|Single-key TripleDES|Two-key TripleDES)",
-            module=r"psec(\.|$)",
-        )
-        yield
-
 
 PUBLISHED = [
     pytest.param(
@@ -116,8 +97,7 @@ TMK = bytes.fromhex("70F2A84CCBC2AE8625CBB0F2C22AB923")
 
 
 def psec_wrap(kbpk: bytes, header: str, key: bytes) -> str:
-    with psec_tdes_warnings_silenced():
-        return str(psec.tr31.wrap(kbpk, header, key))
+    return str(psec.tr31.wrap(kbpk, header, key))
 
 
 @pytest.mark.parametrize("version", ["B", "D"])
@@ -135,14 +115,13 @@ def test_triple_length_tmk_and_triple_length_kbpk() -> None:
 
 
 def test_extended_length_optional_block() -> None:
-    with psec_tdes_warnings_silenced():
-        block = psec.tr31.KeyBlock(KBPK_AES)
-        block.header.version_id = "D"
-        block.header.key_usage = "K0"
-        block.header.algorithm = "T"
-        block.header.mode_of_use = "D"
-        block.header.blocks["KS"] = "A" * 300
-        wrapped = block.wrap(TMK)
+    block = psec.tr31.KeyBlock(KBPK_AES)
+    block.header.version_id = "D"
+    block.header.key_usage = "K0"
+    block.header.algorithm = "T"
+    block.header.mode_of_use = "D"
+    block.header.blocks["KS"] = "A" * 300
+    wrapped = block.wrap(TMK)
     header, key = unwrap_tmk(KBPK_AES, wrapped)
     assert key == TMK and header.optional_blocks["KS"] == "A" * 300
 

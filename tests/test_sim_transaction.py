@@ -23,10 +23,6 @@ from sim.errors import CardAbsent
 from sim.profile import profile_from_dict, read_profile_json
 from sim.reader import SimReader
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:.*TripleDES:cryptography.utils.CryptographyDeprecationWarning"
-)
-
 IMK_AC = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 IMK_SMI = bytes.fromhex("FEDCBA98765432100123456789ABCDEF")
 IMK_SMC = bytes.fromhex("89ABCDEF0123456776543210FEDCBA98")
