@@ -16,8 +16,9 @@ import socketserver
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from _harness import best_of
 
 from firmware.errors import PosError
 from firmware.host.channel import TcpHostLink, frame, read_frame
@@ -33,17 +34,6 @@ from sim.host import AcquirerHost, SimHost, TerminalConfig
 TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")  # TEST key
 TERMINAL = TerminalIdentity("00000001", "123456789012345")
 ROUNDS = 200
-
-
-def best_of(runs: int, rounds: int, action: Callable[[], object]) -> float:
-    """Seconds per call: the fastest of `runs` batches of `rounds` calls."""
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        for _ in range(rounds):
-            action()
-        best = min(best, (time.perf_counter() - start) / rounds)
-    return best
 
 
 class _Echo(socketserver.BaseRequestHandler):

@@ -20,33 +20,26 @@ and the ratio CPU / wait: below 1 the terminal is waiting on the card.
 
 from __future__ import annotations
 
-import fcntl
-import functools
 import os
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+
+from _harness import VPCD_READER, fail, vpcd_card, vpcd_slot
 
 from firmware.__main__ import issuer_online
 from firmware.emv.capk import load_capk_store
 from firmware.emv.kernel import KernelServices, run_transaction
 from firmware.emv.kernel_config import load_kernel_config
 from firmware.emv.online import OnlineRequest, OnlineResponse
-from firmware.emv.reader import CardReader, list_pcsc_readers, open_pcsc_reader
+from firmware.emv.reader import CardReader, open_pcsc_reader
 from firmware.emv.result import Outcome
 from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transaction import TransactionInput
 from sim.acquirer import issuer_from_profiles
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PORT = int(os.environ.get("POS_VPCD_PORT", "35963"))
-READER = f"Virtual PCD 00 {PORT - 35963:02d}"
-LOCK = Path("/tmp/pos-vpcd.lock")
 RUNS = 20
 CARDS = (("visa-credit", "DDA", "1234"), ("mastercard-credit", "CDA", "4315"))
 
@@ -78,25 +71,6 @@ class TimedReader:
 
     def power_off(self) -> None:
         self.inner.power_off()
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            sys.exit(f"bench_kernel: timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def card_in_vpcd() -> bool:
-    from smartcard import scard
-
-    _, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-    try:
-        _, states = scard.SCardGetStatusChange(context, 0, [(READER, scard.SCARD_STATE_UNAWARE)])
-        return bool(states[0][1] & scard.SCARD_STATE_PRESENT)
-    finally:
-        scard.SCardReleaseContext(context)
 
 
 @dataclass(frozen=True)
@@ -135,7 +109,7 @@ def measure(profile: str, pin: str) -> Figures:
     wall: list[float] = []
     exchanges = 0
     for run in range(RUNS + 2):
-        reader = TimedReader(open_pcsc_reader(READER))
+        reader = TimedReader(open_pcsc_reader(VPCD_READER))
         txn = TransactionInput(
             amount=6000,
             now=datetime.now(),
@@ -148,7 +122,7 @@ def measure(profile: str, pin: str) -> Figures:
         result = run_transaction(reader, txn, services)
         cpu_used, wall_used = time.process_time() - cpu_start - host_cpu, time.perf_counter() - wall_start
         if result.outcome is not Outcome.APPROVED_ONLINE:
-            sys.exit(f"bench_kernel: {profile} ended {result.outcome.value}: {result.reason}")
+            fail(f"{profile} ended {result.outcome.value}: {result.reason}")
         if run >= 2:  # the first runs warm caches (imports, key objects)
             cpu.append(cpu_used)
             cpu_in_transmit.append(reader.cpu_in_transmit)
@@ -164,37 +138,12 @@ def measure(profile: str, pin: str) -> Figures:
     )
 
 
-def with_card(profile: str, body: Callable[[], Figures]) -> Figures:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sim", "card", "--profile", profile, "--vpcd", f"127.0.0.1:{PORT}"],
-        cwd=REPO_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        if process.stdout.readline().strip() != "ready":
-            sys.exit("bench_kernel: `pos-sim card` did not connect to vpcd")
-        wait_until(card_in_vpcd, "pcscd to see the card")
-        return body()
-    finally:
-        if process.stdin is not None:
-            process.stdin.write("quit\n")
-            process.stdin.close()
-        process.wait(timeout=10)
-        wait_until(lambda: not card_in_vpcd(), "the card to leave the reader")
-
-
 def main() -> int:
-    if READER not in list_pcsc_readers():
-        sys.exit(f"bench_kernel: pcscd shows no {READER!r}; run through ./build.sh bench")
     figures: dict[str, Figures] = {}
-    with LOCK.open("a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        wait_until(lambda: not card_in_vpcd(), "the vpcd reader to be empty")
+    with vpcd_slot():
         for profile, _, pin in CARDS:
-            figures[profile] = with_card(profile, functools.partial(measure, profile, pin))
+            with vpcd_card(profile):
+                figures[profile] = measure(profile, pin)
     print(f"whole online transaction through pcscd + vpcd, median of {RUNS}")
     for profile, method, _ in CARDS:
         f = figures[profile]

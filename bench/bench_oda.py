@@ -10,10 +10,10 @@ Certificates come from the simulator's independent signer (sim.odasign).
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from datetime import date
 
+from _harness import best_of
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from firmware.emv import oda
@@ -27,17 +27,6 @@ UN = bytes.fromhex("01020304")
 TODAY = date(2026, 6, 1)
 STATIC = bytes(range(256)) * 2
 ROUNDS = 300
-
-
-def best_of(runs: int, action: Callable[[], object]) -> float:
-    """Seconds per call: the fastest of `runs` batches of ROUNDS calls."""
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        for _ in range(ROUNDS):
-            action()
-        best = min(best, (time.perf_counter() - start) / ROUNDS)
-    return best
 
 
 def main() -> None:
@@ -103,8 +92,8 @@ def main() -> None:
         assert oda.perform_dda(capks, card, STATIC, lambda _: response, {0x9F37: UN}, Tvr(), TODAY).ok
 
     for name, steps, method in (("SDA", sda_steps, sda), ("DDA", dda_steps, dda)):
-        floor = best_of(7, bare(steps))
-        seconds = best_of(7, method)
+        floor = best_of(7, ROUNDS, bare(steps))
+        seconds = best_of(7, ROUNDS, method)
         print(
             f"{name}: {seconds * 1e6:6.0f} us per card = {seconds / floor:4.2f} x floor "
             f"(floor: {len(steps)} bare RSA recoveries + SHA-1, {floor * 1e6:.0f} us)"

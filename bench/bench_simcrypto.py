@@ -9,9 +9,7 @@ of sim.cvn; PAN and data are fixed.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
+from _harness import best_of
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
@@ -25,17 +23,6 @@ TERMINAL = bytes.fromhex("000000001234000000000000015600000480000156250310000A0B
 AIP = bytes.fromhex("3C00")
 PAN = "6228480402564890018"
 ROUNDS = 200
-
-
-def best_of(runs: int, action: Callable[[], object]) -> float:
-    """Seconds per call: the fastest of `runs` batches of ROUNDS calls."""
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        for _ in range(ROUNDS):
-            action()
-        best = min(best, (time.perf_counter() - start) / ROUNDS)
-    return best
 
 
 def field55(cid: int, cryptogram: bytes, iad: bytes, atc: int) -> bytes:
@@ -92,12 +79,12 @@ def script_commands(encoded: bytes) -> list[bytes]:
 
 def report(number: int, floor: float) -> str:
     rig = Rig(number)
-    arqc_time = best_of(3, rig.arqc)
+    arqc_time = best_of(3, ROUNDS, rig.arqc)
     request = rig.arqc()
-    authorise_time = best_of(3, lambda: rig.authorise(request))
-    script_time = best_of(3, lambda: rig.authorise(request, 1)) - authorise_time
+    authorise_time = best_of(3, ROUNDS, lambda: rig.authorise(request))
+    script_time = best_of(3, ROUNDS, lambda: rig.authorise(request, 1)) - authorise_time
     commands = iter(script_commands(rig.authorise(request, 3 * ROUNDS)))
-    check_time = best_of(3, lambda: rig.card.check_script_command(next(commands)))
+    check_time = best_of(3, ROUNDS, lambda: rig.card.check_script_command(next(commands)))
     return (
         f"CVN {number:2d}: card ARQC x{arqc_time / floor:5.1f}"
         f"   issuer ARQC check + ARPC x{authorise_time / floor:5.1f}"
@@ -114,7 +101,7 @@ def main() -> None:
         encryptor = Cipher(TripleDES(key + key[:8]), modes.ECB()).encryptor()
         return encryptor.update(block) + encryptor.finalize()
 
-    floor = best_of(5, floor_call)
+    floor = best_of(5, ROUNDS, floor_call)
     print(f"floor: one TDES call {floor * 1e6:.1f} us")
     for number in sorted(cvn.CRYPTOGRAM_VERSIONS):
         print(report(number, floor))
