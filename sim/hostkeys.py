@@ -2,7 +2,8 @@
 
 Written apart from `firmware/keys` on purpose: the host and the terminal must
 agree on the wire, so a mistake on one side shows up as a failed MAC or KCV
-instead of hiding on both.
+instead of hiding on both. The DES primitives, padding and retail MAC are the
+ones in `sim/emvcrypto.py` (the simulated side shares them with itself).
 
 - Working keys (PIK, MAK, TDK) are random DES keys with odd parity, sent to the
   terminal in field 62 encrypted under its TMK (TDES ECB), each followed by a
@@ -26,9 +27,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.cmac import CMAC
+
+from sim.emvcrypto import (
+    adjust_parity,
+    key_check_value,
+    pad_iso9797_method1,
+    retail_mac,
+    tdes_encrypt_ecb,
+    xor,
+)
 
 __all__ = [
     "KEY_SCHEMES",
@@ -37,8 +46,6 @@ __all__ = [
     "aes_cmac_mac",
     "check_value",
     "compute_mac",
-    "des_decrypt",
-    "des_encrypt",
     "issue_working_keys",
     "make_des_key",
     "unionpay_ecb_mac",
@@ -51,27 +58,6 @@ MAC_PROFILES: Final = ("unionpay-ecb", "x9.19", "aes-cmac")
 KEY_SCHEMES: Final = ("001", "003", "004")
 
 
-def _tdes_key(key: bytes) -> bytes:
-    if len(key) == 8:
-        return key * 3
-    if len(key) == 16:
-        return key + key[:8]
-    if len(key) == 24:
-        return key
-    raise ValueError(f"DES key must be 8, 16 or 24 bytes, got {len(key)}")
-
-
-def des_encrypt(key: bytes, data: bytes) -> bytes:
-    """DES / TDES ECB by key length (8, 16, 24 bytes); `data` a multiple of 8 bytes."""
-    encryptor = Cipher(TripleDES(_tdes_key(key)), modes.ECB()).encryptor()  # noqa: S305
-    return encryptor.update(data) + encryptor.finalize()
-
-
-def des_decrypt(key: bytes, data: bytes) -> bytes:
-    decryptor = Cipher(TripleDES(_tdes_key(key)), modes.ECB()).decryptor()  # noqa: S305
-    return decryptor.update(data) + decryptor.finalize()
-
-
 def _aes_cmac(key: bytes, data: bytes) -> bytes:
     mac = CMAC(algorithms.AES(key))
     mac.update(data)
@@ -82,17 +68,13 @@ def check_value(key: bytes, length: int = 4, *, aes: bool = False) -> bytes:
     """KCV: DES keys encrypt 8 zero bytes; AES keys CMAC 16 zero bytes. Leftmost `length` bytes."""
     if aes:
         return _aes_cmac(key, bytes(16))[:length]
-    return des_encrypt(key, bytes(_BLOCK))[:length]
-
-
-def _odd_parity(key: bytes) -> bytes:
-    return bytes((b & 0xFE) | ((bin(b >> 1).count("1") + 1) % 2) for b in key)
+    return key_check_value(key, length)
 
 
 def make_des_key(length: int, token_bytes: Callable[[int], bytes]) -> bytes:
     """A random DES key of 8 or 16 bytes with odd parity; the halves of a 16-byte key differ."""
     while True:
-        key = _odd_parity(token_bytes(length))
+        key = adjust_parity(token_bytes(length))
         if length == 8 or key[:8] != key[8:]:
             return key
 
@@ -128,46 +110,33 @@ def issue_working_keys(
     pik = make_des_key(16 if double else 8, token_bytes)
     mak = token_bytes(16) if aes_mak else make_des_key(mak_length if double else 8, token_bytes)
     tdk = make_des_key(16, token_bytes) if scheme == "004" else None
-    mak_slot = des_encrypt(tmk, mak)
+    mak_slot = tdes_encrypt_ecb(tmk, mak)
     if double and len(mak) == 8:
         mak_slot += bytes(8)
     field62 = (
-        des_encrypt(tmk, pik) + check_value(pik)
+        tdes_encrypt_ecb(tmk, pik) + check_value(pik)
         + mak_slot + check_value(mak)
     )
     if tdk is not None:
-        field62 += des_encrypt(tmk, tdk) + check_value(tdk)
+        field62 += tdes_encrypt_ecb(tmk, tdk) + check_value(tdk)
     return IssuedKeys(scheme, pik, mak, tdk, field62)
-
-
-def _zero_pad(data: bytes) -> bytes:
-    return data + bytes(-len(data) % _BLOCK)
 
 
 def unionpay_ecb_mac(mak: bytes, mab: bytes) -> bytes:
     """UnionPay POS "ECB" MAC: 8 ASCII hex characters."""
-    padded = _zero_pad(mab)
-    folded = bytearray(_BLOCK)
+    padded = pad_iso9797_method1(mab)
+    folded = bytes(_BLOCK)
     for start in range(0, len(padded), _BLOCK):
-        for i in range(_BLOCK):
-            folded[i] ^= padded[start + i]
+        folded = xor(folded, padded[start : start + _BLOCK])
     expanded = folded.hex().upper().encode("ascii")
-    first = des_encrypt(mak, expanded[:_BLOCK])
-    second = des_encrypt(mak, bytes(a ^ b for a, b in zip(first, expanded[_BLOCK:], strict=True)))
+    first = tdes_encrypt_ecb(mak, expanded[:_BLOCK])
+    second = tdes_encrypt_ecb(mak, xor(first, expanded[_BLOCK:]))
     return second.hex().upper().encode("ascii")[:_BLOCK]
 
 
 def x919_mac(mak: bytes, mab: bytes) -> bytes:
     """ANSI X9.19 retail MAC (ISO 9797-1 MAC algorithm 3, padding method 1) with a 16-byte key."""
-    if len(mak) != 16:
-        raise ValueError("X9.19 needs a 16-byte key")
-    left, right = mak[:8], mak[8:]
-    padded = _zero_pad(mab) or bytes(_BLOCK)
-    chain = bytes(_BLOCK)
-    for start in range(0, len(padded), _BLOCK):
-        block = bytes(a ^ b for a, b in zip(chain, padded[start : start + _BLOCK], strict=True))
-        chain = des_encrypt(left, block)
-    return des_encrypt(left, des_decrypt(right, chain))
+    return retail_mac(mak, mab, padding=1)
 
 
 def aes_cmac_mac(key: bytes, mab: bytes) -> bytes:
