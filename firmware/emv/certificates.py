@@ -244,6 +244,72 @@ def _check_expiry(stage: Stage, mmyy: bytes, today: date) -> date | OdaFailure:
     return expiry
 
 
+@dataclass(frozen=True)
+class _KeyCertificate:
+    """The fields of an issuer or ICC public key certificate (Book 2 tables 6 and 14)."""
+
+    owner: bytes  # issuer identifier (4 bytes) or application PAN (10 bytes)
+    expiry_field: bytes
+    serial: bytes
+    hash_algorithm: int
+    key_algorithm: int
+    key_length: int
+    key_field: bytes  # the leftmost digits of the key, BB-padded when it fits
+
+
+def _open_key_certificate(
+    stage: Stage,
+    signer_modulus: bytes,
+    signer_exponent: bytes,
+    certificate: bytes,
+    expected_format: int,
+    overhead: int,
+    owner_length: int,
+    remainder: bytes | None,
+    remainder_name: str,
+    hashed_after_remainder: bytes,
+) -> _KeyCertificate | OdaFailure:
+    """Steps shared by both key certificates: open the block, read its fields, check the hash.
+
+    The hash covers the recovered fields, then the key remainder (when
+    present), then `hashed_after_remainder` (the exponent, and for the ICC
+    certificate the static data to be authenticated).
+    """
+    opened = _open_block(stage, signer_modulus, signer_exponent, certificate, expected_format, overhead + 1)
+    if isinstance(opened, OdaFailure):
+        return opened
+    expiry_at = 2 + owner_length
+    fields = _KeyCertificate(
+        owner=opened[2:expiry_at],
+        expiry_field=opened[expiry_at : expiry_at + 2],
+        serial=opened[expiry_at + 2 : expiry_at + 5],
+        hash_algorithm=opened[expiry_at + 5],
+        key_algorithm=opened[expiry_at + 6],
+        key_length=opened[expiry_at + 7],
+        key_field=opened[expiry_at + 9 : len(opened) - 1 - _HASH_LENGTH],
+    )
+    if fields.key_length > len(fields.key_field) and remainder is None:
+        return OdaFailure(Stage.CARD_DATA, Check.MISSING, f"{remainder_name} needed")
+    failure = _check_hash(stage, opened, fields.hash_algorithm, (remainder or b"") + hashed_after_remainder)
+    if failure:
+        return failure
+    return fields
+
+
+def _certified_key(
+    stage: Stage, fields: _KeyCertificate, expiry: date, remainder: bytes | None, exponent: bytes
+) -> RecoveredKey | OdaFailure:
+    """Last steps of both key certificates: the key algorithm, then the key itself."""
+    if fields.key_algorithm != KEY_RSA:
+        return OdaFailure(stage, Check.KEY_ALGORITHM, f"indicator {fields.key_algorithm:02X}")
+    modulus = _key_modulus(stage, fields.key_field, fields.key_length, remainder)
+    if isinstance(modulus, OdaFailure):
+        return modulus
+    return RecoveredKey(
+        modulus, exponent, expiry, fields.serial, fields.owner, fields.hash_algorithm, fields.key_algorithm
+    )
+
+
 def recover_issuer_key(
     ca_key: CaPublicKey,
     certificate: bytes,
@@ -259,45 +325,32 @@ def recover_issuer_key(
     `is_revoked(serial)` answers for (this CA's RID and index, serial).
     """
     stage = Stage.ISSUER_CERTIFICATE
-    opened = _open_block(
+    fields = _open_key_certificate(
         stage,
         ca_key.modulus,
         ca_key.exponent,
         certificate,
         FORMAT_ISSUER_CERTIFICATE,
-        _ISSUER_CERTIFICATE_OVERHEAD + 1,
+        _ISSUER_CERTIFICATE_OVERHEAD,
+        owner_length=4,
+        remainder=remainder,
+        remainder_name="issuer public key remainder (92)",
+        hashed_after_remainder=exponent,
     )
-    if isinstance(opened, OdaFailure):
-        return opened
-    recovered = opened
-    issuer_identifier = recovered[2:6]
-    expiry_field = recovered[6:8]
-    serial = recovered[8:11]
-    hash_algorithm, key_algorithm, key_length = recovered[11], recovered[12], recovered[13]
-    key_field = recovered[15 : len(recovered) - 1 - _HASH_LENGTH]
-
-    if key_length > len(key_field) and remainder is None:
-        return OdaFailure(Stage.CARD_DATA, Check.MISSING, "issuer public key remainder (92) needed")
-    failure = _check_hash(stage, recovered, hash_algorithm, (remainder or b"") + exponent)
-    if failure:
-        return failure
-    identifier = cn_digits(issuer_identifier)
+    if isinstance(fields, OdaFailure):
+        return fields
+    identifier = cn_digits(fields.owner)
     pan_digits = cn_digits(pan)
     if identifier is None or pan_digits is None or not 3 <= len(identifier) <= 8:
         return OdaFailure(stage, Check.ISSUER_IDENTIFIER, "not 3 to 8 digits padded with F")
     if not pan_digits.startswith(identifier):
         return OdaFailure(stage, Check.ISSUER_IDENTIFIER, "PAN does not begin with the issuer identifier")
-    expiry = _check_expiry(stage, expiry_field, today)
+    expiry = _check_expiry(stage, fields.expiry_field, today)
     if isinstance(expiry, OdaFailure):
         return expiry
-    if is_revoked(serial):
-        return OdaFailure(stage, Check.REVOKED, f"{ca_key.name} serial {serial.hex().upper()}")
-    if key_algorithm != KEY_RSA:
-        return OdaFailure(stage, Check.KEY_ALGORITHM, f"indicator {key_algorithm:02X}")
-    modulus = _key_modulus(stage, key_field, key_length, remainder)
-    if isinstance(modulus, OdaFailure):
-        return modulus
-    return RecoveredKey(modulus, exponent, expiry, serial, issuer_identifier, hash_algorithm, key_algorithm)
+    if is_revoked(fields.serial):
+        return OdaFailure(stage, Check.REVOKED, f"{ca_key.name} serial {fields.serial.hex().upper()}")
+    return _certified_key(stage, fields, expiry, remainder, exponent)
 
 
 def recover_icc_key(
@@ -315,40 +368,27 @@ def recover_icc_key(
     tag 5A; the hash also covers the static data to be authenticated.
     """
     stage = Stage.ICC_CERTIFICATE
-    opened = _open_block(
+    fields = _open_key_certificate(
         stage,
         issuer_key.modulus,
         issuer_key.exponent,
         certificate,
         FORMAT_ICC_CERTIFICATE,
-        _ICC_CERTIFICATE_OVERHEAD + 1,
+        _ICC_CERTIFICATE_OVERHEAD,
+        owner_length=10,
+        remainder=remainder,
+        remainder_name="ICC public key remainder (9F48)",
+        hashed_after_remainder=exponent + static_data,
     )
-    if isinstance(opened, OdaFailure):
-        return opened
-    recovered = opened
-    certified_pan = recovered[2:12]
-    expiry_field = recovered[12:14]
-    serial = recovered[14:17]
-    hash_algorithm, key_algorithm, key_length = recovered[17], recovered[18], recovered[19]
-    key_field = recovered[21 : len(recovered) - 1 - _HASH_LENGTH]
-
-    if key_length > len(key_field) and remainder is None:
-        return OdaFailure(Stage.CARD_DATA, Check.MISSING, "ICC public key remainder (9F48) needed")
-    failure = _check_hash(stage, recovered, hash_algorithm, (remainder or b"") + exponent + static_data)
-    if failure:
-        return failure
-    certified_digits = cn_digits(certified_pan)
+    if isinstance(fields, OdaFailure):
+        return fields
+    certified_digits = cn_digits(fields.owner)
     if certified_digits is None or certified_digits != cn_digits(pan):
         return OdaFailure(stage, Check.PAN)
-    expiry = _check_expiry(stage, expiry_field, today)
+    expiry = _check_expiry(stage, fields.expiry_field, today)
     if isinstance(expiry, OdaFailure):
         return expiry
-    if key_algorithm != KEY_RSA:
-        return OdaFailure(stage, Check.KEY_ALGORITHM, f"indicator {key_algorithm:02X}")
-    modulus = _key_modulus(stage, key_field, key_length, remainder)
-    if isinstance(modulus, OdaFailure):
-        return modulus
-    return RecoveredKey(modulus, exponent, expiry, serial, certified_pan, hash_algorithm, key_algorithm)
+    return _certified_key(stage, fields, expiry, remainder, exponent)
 
 
 def verify_signed_static_data(
