@@ -353,6 +353,30 @@ def _finish(
     return OdaResult(method, failure, bits, issuer_key, icc_key, dict(data_objects or {}))
 
 
+def _recover_keys(
+    method: OdaMethod,
+    capk_store: CapkStore,
+    card_data: Mapping[int, bytes],
+    static_data: StaticData | bytes,
+    tvr: Tvr,
+    today: date,
+    tsi: Tsi | None,
+    rid: bytes | None,
+) -> tuple[RecoveredKey, RecoveredKey] | OdaResult:
+    """Book 2 6.1-6.4, common to DDA and CDA: the issuer key, then the ICC key.
+
+    The finished (failed) result when either cannot be recovered.
+    """
+    static = _as_static(static_data)
+    issuer_key = _issuer_key(capk_store, card_data, static, today, rid, needed=_ICC_KEY_TAGS)
+    if isinstance(issuer_key, OdaFailure):
+        return _finish(method, issuer_key, tvr, tsi)
+    icc_key = _icc_key(issuer_key, card_data, static, today)
+    if isinstance(icc_key, OdaFailure):
+        return _finish(method, icc_key, tvr, tsi, issuer_key=issuer_key)
+    return issuer_key, icc_key
+
+
 # --- SDA --------------------------------------------------------------------
 
 
@@ -448,13 +472,10 @@ def perform_dda(
     On success `data_objects` holds 9F4C, the ICC Dynamic Number.
     """
     method = OdaMethod.DDA
-    static = _as_static(static_data)
-    issuer_key = _issuer_key(capk_store, card_data, static, today, rid, needed=_ICC_KEY_TAGS)
-    if isinstance(issuer_key, OdaFailure):
-        return _finish(method, issuer_key, tvr, tsi)
-    icc_key = _icc_key(issuer_key, card_data, static, today)
-    if isinstance(icc_key, OdaFailure):
-        return _finish(method, icc_key, tvr, tsi, issuer_key=issuer_key)
+    keys = _recover_keys(method, capk_store, card_data, static_data, tvr, today, tsi, rid)
+    if isinstance(keys, OdaResult):
+        return keys
+    issuer_key, icc_key = keys
     ddol_data = _ddol_data(card_data, ddol_source, default_ddol)
     if isinstance(ddol_data, OdaFailure):
         return _finish(method, ddol_data, tvr, tsi, issuer_key=issuer_key, icc_key=icc_key)
@@ -492,13 +513,10 @@ def prepare_cda(
     signature (Book 3 10.8).
     """
     method = OdaMethod.CDA
-    static = _as_static(static_data)
-    issuer_key = _issuer_key(capk_store, card_data, static, today, rid, needed=_ICC_KEY_TAGS)
-    if isinstance(issuer_key, OdaFailure):
-        return _finish(method, issuer_key, tvr, tsi)
-    icc_key = _icc_key(issuer_key, card_data, static, today)
-    if isinstance(icc_key, OdaFailure):
-        return _finish(method, icc_key, tvr, tsi, issuer_key=issuer_key)
+    keys = _recover_keys(method, capk_store, card_data, static_data, tvr, today, tsi, rid)
+    if isinstance(keys, OdaResult):
+        return keys
+    issuer_key, icc_key = keys
     return _finish(method, None, tvr, tsi, issuer_key=issuer_key, icc_key=icc_key)
 
 
