@@ -15,7 +15,7 @@ encoding is the data element, so `TvrBit.SDA_FAILED` is byte 1 bit 7.
 from __future__ import annotations
 
 import enum
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 from firmware.errors import CardDataError
 
@@ -105,7 +105,7 @@ class _Register(Generic[BitT]):
         self._value = value
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> _Register[BitT]:
+    def from_bytes(cls, data: bytes) -> Self:
         if len(data) != cls._length:
             raise CardDataError(f"{cls.__name__} must be {cls._length} bytes, got {len(data)}")
         return cls(int.from_bytes(data, "big"))
@@ -130,7 +130,7 @@ class _Register(Generic[BitT]):
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._value))
 
-    def copy(self) -> _Register[BitT]:
+    def copy(self) -> Self:
         return type(self)(self._value)
 
     def to_bytes(self) -> bytes:
@@ -153,30 +153,12 @@ class Tvr(_Register[TvrBit]):
     _length = TVR_LENGTH
     _bits = TvrBit
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Tvr:
-        register = super().from_bytes(data)
-        assert isinstance(register, Tvr)
-        return register
-
-    def copy(self) -> Tvr:
-        return Tvr(int(self))
-
 
 class Tsi(_Register[TsiBit]):
     """The 2-byte TSI of one transaction."""
 
     _length = TSI_LENGTH
     _bits = TsiBit
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Tsi:
-        register = super().from_bytes(data)
-        assert isinstance(register, Tsi)
-        return register
-
-    def copy(self) -> Tsi:
-        return Tsi(int(self))
 
 
 def bit_names(tvr: bytes) -> list[str]:
