@@ -391,26 +391,39 @@ def recover_icc_key(
     return _certified_key(stage, fields, expiry, remainder, exponent)
 
 
+def _open_signed_data(
+    stage: Stage,
+    key: RecoveredKey,
+    block: bytes,
+    expected_format: int,
+    minimum_length: int,
+    signed_outside: bytes,
+) -> bytes | OdaFailure:
+    """Signed static or dynamic data (SDA, DDA): open the block, then check its hash.
+
+    The hash algorithm indicator is byte 2 of both formats; the hash covers
+    the fields and then `signed_outside` (the static data, or the DDOL data).
+    """
+    opened = _open_block(stage, key.modulus, key.exponent, block, expected_format, minimum_length)
+    if isinstance(opened, OdaFailure):
+        return opened
+    failure = _check_hash(stage, opened, opened[2], signed_outside)
+    if failure:
+        return failure
+    return opened
+
+
 def verify_signed_static_data(
     issuer_key: RecoveredKey,
     signed_static_data: bytes,
     static_data: bytes,
 ) -> bytes | OdaFailure:
     """Book 2 section 5.4: check tag 93; returns the Data Authentication Code (9F45)."""
-    stage = Stage.SIGNED_STATIC_DATA
-    opened = _open_block(
-        stage,
-        issuer_key.modulus,
-        issuer_key.exponent,
-        signed_static_data,
-        FORMAT_SIGNED_STATIC_DATA,
-        26,
+    opened = _open_signed_data(
+        Stage.SIGNED_STATIC_DATA, issuer_key, signed_static_data, FORMAT_SIGNED_STATIC_DATA, 26, static_data
     )
     if isinstance(opened, OdaFailure):
         return opened
-    failure = _check_hash(stage, opened, opened[2], static_data)
-    if failure:
-        return failure
     return opened[3:5]
 
 
@@ -433,19 +446,11 @@ def verify_dda_signature(
 ) -> bytes | OdaFailure:
     """Book 2 section 6.5.2: check the INTERNAL AUTHENTICATE signature; returns the ICC Dynamic Number."""
     stage = Stage.SIGNED_DYNAMIC_DATA
-    opened = _open_block(
-        stage,
-        icc_key.modulus,
-        icc_key.exponent,
-        signed_dynamic_data,
-        FORMAT_SIGNED_DYNAMIC_DATA,
-        25 + 3,
+    opened = _open_signed_data(
+        stage, icc_key, signed_dynamic_data, FORMAT_SIGNED_DYNAMIC_DATA, 25 + 3, ddol_data
     )
     if isinstance(opened, OdaFailure):
         return opened
-    failure = _check_hash(stage, opened, opened[2], ddol_data)
-    if failure:
-        return failure
     dynamic = _dynamic_data(stage, opened)
     if isinstance(dynamic, OdaFailure):
         return dynamic
