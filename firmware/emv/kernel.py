@@ -328,16 +328,11 @@ class _Transaction:
             self.dynamic[0x9F34] = bytes.fromhex("3F0000")
             return
         transport = self.transport
+        get_data = self._get_data
 
         class _Card:
             def get_data(self, tag: int) -> bytes | None:
-                response = transport.exchange(apdu.get_data(tag))
-                if not response.ok:
-                    return None
-                try:
-                    return tlv.find(response.data, tag)
-                except EmvError:
-                    return None
+                return get_data(tag)
 
             def get_challenge(self) -> bytes | None:
                 response = transport.exchange(apdu.get_challenge())
