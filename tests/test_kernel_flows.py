@@ -199,6 +199,15 @@ def services(case: Case, online: OnlineHandler | None) -> KernelServices:
     )
 
 
+def online_sale(
+    profile: str, amount: int, online: OnlineHandler, pin: str | None = "1234"
+) -> TransactionResult:
+    """A purchase on a fresh `profile` card (its randomness seeded) that goes online through `online`."""
+    case = Case("x", profile, amount, Outcome.APPROVED_ONLINE, "", "", None, pin=pin)
+    reader = SimReader(load_profile_card(profile, rng=seeded(1)))
+    return run_transaction(reader, transaction(case), services(case, online))
+
+
 def check(case: Case, result: TransactionResult) -> None:
     summary = (result.outcome, result.tvr.hex().upper(), result.tsi.hex().upper(), result.reason)
     assert summary[:3] == (case.outcome, case.tvr, case.tsi), summary
@@ -274,9 +283,7 @@ def test_online_request_carries_arqc_field55_and_masked_pan(issuer: Issuer) -> N
         seen.append(request)
         return answer(request)
 
-    case = Case("x", "visa-credit", 6000, Outcome.APPROVED_ONLINE, "", "", None)
-    reader = SimReader(load_profile_card("visa-credit", rng=seeded(1)))
-    result = run_transaction(reader, transaction(case), services(case, online))  # type: ignore[arg-type]
+    result = online_sale("visa-credit", 6000, online)  # type: ignore[arg-type]
     assert result.outcome is Outcome.APPROVED_ONLINE
     (request,) = seen
     icc = dict((obj.tag, obj.value) for obj in tlv.parse(request.field55))
@@ -296,9 +303,7 @@ def test_online_pin_block_goes_to_the_host_not_to_json(issuer: Issuer) -> None:
         seen.append(request)
         return answer(request)
 
-    case = Case("x", "unionpay-debit", 1234, Outcome.APPROVED_ONLINE, "", "", None, pin="123456")
-    reader = SimReader(load_profile_card("unionpay-debit", rng=seeded(1)))
-    result = run_transaction(reader, transaction(case), services(case, online))  # type: ignore[arg-type]
+    result = online_sale("unionpay-debit", 1234, online, pin="123456")  # type: ignore[arg-type]
     assert seen[0].online_pin_block == bytes.fromhex("0123456789ABCDEF")
     assert result.online_pin_block == bytes.fromhex("0123456789ABCDEF")
     assert "0123456789ABCDEF" not in result.to_json().upper()
@@ -308,9 +313,7 @@ def test_online_pin_block_goes_to_the_host_not_to_json(issuer: Issuer) -> None:
 def test_issuer_scripts_before_and_after_the_final_generate_ac(issuer: Issuer) -> None:
     first = issuer.queue_script(VISA_PAN, ScriptRequest.pin_unblock(), template=0x71)
     second = issuer.queue_script(VISA_PAN, ScriptRequest.application_unblock(), template=0x72)
-    case = Case("x", "visa-credit", 6000, Outcome.APPROVED_ONLINE, "", "", None)
-    reader = SimReader(load_profile_card("visa-credit", rng=seeded(1)))
-    result = run_transaction(reader, transaction(case), services(case, issuer_online(issuer)))
+    result = online_sale("visa-credit", 6000, issuer_online(issuer))
     assert result.outcome is Outcome.APPROVED_ONLINE
     assert result.issuer_script_results == b"\x20" + first + b"\x20" + second
     assert result.tsi.hex().upper() == "FC00"  # script processing performed
@@ -322,30 +325,22 @@ def test_issuer_scripts_before_and_after_the_final_generate_ac(issuer: Issuer) -
     assert script_positions[0] < second_ac < script_positions[1]
 
 
-def test_failed_script_sets_tvr_and_9f5b_but_not_the_outcome(issuer: Issuer) -> None:
-    issuer.faults.bad_script_mac = True
-    try:
-        first = issuer.queue_script(VISA_PAN, ScriptRequest.pin_unblock(), template=0x71)
-        second = issuer.queue_script(VISA_PAN, ScriptRequest.application_unblock(), template=0x72)
-        case = Case("x", "visa-credit", 6000, Outcome.APPROVED_ONLINE, "", "", None)
-        reader = SimReader(load_profile_card("visa-credit", rng=seeded(1)))
-        result = run_transaction(reader, transaction(case), services(case, issuer_online(issuer)))
-    finally:
-        issuer.faults.bad_script_mac = False
+def test_failed_script_sets_tvr_and_9f5b_but_not_the_outcome(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(issuer.faults, "bad_script_mac", True)
+    first = issuer.queue_script(VISA_PAN, ScriptRequest.pin_unblock(), template=0x71)
+    second = issuer.queue_script(VISA_PAN, ScriptRequest.application_unblock(), template=0x72)
+    result = online_sale("visa-credit", 6000, issuer_online(issuer))
     assert result.outcome is Outcome.APPROVED_ONLINE
     # status 1 (failed), command 1; both 'script failed' TVR bits (byte 5: 20 before, 10 after)
     assert result.issuer_script_results == b"\x11" + first + b"\x11" + second
     assert result.tvr[4] & 0x30 == 0x30
 
 
-def test_bad_arpc_sets_issuer_authentication_failed(issuer: Issuer) -> None:
-    issuer.faults.bad_arpc = True
-    try:
-        case = Case("x", "visa-credit", 6000, Outcome.APPROVED_ONLINE, "", "", None)
-        reader = SimReader(load_profile_card("visa-credit", rng=seeded(1)))
-        result = run_transaction(reader, transaction(case), services(case, issuer_online(issuer)))
-    finally:
-        issuer.faults.bad_arpc = False
+def test_bad_arpc_sets_issuer_authentication_failed(issuer: Issuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(issuer.faults, "bad_arpc", True)
+    result = online_sale("visa-credit", 6000, issuer_online(issuer))
     assert result.tvr[4] & 0x40  # issuer authentication failed
     assert result.tsi[0] & 0x10  # ... but performed
     # the host approved; this card requires issuer authentication (profile risk rule) and answers AAC
@@ -358,14 +353,11 @@ def test_no_card_is_terminated() -> None:
     assert result.outcome is Outcome.TERMINATED and result.reason.startswith("no card")
 
 
-def test_host_that_never_answers_is_unable_to_go_online(issuer: Issuer) -> None:
-    issuer.faults.no_answer = True
-    try:
-        case = Case("x", "visa-credit", 6000, Outcome.DECLINED_OFFLINE, "", "", None)
-        reader = SimReader(load_profile_card("visa-credit", rng=seeded(1)))
-        result = run_transaction(reader, transaction(case), services(case, issuer_online(issuer)))
-    finally:
-        issuer.faults.no_answer = False
+def test_host_that_never_answers_is_unable_to_go_online(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(issuer.faults, "no_answer", True)
+    result = online_sale("visa-credit", 6000, issuer_online(issuer))
     assert result.outcome is Outcome.DECLINED_OFFLINE
     icc = dict((obj.tag, obj.value) for obj in tlv.parse(result.authorisation_field55 or b""))
     assert icc[0x9F27] == b"\x80"

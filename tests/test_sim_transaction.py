@@ -140,9 +140,10 @@ def visa_issuer() -> Any:
     return pyemv_cvn.VisaCVN10(IMK_AC, IMK_SMI, IMK_SMC, "4761739001010010", "01")
 
 
-def visa_ac(result: dict[int, bytes], values: dict[int, bytes]) -> bytes:
-    """The cryptogram pyemv computes for this response (Visa CVN 10: the CVR is IAD bytes 4-7)."""
-    issuer = visa_issuer()
+def reference_ac(
+    issuer: Any, aip: str, cvr: bytes, result: dict[int, bytes], values: dict[int, bytes]
+) -> bytes:
+    """The cryptogram pyemv computes from the terminal data sent and the card's ATC and CVR."""
     ac: bytes = issuer.generate_ac(
         values[0x9F02],
         values[0x9F03],
@@ -152,11 +153,16 @@ def visa_ac(result: dict[int, bytes], values: dict[int, bytes]) -> bytes:
         values[0x9A],
         values[0x9C],
         values[0x9F37],
-        bytes.fromhex("3C00"),
+        bytes.fromhex(aip),
         result[0x9F36],
-        result[0x9F10][3:7],
+        cvr,
     )
     return ac
+
+
+def visa_ac(result: dict[int, bytes], values: dict[int, bytes]) -> bytes:
+    """The cryptogram pyemv computes for this response (Visa CVN 10: the CVR is IAD bytes 4-7)."""
+    return reference_ac(visa_issuer(), "3C00", result[0x9F10][3:7], result, values)
 
 
 # --- Visa: online with EXTERNAL AUTHENTICATE -------------------------------------------------------------
@@ -349,21 +355,9 @@ def check_cda(term: Terminal, result: dict[int, bytes], cdol_data: bytes, atc: i
     return ac
 
 
-def mc_ac(result: dict[int, bytes], values: dict[int, bytes], ac_field: bytes | None = None) -> bytes:
-    ac: bytes = mc_issuer().generate_ac(
-        values[0x9F02],
-        values[0x9F03],
-        values[0x9F1A],
-        values[0x95],
-        values[0x5F2A],
-        values[0x9A],
-        values[0x9C],
-        values[0x9F37],
-        bytes.fromhex("3900"),
-        result[0x9F36],
-        result[0x9F10][2:8],
-    )
-    return ac
+def mc_ac(result: dict[int, bytes], values: dict[int, bytes]) -> bytes:
+    """The cryptogram pyemv computes for this response (M/Chip CVN 16: the CVR is IAD bytes 3-8)."""
+    return reference_ac(mc_issuer(), "3900", result[0x9F10][2:8], result, values)
 
 
 def test_mastercard_cda_online_with_arpc_in_cdol2() -> None:
