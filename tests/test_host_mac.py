@@ -8,7 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware.errors import MacMismatchError, MessageFormatError
-from firmware.host.mac import KeyMac, mac_block, mac_field, open_answer, seal
+from firmware.host.mac import (
+    UNMACED_DECLINE_CODES,
+    KeyMac,
+    mac_block,
+    mac_checked,
+    mac_field,
+    open_answer,
+    seal,
+)
+from firmware.host.messages import send
 from firmware.host.spec import pack, unpack
 from firmware.keys.blockcipher import tdes_decrypt_ecb
 from firmware.keys.mac import compute_mac as terminal_mac
@@ -129,10 +138,30 @@ def test_any_altered_byte_is_refused(position: int, flip: int) -> None:
         open_answer(bytes(packed), mac)
 
 
-def test_approval_without_mac_is_refused() -> None:
+# UnionPay response codes the terminal treats as success (10 partial amount, 11 VIP, 16 update
+# track 3), a plain decline the host can MAC (05), and codes no table lists.
+@pytest.mark.parametrize("code", ["00", "10", "11", "16", "05", "51", "Z9", ""])
+def test_answer_without_mac_is_refused_unless_an_unmaced_decline(code: str) -> None:
     mac = KeyMac("unionpay-ecb", PUBLISHED_TAK_CLEAR)
+    answer = {**SALE, "t": "0210", "38": "123456", "37": "000000000001"}
+    unmaced = pack({**answer, "39": code} if code else answer)
+    with pytest.raises(MacMismatchError, match="carries no MAC"):
+        open_answer(unmaced, mac)
+
+    class ForgingLink:
+        def exchange(self, packed: bytes, timeout: float | None = None) -> bytes:
+            return unmaced
+
     with pytest.raises(MacMismatchError):
-        open_answer(pack({**SALE, "t": "0210", "39": "00"}), mac)
-    declined = open_answer(pack({**SALE, "t": "0210", "39": "A0"}), mac)
-    assert declined["39"] == "A0"
+        send(ForgingLink(), SALE, mac)
+
+
+@pytest.mark.parametrize("code", sorted(UNMACED_DECLINE_CODES))
+def test_unmaced_decline_is_read_as_an_unauthenticated_decline(code: str) -> None:
+    mac = KeyMac("unionpay-ecb", PUBLISHED_TAK_CLEAR)
+    declined = open_answer(pack({**SALE, "t": "0210", "39": code}), mac)
+    assert declined["39"] == code and not mac_checked(declined)
+    with pytest.raises(MacMismatchError):
+        open_answer(pack({**SALE, "t": "0210", "39": code}), mac, allow_unmaced_decline=False)
+    assert mac_checked(open_answer(seal({**SALE, "t": "0210", "39": "00"}, mac), mac))
     assert unpack(pack(SALE))["t"] == "0200"

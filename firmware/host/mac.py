@@ -7,6 +7,11 @@ message has a secondary bitmap (a 0400 with field 90), and is always the last
 8 bytes. The algorithm (UnionPay ECB, X9.19, AES-CMAC) belongs to the key: it
 comes in as a `MessageMac`; `StoreMac` is the one over the terminal's key
 store (the MAK installed at sign-on), `KeyMac` one over key bytes in hand.
+
+An answer without a MAC can only ever be read as a decline, and only for the
+few response codes a host gives when it has no session key to MAC with
+(`UNMACED_DECLINE_CODES`); any other code without a valid MAC (approvals
+00, 10, 11, 16, and every code not listed) is a MacMismatchError.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from firmware.keys.store import KeyStore
 
 __all__ = [
     "MAC_LENGTH",
+    "UNMACED_DECLINE_CODES",
     "KeyMac",
     "MessageMac",
     "StoreMac",
     "mac_block",
+    "mac_checked",
     "mac_field",
     "open_answer",
     "seal",
@@ -32,6 +39,11 @@ __all__ = [
 
 MAC_LENGTH: Final = 8
 _PLACEHOLDER: Final = "00" * MAC_LENGTH
+
+# Declines a host sends without a MAC because it has no MAK it can use for this terminal:
+# A0 the request's MAC failed (MAC 校验错), 77 sign on again (重新签到), 97 terminal not
+# registered (终端未登记). Everything else, approvals above all, must carry a valid MAC.
+UNMACED_DECLINE_CODES: Final = frozenset({"A0", "77", "97"})
 
 
 class MessageMac(Protocol):
@@ -104,21 +116,28 @@ def seal(message: Mapping[str, str], mac: MessageMac) -> bytes:
     return packed[:-MAC_LENGTH] + value
 
 
+def mac_checked(answer: Mapping[str, str]) -> bool:
+    """Whether an answer returned by `open_answer` carried a MAC that verified (else: an unMACed decline)."""
+    return mac_field(answer) in answer
+
+
 def open_answer(packed: bytes, mac: MessageMac, *, allow_unmaced_decline: bool = True) -> IsoMessage:
     """Unpack an answer and check its MAC; MacMismatchError when it does not verify.
 
-    An answer without a MAC is accepted only as a decline (field 39 present and
-    not ``00``) when `allow_unmaced_decline`: hosts answer a request they could
-    not authenticate (``A0``) or a terminal that must sign on again (``77``)
-    without a MAC. An approval without a MAC is never accepted.
+    An answer without a MAC is accepted only when `allow_unmaced_decline` and its
+    field 39 is one of `UNMACED_DECLINE_CODES` (the host could not MAC it); it is
+    a decline, and `mac_checked` says it was not authenticated. Any other answer
+    without a MAC, whatever its code, raises MacMismatchError.
     """
     message = unpack(packed)
     field = mac_field(message)
     if field not in message:
         code = message.get("39")
-        if allow_unmaced_decline and code is not None and code != "00":
+        if allow_unmaced_decline and code in UNMACED_DECLINE_CODES:
             return message
-        raise MacMismatchError(f"answer {message.get('t')} carries no MAC (field {field})")
+        raise MacMismatchError(
+            f"answer {message.get('t')} with response code {code!r} carries no MAC (field {field})"
+        )
     if not mac.verify(mac_block(packed), bytes.fromhex(message[field])):
         raise MacMismatchError(
             f"answer {message.get('t')} trace {message.get('11', '-')}: MAC does not verify"
