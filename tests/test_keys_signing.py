@@ -121,6 +121,17 @@ def test_refuses_to_sign_twice_or_unserialisable(signer: RecordSigner) -> None:
         signer.sign_record({"id": 1, "when": object()})
 
 
+
+def test_string_without_a_utf8_form_is_the_projects_error(signer: RecordSigner) -> None:
+    lone_surrogate = json.loads('"\\ud800"')  # valid JSON text, no UTF-8 encoding
+    record = {"id": "Q-1", "applicant": lone_surrogate}
+    with pytest.raises(CryptoError, match="canonically"):
+        canonical_json(record)
+    with pytest.raises(CryptoError, match="canonically"):
+        signer.sign_record(record)
+    with pytest.raises(TamperedRecordError):
+        verify_record({**record, "signature": "00" * 64}, signer.public_key())
+
 def test_key_bytes_round_trip_and_bad_lengths() -> None:
     key = new_signing_key(lambda n: b"\x07" * n)
     assert private_key_bytes(private_key_from_bytes(private_key_bytes(key))) == b"\x07" * 32

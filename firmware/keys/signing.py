@@ -53,9 +53,10 @@ def canonical_json(record: Mapping[str, Any]) -> bytes:
     body = {key: value for key, value in record.items() if key != SIGNATURE_FIELD}
     try:
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        # A lone surrogate ("\ud800", valid in JSON text) has no UTF-8 form: UnicodeEncodeError.
+        return text.encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise CryptoError(f"record cannot be serialised canonically: {exc}") from exc
-    return text.encode("utf-8")
 
 
 def new_signing_key(rng: Callable[[int], bytes]) -> Ed25519PrivateKey:
