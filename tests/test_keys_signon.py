@@ -92,6 +92,17 @@ def test_wrong_kcv_keeps_the_old_keys(store: KeyStore) -> None:
     assert store.info("PIK").version == 7
 
 
+
+def test_wrong_kcv_error_names_the_key_but_not_the_computed_check_value(store: KeyStore) -> None:
+    forged_pik = bytes(range(16))  # an attacker's ciphertext: its clear key is unknown to them
+    sent_kcv = b"\x00\x00\x00\x00"
+    computed = host_kcv(bytes(psec.des.decrypt_tdes_ecb(TMK, forged_pik)))
+    with pytest.raises(VerificationError, match="working key PIK") as caught:
+        install_working_keys(store, {"PIK": (forged_pik, sent_kcv)})
+    text = str(caught.value).upper()
+    assert computed.hex().upper() not in text and computed[:3].hex().upper() not in text
+    assert "PIK" not in store
+
 def test_three_byte_kcv_is_accepted(store: KeyStore) -> None:
     install_working_keys(store, {"MAK": (MAK_UNDER_TMK, host_kcv(MAK, 3))})
     assert store.get("MAK") == MAK

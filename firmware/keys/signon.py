@@ -66,9 +66,11 @@ def _decrypt_and_check(tmk: bytes, name: str, encrypted: bytes, kcv: bytes) -> b
     clear = tdes_decrypt_ecb(tmk, encrypted)
     computed = kcv_tdes(clear, len(kcv))
     if not hmac.compare_digest(computed, kcv):
+        # Neither check value goes in the message: the computed one would tell whoever forged
+        # field 62 (the 0810 is not MACed) the exact value to send next time.
         raise VerificationError(
-            f"working key {name}: checkvalue {kcv.hex().upper()} does not match the key decrypted "
-            f"under the TMK ({computed.hex().upper()}); keeping the old working keys"
+            f"working key {name}: its checkvalue does not match the key decrypted under the TMK; "
+            "keeping the old working keys"
         )
     return clear
 
