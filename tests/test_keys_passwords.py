@@ -61,11 +61,14 @@ def store(tmp_path: Path, clock: Clock) -> PasswordStore:
 
 def test_factory_password_must_be_changed_first(store: PasswordStore) -> None:
     assert store.must_change("technician")
-    result = store.verify("technician", "888888")
-    assert result.outcome is LoginOutcome.MUST_CHANGE and result.authenticated
+    for _ in range(3):  # logging in again and again with it never lets the role in
+        result = store.verify("technician", "888888")
+        assert result.outcome is LoginOutcome.MUST_CHANGE and not result.authenticated
+        assert store.must_change("technician")
     assert store.change_password("technician", "888888", "24680135") is ChangeOutcome.CHANGED
     assert not store.must_change("technician")
-    assert store.verify("technician", "24680135").outcome is LoginOutcome.ACCEPTED
+    changed = store.verify("technician", "24680135")
+    assert changed.outcome is LoginOutcome.ACCEPTED and changed.authenticated
     assert store.verify("technician", "888888").outcome is LoginOutcome.WRONG
 
 
@@ -85,14 +88,14 @@ def test_lockout_after_five_failures_then_release(store: PasswordStore, clock: C
     still = store.verify("supervisor", "123456")  # even the right password is refused while locked
     assert still.outcome is LoginOutcome.LOCKED and still.locked_for == pytest.approx(1)
     clock.now += 1
-    assert store.verify("supervisor", "123456").authenticated
+    assert store.verify("supervisor", "123456").outcome is LoginOutcome.MUST_CHANGE  # right, still factory
     assert store.verify("supervisor", "wrong!").failures == 1  # the count started afresh
 
 
 def test_success_resets_the_count(store: PasswordStore) -> None:
     for _ in range(4):
         store.verify("supervisor", "nope")
-    assert store.verify("supervisor", "123456").authenticated
+    assert store.verify("supervisor", "123456").outcome is LoginOutcome.MUST_CHANGE  # right, still factory
     assert store.verify("supervisor", "nope").outcome is LoginOutcome.WRONG
 
 

@@ -4,8 +4,9 @@ Passwords are kept as scrypt hashes (n = 2**14, r = 8, p = 1, 16-byte salt,
 32-byte hash) in one small JSON file written crash-safe. After
 `max_failures` wrong passwords in a row a role is locked for
 `lockout_seconds`; the failure count and the lock survive a restart. A
-factory password is flagged `must_change`: logging in with it succeeds
-only as MUST_CHANGE, and the operator must set a new password first.
+factory password is flagged `must_change`: logging in with it gives
+MUST_CHANGE, which is not `authenticated`; the operator must set a new
+password (`change_password`) before the role is let in.
 A login attempt is an outcome (LoginResult), never an exception.
 """
 
@@ -82,7 +83,8 @@ class LoginResult:
 
     @property
     def authenticated(self) -> bool:
-        return self.outcome in (LoginOutcome.ACCEPTED, LoginOutcome.MUST_CHANGE)
+        """Only a changed password authenticates: a factory one (MUST_CHANGE) opens nothing but the change."""
+        return self.outcome is LoginOutcome.ACCEPTED
 
 
 class PasswordStore:
