@@ -16,20 +16,38 @@ from firmware.errors import KeyStoreError
 __all__ = ["ensure_private_dir", "write_atomically"]
 
 
-def ensure_private_dir(directory: Path) -> None:
-    """Create `directory` (and parents) with mode 0700 if it does not exist."""
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise KeyStoreError(f"cannot create directory {directory}: {exc.strerror}") from exc
-
-
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def ensure_private_dir(directory: Path) -> None:
+    """Create `directory` (and parents) with mode 0700 if it does not exist.
+
+    Each new level is made durable in its parent (fsync of the parent), so a
+    file fsynced inside it cannot vanish with its directory after a power cut.
+    """
+    directory = Path(directory)
+    missing = []
+    level = directory
+    while not level.is_dir():
+        missing.append(level)
+        if level.parent == level:
+            break
+        level = level.parent
+    try:
+        for new in reversed(missing):
+            try:
+                new.mkdir(mode=0o700)
+            except FileExistsError:
+                if not new.is_dir():
+                    raise
+            _fsync_dir(new.parent)
+    except OSError as exc:
+        raise KeyStoreError(f"cannot create directory {directory}: {exc.strerror}") from exc
 
 
 def write_atomically(path: Path, data: bytes, *, exclusive: bool = False) -> None:
