@@ -1,22 +1,27 @@
 """Kernel paths the stock profiles do not take: velocity checking, exception file, transaction log,
-merchant-forced online, a card refusing GENERATE AC, a card declining at once.
+merchant-forced online, a card refusing GENERATE AC, a card declining at once, card answers that
+break the book (a GENERATE AC answer without its cryptogram...).
 
 Cards are the simulated ones, with a profile changed in memory (records outside the data signed for
-ODA, or the fault switches), so their certificates still hold.
+ODA, or the fault switches), so their certificates still hold; `HookedReader` lets a test replace
+one answer of the card with one the book does not allow.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from firmware.__main__ import issuer_online
+from firmware.emv import tlv
 from firmware.emv.capk import load_capk_store
+from firmware.emv.cvm import PinEntry
 from firmware.emv.kernel import KernelServices, run_transaction
 from firmware.emv.kernel_config import ExceptionFile, KernelConfig, load_kernel_config, pan_fingerprint
+from firmware.emv.online import OnlineHandler
 from firmware.emv.result import Outcome, TransactionResult
 from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transaction import TransactionInput
@@ -34,23 +39,54 @@ def seeded(seed: int) -> Callable[[int], bytes]:
     return lambda n: bytes(generator.getrandbits(8) for _ in range(n))
 
 
+# hook(command, the card's answer) -> the answer the terminal gets instead, or None for the card's own
+Hook = Callable[[bytes, bytes], bytes | None]
+
+
+@dataclass
+class HookedReader:
+    """A SimReader whose answers `hook` may replace; keeps every (command, answer) it passed on."""
+
+    inner: SimReader
+    hook: Hook | None = None
+    name: str = "hooked"
+    log: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def power_on(self) -> bytes:
+        return self.inner.power_on()
+
+    def power_off(self) -> None:
+        self.inner.power_off()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        answer = self.inner.transmit(apdu)
+        if self.hook is not None:
+            answer = self.hook(apdu, answer) or answer
+        self.log.append((apdu, answer))
+        return answer
+
+
 def run(
-    profile: CardProfile,
+    profile: CardProfile | Card,
     *,
     amount: int = 1234,
     pin: str = "1234",
     config: KernelConfig | None = None,
     transaction_log: Callable[[str], int] | None = None,
     forced_online: bool = False,
+    hook: Hook | None = None,
+    online: OnlineHandler | Literal["sim"] | None = "sim",
+    pin_entry: PinEntry | None = None,
 ) -> TransactionResult:
+    """One purchase on `profile` (or on a card already made), its randomness seeded; "sim": the sim issuer."""
     services = KernelServices(
         terminal=load_terminal_config(),
         config=config or load_kernel_config(),
         capks=load_capk_store(),
         random_bytes=seeded(2),
-        pin_entry=lambda kind, tries: pin,
+        pin_entry=pin_entry or (lambda kind, tries: pin),
         online_pin_block=lambda p, pan: bytes(8),
-        online=issuer_online(issuer_from_profiles()),
+        online=issuer_online(issuer_from_profiles()) if isinstance(online, str) else online,
         transaction_log=transaction_log,
     )
     txn = TransactionInput(
@@ -61,7 +97,8 @@ def run(
         sequence_counter=3,
         merchant_forced_online=forced_online,
     )
-    return run_transaction(SimReader(Card(profile, rng=seeded(4))), txn, services)
+    card = profile if isinstance(profile, Card) else Card(profile, rng=seeded(4))
+    return run_transaction(HookedReader(SimReader(card), hook), txn, services)
 
 
 def tvr(result: TransactionResult) -> Tvr:
@@ -146,3 +183,66 @@ def test_bad_cryptogram_is_declined_by_the_issuer() -> None:
     lying = replace(profile, faults=replace(profile.faults, bad_cryptogram=True))
     result = run(lying, amount=6000)
     assert result.outcome is Outcome.DECLINED_ONLINE and result.response_code == "05"
+
+
+# --- the Application Cryptogram (Book 3 6.5.5.4) ------------------------------------------------
+
+
+def generate_ac_answer(cid: int, atc: bytes, **extra: bytes) -> bytes:
+    """A format 2 GENERATE AC answer ('77') with 9000; `extra` maps 'x9F4B'-style names to values."""
+    body = tlv.encode(0x9F27, bytes([cid])) + tlv.encode(0x9F36, atc)
+    body += b"".join(tlv.encode(int(name[1:], 16), value) for name, value in extra.items())
+    return tlv.encode(0x77, body) + b"\x90\x00"
+
+
+def nth_generate_ac(n: int, answer: Callable[[bytes], bytes]) -> Hook:
+    """Replace the card's answer to the n-th GENERATE AC (1 or 2) with `answer(card's answer)`."""
+    seen = [0]
+
+    def hook(command: bytes, card_answer: bytes) -> bytes | None:
+        if command[1] != 0xAE:
+            return None
+        seen[0] += 1
+        return answer(card_answer) if seen[0] == n else None
+
+    return hook
+
+
+def icc(field55: bytes | None) -> dict[int, bytes]:
+    return {obj.tag: obj.value for obj in tlv.parse(field55 or b"")}
+
+
+def test_tc_without_a_cryptogram_is_not_approved() -> None:
+    # visa-credit is a DDA card: no CDA asked for, so 9F26 is mandatory; a 9F4B cannot stand in for it
+    hook = nth_generate_ac(1, lambda _: generate_ac_answer(0x40, b"\x00\x11", x9F4B=bytes(16)))
+    result = run(load_profile("visa-credit"), hook=hook)
+    assert result.outcome is Outcome.TERMINATED and not result.approved
+    assert "9F26" in result.reason and result.cryptogram is None
+
+
+def test_a_second_answer_without_its_cryptogram_never_reports_the_arqc_as_a_tc() -> None:
+    # unionpay-debit goes online (SDA, no CDA); the host approves; the TC comes back without 9F26
+    hook = nth_generate_ac(2, lambda _: generate_ac_answer(0x40, b"\x00\x07", x9F4B=bytes(8)))
+    result = run(load_profile("unionpay-debit"), pin="123456", hook=hook)
+    assert result.outcome is Outcome.HOST_APPROVED_CARD_DECLINED and result.reversal_required
+    arqc = icc(result.authorisation_field55)
+    final = icc(result.field55)
+    # the final state is the last answer the card really gave: the ARQC, with its own CID 80
+    assert (final[0x9F26], final[0x9F27], final[0x9F36]) == (arqc[0x9F26], b"\x80", arqc[0x9F36])
+    assert result.cid == 0x80 and result.cryptogram == arqc[0x9F26]
+
+
+def test_failed_cda_at_the_second_generate_ac_keeps_the_arqc_out_of_the_final_state() -> None:
+    def corrupt_signature(answer: bytes) -> bytes:
+        at = answer.index(b"\x9f\x4b") + 10
+        return answer[:at] + bytes([answer[at] ^ 0xFF]) + answer[at + 1 :]
+
+    hook = nth_generate_ac(2, corrupt_signature)
+    result = run(load_profile("mastercard-credit"), amount=6000, pin="4315", hook=hook)
+    assert result.outcome is Outcome.HOST_APPROVED_CARD_DECLINED
+    assert TvrBit.CDA_FAILED in tvr(result)
+    arqc = icc(result.authorisation_field55)
+    final = icc(result.field55)
+    # the second answer (CID 40, its own ATC): its cryptogram is only inside the signature that failed
+    assert final[0x9F27] == b"\x40" and 0x9F26 not in final
+    assert result.cryptogram is None and arqc[0x9F26] not in result.field55

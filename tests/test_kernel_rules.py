@@ -104,6 +104,16 @@ def test_malformed_responses(data: str) -> None:
         parse_generate_ac_response(H(data))
 
 
+def test_only_a_cda_answer_may_carry_its_cryptogram_inside_the_signature() -> None:
+    signed_only = H("771C9F2701409F360200119F4B10") + bytes(16)  # CID, ATC and a signature, no 9F26
+    with pytest.raises(CardDataError, match="9F26"):
+        parse_generate_ac_response(signed_only)  # CDA not asked for: Book 3 6.5.5.4, 9F26 mandatory
+    response = parse_generate_ac_response(signed_only, cda_requested=True)
+    assert response.cryptogram is None and response.signed_dynamic_data == bytes(16)
+    with pytest.raises(CardDataError, match="9F26"):
+        parse_generate_ac_response(H("77099F2701409F36020011"), cda_requested=True)
+
+
 # --- action analysis ----------------------------------------------------------
 
 VISA_TAC = ActionCodes(denial=H("0010000000"), online=H("DC4004F800"), default=H("DC4000A800"))

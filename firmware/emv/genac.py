@@ -4,7 +4,10 @@ The reference control parameter (P1) says which cryptogram the terminal
 asks for and whether it wants a CDA signature; the command data is the CDOL
 (8C for the first, 8D for the second command) filled from the transaction's
 data objects. The answer is format 1 ('80': CID, ATC, AC, IAD) or format 2
-('77': the same as tagged objects, plus 9F4B under CDA).
+('77': the same as tagged objects, plus 9F4B under CDA). The Application
+Cryptogram is mandatory in both (Book 3 6.5.5.4); only an answer to a
+command that asked for CDA may carry it inside the signature 9F4B instead
+(Book 2 6.6.1), where it is recovered when the signature is checked.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def generate_ac_command(kind: CryptogramType, cdol_data: bytes, *, cda: bool = F
 
 @dataclass(frozen=True)
 class GenerateAcResponse:
-    """The card's answer. `cryptogram` is None under CDA (it is inside 9F4B)."""
+    """The card's answer. `cryptogram` is None only under CDA (it is inside 9F4B)."""
 
     response_format: int
     cid: int
@@ -112,8 +115,12 @@ def _check_lengths(cid: bytes, atc: bytes, cryptogram: bytes | None, iad: bytes 
     CryptogramType.of(cid[0])
 
 
-def parse_generate_ac_response(data: bytes) -> GenerateAcResponse:
-    """Format 1 or 2 (Book 3 6.5.5.4); CardDataError or TlvError when malformed."""
+def parse_generate_ac_response(data: bytes, *, cda_requested: bool = False) -> GenerateAcResponse:
+    """Format 1 or 2 (Book 3 6.5.5.4); CardDataError or TlvError when malformed.
+
+    A format 2 answer without 9F26 is malformed unless `cda_requested` (P1
+    asked for a CDA signature) and it carries the signature 9F4B.
+    """
     template = tlv.parse_one(data)
     if template.tag == 0x80:
         value = template.value
@@ -136,8 +143,10 @@ def parse_generate_ac_response(data: bytes) -> GenerateAcResponse:
     for required in (TAG_CID, TAG_ATC):
         if required not in objects:
             raise CardDataError("format 2 response without a mandatory data object", required)
-    if TAG_AC not in objects and TAG_SDAD not in objects:
-        raise CardDataError("format 2 response has neither a cryptogram nor a CDA signature", TAG_AC)
+    if TAG_AC not in objects and not (cda_requested and TAG_SDAD in objects):
+        if cda_requested:
+            raise CardDataError("format 2 response has neither a cryptogram nor a CDA signature", TAG_AC)
+        raise CardDataError("format 2 response without the application cryptogram (no CDA asked)", TAG_AC)
     tagged_cryptogram = objects.get(TAG_AC)
     tagged_iad = objects.get(TAG_IAD)
     _check_lengths(objects[TAG_CID], objects[TAG_ATC], tagged_cryptogram, tagged_iad)

@@ -121,6 +121,7 @@ UNABLE_ONLINE_APPROVED = "Y3"
 UNABLE_ONLINE_DECLINED = "Z3"
 
 TAG_TC_HASH = 0x98
+TAG_SIGNED_DYNAMIC_DATA = 0x9F4B
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,10 @@ class _Transaction:
     icc: dict[int, bytes] = field(default_factory=dict)
     terminal_data: dict[int, bytes] = field(default_factory=dict)
     dynamic: dict[int, bytes] = field(default_factory=dict)
+    # The data objects of the last GENERATE AC answer the card gave (9F27, 9F36, 9F26, 9F10...,
+    # 9F26 and 9F4C recovered from a verified CDA signature), replaced whole by each answer so
+    # that one answer's CID never stands next to another answer's cryptogram.
+    card_answer: dict[int, bytes] = field(default_factory=dict)
     oda_method: OdaMethod = OdaMethod.NONE
     oda: OdaResult | None = None
     static: StaticData | None = None
@@ -218,7 +223,8 @@ class _Transaction:
         """Every data object a DOL or field 55 may name; later sources win."""
         self.dynamic[0x95] = self.tvr.to_bytes()
         self.dynamic[0x9B] = self.tsi.to_bytes()
-        return {**self.icc, **self.terminal_data, **self.transaction_data(), **self.dynamic}
+        terminal = {**self.terminal_data, **self.transaction_data(), **self.dynamic}
+        return {**self.icc, **terminal, **self.card_answer}
 
     # --- steps -----------------------------------------------------------------
 
@@ -455,9 +461,8 @@ class _Transaction:
             self.tsi.set(TsiBit.CARD_RISK_MANAGEMENT_PERFORMED)
         cda = self._cda_wanted(kind)
         response = self.transport.send(generate_ac_command(kind, cdol_data, cda=cda))
-        answer = parse_generate_ac_response(response.data)
-        self.dynamic.update(answer.objects)
-        self.dynamic.pop(0x9F4B, None)
+        answer = parse_generate_ac_response(response.data, cda_requested=cda)
+        card_answer = {tag: value for tag, value in answer.objects.items() if tag != TAG_SIGNED_DYNAMIC_DATA}
         if cda and answer.cryptogram_type is not CryptogramType.AAC:
             assert self.oda is not None and self.oda.icc_key is not None
             checked = verify_cda(
@@ -469,9 +474,10 @@ class _Transaction:
                 tvr=self.tvr,
             )
             if checked.ok:
-                self.dynamic.update(checked.data_objects)
+                card_answer.update(checked.data_objects)
             else:
                 self.cda_failed = True
+        self.card_answer = card_answer
         self.last_ac = answer
         self.advice_required = self.advice_required or answer.advice_required
         return answer
