@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from firmware.keys.atomic_file import ensure_private_dir, write_atomically
+from firmware.errors import KeyStoreError
+from firmware.keys.atomic_file import ensure_private_dir, locked, write_atomically
 
 
 class DiskEvents:
@@ -54,3 +55,14 @@ def test_ensure_private_dir_leaves_existing_directories_alone(
     assert disk.fsynced_after(tmp_path / "data" / "keys", tmp_path / "data")
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o755
     ensure_private_dir(tmp_path / "data" / "keys")  # already there: nothing to do, no error
+
+
+def test_a_held_lock_is_waited_for_then_reported_not_hung_on(tmp_path: Path) -> None:
+    target = tmp_path / "keys" / "keystore.json"
+    with locked(target):
+        with pytest.raises(KeyStoreError, match="another process"):
+            with locked(target, timeout=0.2):
+                pass
+    with locked(target, timeout=0.2):  # released when the first holder is done
+        write_atomically(target, b"{}")
+    assert stat.S_IMODE((tmp_path / "keys" / ".keystore.json.lock").stat().st_mode) == 0o600

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hmac
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import firmware.keys.passwords as passwords_module
 from firmware.errors import ConfigError, KeyStoreError
 from firmware.keys.passwords import ChangeOutcome, LoginOutcome, PasswordStore, scrypt_hash
 
@@ -159,3 +162,39 @@ def test_unknown_role_and_damaged_file(store: PasswordStore, tmp_path: Path) -> 
     (tmp_path / "passwords.json").write_text("{")
     with pytest.raises(KeyStoreError, match="damaged"):
         store.roles()
+
+
+def test_failures_in_two_processes_at_once_both_count(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "passwords.json"
+    store = PasswordStore(path, clock)
+    store.install_factory_passwords({"supervisor": "123456"})
+    other_code = (
+        "from pathlib import Path\n"
+        "from firmware.keys.passwords import PasswordStore\n"
+        f"PasswordStore(Path({str(path)!r}), lambda: {clock.now!r}).verify('supervisor', 'guess-1')\n"
+    )
+    others: list[subprocess.Popen[str]] = []
+    real_write = passwords_module.write_atomically
+
+    def write_while_another_process_guesses(target: Path, data: bytes) -> None:
+        other = subprocess.Popen(
+            [sys.executable, "-c", f"print('ready', flush=True)\n{other_code}"],
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        others.append(other)
+        assert other.stdout is not None and other.stdout.readline().strip() == "ready"
+        try:  # unlocked, the other process's wrong guess is written well within two seconds
+            other.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            pass  # it waits for the lock this process holds
+        real_write(target, data)
+
+    monkeypatch.setattr(passwords_module, "write_atomically", write_while_another_process_guesses)
+    assert store.verify("supervisor", "guess-2").failures == 1
+    monkeypatch.undo()
+    assert others[0].wait(timeout=30) == 0
+    assert store.verify("supervisor", "guess-3").failures == 3

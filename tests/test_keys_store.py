@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import firmware.keys.store as store_module
 from firmware.errors import KeyStoreError
 from firmware.keys.device import load_device_key, provision_device_key
 from firmware.keys.kcv import kcv_tdes
@@ -66,7 +69,7 @@ def test_replace_atomically_all_or_nothing_when_the_write_crashes(
     monkeypatch.undo()
     assert store.path.read_bytes() == before
     assert store.get("PIK") == PIK and store.get("MAK") == MAK
-    assert [p.name for p in store.path.parent.iterdir()] == [store.path.name]  # no temp file left
+    assert not [p.name for p in store.path.parent.iterdir() if p.name.endswith(".tmp")]  # no temp file left
 
 
 def test_a_bad_key_in_a_batch_stores_none(store: KeyStore) -> None:
@@ -169,3 +172,50 @@ def test_device_key_repr_shows_only_its_id(tmp_path: Path) -> None:
     key = provision_device_key(tmp_path / "device.key", lambda n: bytes(range(n)))
     assert repr(key) == f"DeviceKey(id={key.key_id})"
     assert bytes(range(32)).hex() not in repr(key).lower()
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def start_other_process(code: str) -> subprocess.Popen[str]:
+    """Another process on the same files; it prints "ready" once imported, then runs `code`."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", f"print('ready', flush=True)\n{code}"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    return process
+
+
+def test_a_change_made_by_another_process_meanwhile_is_not_lost(
+    store: KeyStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.put("TMK", TMK, "tdes", 1)
+    other_code = (
+        "from pathlib import Path\n"
+        "from firmware.keys.device import load_device_key\n"
+        "from firmware.keys.store import KeyStore\n"
+        f"device_key = load_device_key(Path({str(tmp_path / 'device.key')!r}))\n"
+        f"store = KeyStore(Path({str(tmp_path / 'keys')!r}), device_key)\n"
+        f"store.put('MAK', bytes.fromhex({MAK.hex()!r}), 'tdes', 1)\n"
+    )
+    others: list[subprocess.Popen[str]] = []
+    real_write = store_module.write_atomically
+
+    def write_while_another_process_changes_the_store(path: Path, data: bytes) -> None:
+        other = start_other_process(other_code)
+        others.append(other)
+        try:  # unlocked, the other process's put is done well within a second
+            other.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass  # it waits for the lock this process holds
+        real_write(path, data)
+
+    monkeypatch.setattr(store_module, "write_atomically", write_while_another_process_changes_the_store)
+    store.put("PIK", PIK, "tdes", 1)
+    monkeypatch.undo()
+    assert others[0].wait(timeout=30) == 0
+    assert {info.name for info in store.list()} == {"TMK", "PIK", "MAK"}
+    assert store.get("MAK") == MAK and store.get("PIK") == PIK

@@ -1,7 +1,8 @@
 """Supervisor and technician passwords: scrypt hashes, lock-out, factory passwords.
 
 Passwords are kept as scrypt hashes (n = 2**14, r = 8, p = 1, 16-byte salt,
-32-byte hash) in one small JSON file written crash-safe. After
+32-byte hash) in one small JSON file written crash-safe, each update under
+the file's inter-process lock (no failure is lost between processes). After
 `max_failures` wrong passwords in a row a role is locked for
 `lockout_seconds`; the failure count and the lock survive a restart. A
 factory password is flagged `must_change`: logging in with it gives
@@ -18,7 +19,6 @@ import json
 import logging
 import os
 import re
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from firmware.errors import ConfigError, KeyStoreError
-from firmware.keys.atomic_file import write_atomically
+from firmware.keys.atomic_file import locked, write_atomically
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
@@ -106,7 +106,6 @@ class PasswordStore:
         self._max_failures = max_failures
         self._lockout_seconds = lockout_seconds
         self._rng = rng
-        self._lock = threading.Lock()
 
     # ----- file --------------------------------------------------------------------
 
@@ -175,7 +174,7 @@ class PasswordStore:
         for role in passwords:
             if not _ROLE.match(role):
                 raise ConfigError(f"role name {role!r} is not allowed")
-        with self._lock:
+        with locked(self._path):
             users = self._load()
             added = [role for role in passwords if role not in users]
             for role in added:
@@ -226,7 +225,7 @@ class PasswordStore:
 
     def verify(self, role: str, password: str) -> LoginResult:
         """Try a login; the failure count and lock are written before the result is returned."""
-        with self._lock:
+        with locked(self._path):
             users = self._load()
             before = json.dumps(users, sort_keys=True)
             result = self._attempt(users, role, password)
@@ -238,7 +237,7 @@ class PasswordStore:
 
     def change_password(self, role: str, old_password: str, new_password: str) -> ChangeOutcome:
         """Change a password after checking the old one (which counts toward the lock-out)."""
-        with self._lock:
+        with locked(self._path):
             users = self._load()
             before = json.dumps(users, sort_keys=True)
             result = self._attempt(users, role, old_password)

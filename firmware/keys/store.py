@@ -7,7 +7,9 @@ relabelled or swapped with another without the store noticing. (AES-GCM is
 preferred to RFC 3394/5649 key wrap because it authenticates that metadata.)
 
 Every change rewrites the whole file crash-safely (temp, fsync, rename,
-fsync dir), so `replace_atomically` gives all-or-nothing for several keys.
+fsync dir), so `replace_atomically` gives all-or-nothing for several keys;
+the read-modify-write holds the file's inter-process lock, so a change made
+by another process (the terminal's sign-on, `pos-keys load-tmk`) is never lost.
 Clear key bytes exist only in the values `get` returns.
 """
 
@@ -18,7 +20,6 @@ import json
 import logging
 import os
 import re
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any, NamedTuple
 from cryptography.exceptions import InvalidTag
 
 from firmware.errors import CryptoError, KeyStoreError
-from firmware.keys.atomic_file import write_atomically
+from firmware.keys.atomic_file import locked, write_atomically
 from firmware.keys.device import DeviceKey
 from firmware.keys.kcv import KEY_KINDS, kcv_for
 
@@ -72,7 +73,6 @@ class KeyStore:
         self._path = Path(directory) / STORE_FILE_NAME
         self._device_key = device_key
         self._rng = rng
-        self._lock = threading.Lock()
 
     @property
     def path(self) -> Path:
@@ -202,7 +202,7 @@ class KeyStore:
         """Add or replace several keys in one file write: after a crash all or none are there."""
         if not keys:
             raise KeyStoreError("nothing to store: no keys given")
-        with self._lock:
+        with locked(self._path):
             entries = dict(self._load())
             sealed = {name: self._seal(name, NewKey(*new)) for name, new in keys.items()}
             entries.update(sealed)
@@ -212,7 +212,7 @@ class KeyStore:
         return infos
 
     def remove(self, name: str) -> None:
-        with self._lock:
+        with locked(self._path):
             entries = dict(self._load())
             if name not in entries:
                 raise KeyStoreError(f"no key named {name!r} in the key store")
