@@ -9,10 +9,13 @@ one answer of the card with one the book does not allow.
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from firmware.__main__ import issuer_online
@@ -26,6 +29,7 @@ from firmware.emv.result import Outcome, TransactionResult
 from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transaction import TransactionInput
 from firmware.emv.tvr import Tvr, TvrBit
+from sim import pki as sim_pki
 from sim.acquirer import issuer_from_profiles
 from sim.card import Card
 from sim.profile import CardProfile, load_profile, profile_from_dict, read_profile_json
@@ -99,6 +103,22 @@ def run(
     )
     card = profile if isinstance(profile, Card) else Card(profile, rng=seeded(4))
     return run_transaction(HookedReader(SimReader(card), hook), txn, services)
+
+
+def resigned_card(name: str, raw: dict[str, Any], directory: Path) -> Card:
+    """A card personalised from `raw` (a profile changed in memory, records signed for ODA too).
+
+    `python -m sim.pki` signs it into `directory` with the committed TEST CA and issuer keys, so the
+    terminal's shipped CA public keys (capk.json) verify its certificates; an ICC key is made anew.
+    """
+    profiles, pki_dir = directory / "profiles", directory / "pki"
+    profiles.mkdir(parents=True)
+    pki_dir.mkdir()
+    (profiles / f"{name}.json").write_text(json.dumps(raw), encoding="utf-8")
+    for key in [*sim_pki.PKI_DIR.glob("TEST-ca-*.key.pem"), *sim_pki.PKI_DIR.glob("TEST-issuer-*.key.pem")]:
+        shutil.copy(key, pki_dir / key.name)
+    sim_pki.generate(directory=pki_dir, profiles_dir=profiles)
+    return Card(load_profile(name, profiles), rng=seeded(4), pki_dir=pki_dir)
 
 
 def tvr(result: TransactionResult) -> Tvr:
@@ -246,3 +266,23 @@ def test_failed_cda_at_the_second_generate_ac_keeps_the_arqc_out_of_the_final_st
     # the second answer (CID 40, its own ATC): its cryptogram is only inside the signature that failed
     assert final[0x9F27] == b"\x40" and 0x9F26 not in final
     assert result.cryptogram is None and arqc[0x9F26] not in result.field55
+
+
+# --- records read for offline data authentication (Book 3 10.3) ---------------------------------
+
+
+def test_a_record_of_sfi_12_signed_for_oda_but_not_coded_70_fails_sda(tmp_path: Path) -> None:
+    raw = read_profile_json("unionpay-debit")
+    app = raw["applications"][0]
+    app["afl"] += "60010101"  # SFI 12, record 1, flagged for ODA
+    app["records"].append({"sfi": 12, "record": 1, "raw": "DF0103AABBCC"})  # not a '70' template
+    card = resigned_card("unionpay-sfi12", raw, tmp_path)
+    result = run(card, pin="123456")
+    # the issuer signed that record as it is, so only the record's coding can fail SDA
+    assert TvrBit.SDA_FAILED in tvr(result) and TvrBit.SDA_SELECTED in tvr(result)
+    assert result.oda_failure is not None and "not coded as tag 70" in result.oda_failure
+    assert result.tsi[0] & 0x80  # offline data authentication performed
+    # the same card with the record coded as '70' passes SDA: the signature itself is good
+    app["records"][-1]["raw"] = "7006DF0103AABBCC"
+    good = run(resigned_card("unionpay-sfi12", raw, tmp_path / "good"), pin="123456")
+    assert TvrBit.SDA_FAILED not in tvr(good) and good.oda_failure is None

@@ -369,9 +369,16 @@ def test_static_data_failures(records: dict[tuple[int, int], bytes], tag_list: b
     assert (built.failure.stage, built.failure.check) == (Stage.STATIC_DATA, check)
 
 
-def test_a_not_70_record_of_sfi_11_is_fine() -> None:
-    records = RECORDS | {(11, 1): tlv(0x77, b"\x01")}
-    assert oda.build_static_data(AFL, records, AIP, None).failure is None
+@pytest.mark.parametrize(
+    "record", [tlv(0x77, b"\x01"), bytes.fromhex("DF0103AABBCC"), RECORD_11_1 + b"\x9f", RECORD_11_1[:-1]],
+    ids=["77-template", "bare-object", "trailing-byte", "truncated"],
+)
+def test_a_not_70_record_of_sfi_11_fails_oda(record: bytes) -> None:
+    # Book 3 10.3 (Bulletin 12): records read for ODA not coded '70' -> ODA performed and failed, any SFI
+    built = oda.build_static_data(AFL, RECORDS | {(11, 1): record}, AIP, None)
+    assert built.failure is not None
+    assert (built.failure.stage, built.failure.check) == (Stage.STATIC_DATA, Check.RECORD_TEMPLATE)
+    assert "SFI 11 record 1" in built.failure.detail
 
 
 def test_static_data_failure_fails_the_method(pki: Pki) -> None:

@@ -98,7 +98,7 @@ class Check(enum.Enum):
     KEY_ALGORITHM = "public key algorithm indicator is not 01 (RSA)"
     KEY_LENGTH = "public key length field is inconsistent"
     REMAINDER = "public key remainder has the wrong length"
-    RECORD_TEMPLATE = "record for SFI 1-10 is not coded as tag 70"
+    RECORD_TEMPLATE = "record read for offline data authentication is not coded as tag 70"
     TAG_LIST = "static data authentication tag list holds a tag other than 82"
     NO_DDOL = "neither the card nor the terminal has a DDOL"
     NO_UNPREDICTABLE_NUMBER = "the DDOL does not ask for the unpredictable number 9F37"

@@ -216,8 +216,10 @@ def build_static_data(
 
     `records` maps (SFI, record number) to the record as READ RECORD
     returned it (SW stripped). For SFI 1-10 the value of the '70' template
-    is used, and a record not coded as '70' makes ODA fail; for SFI 11-30
-    the whole record, tag and length included. 9F4A may list only '82'.
+    is used; for SFI 11-30 the whole record, tag and length included. A
+    record flagged for ODA that is not coded as one '70' template, whatever
+    its SFI, makes ODA performed and failed (Book 3 10.3, as amended by
+    Specification Bulletin 12). 9F4A may list only '82'.
 
     A malformed AFL, or a flagged record missing from `records`, raises
     CardDataError: the kernel reads these records before ODA and would have
@@ -229,9 +231,6 @@ def build_static_data(
             record = records.get((sfi, number))
             if record is None:
                 raise CardDataError(f"record {number} of SFI {sfi} is flagged for ODA but was not read", 0x94)
-            if sfi > 10:
-                out += record
-                continue
             try:
                 template = tlv.parse_one(record, expected_tag=0x70)
             except TlvError as error:
@@ -241,7 +240,7 @@ def build_static_data(
                         Stage.STATIC_DATA, Check.RECORD_TEMPLATE, f"SFI {sfi} record {number}: {error}"
                     ),
                 )
-            out += template.value
+            out += record if sfi > 10 else template.value
     if sda_tag_list is not None and sda_tag_list not in (b"", b"\x82"):
         return StaticData(
             bytes(out), OdaFailure(Stage.STATIC_DATA, Check.TAG_LIST, f"9F4A = {sda_tag_list.hex().upper()}")
