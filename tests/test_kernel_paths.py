@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import pytest
+
 from firmware.__main__ import issuer_online
 from firmware.emv import tlv
 from firmware.emv.capk import load_capk_store
@@ -286,3 +288,31 @@ def test_a_record_of_sfi_12_signed_for_oda_but_not_coded_70_fails_sda(tmp_path: 
     app["records"][-1]["raw"] = "7006DF0103AABBCC"
     good = run(resigned_card("unionpay-sfi12", raw, tmp_path / "good"), pin="123456")
     assert TvrBit.SDA_FAILED not in tvr(good) and good.oda_failure is None
+
+
+# --- card data the kernel hands on --------------------------------------------------------------
+
+
+def replace_in_records(tag: int, value: bytes) -> Hook:
+    """Give `tag` the value `value` in whichever record (a '70' template) carries it."""
+
+    def hook(command: bytes, answer: bytes) -> bytes | None:
+        if command[1] != 0xB2 or answer[-2:] != b"\x90\x00" or tlv.find(answer[:-2], tag) is None:
+            return None
+        objects = tlv.parse_one(answer[:-2], 0x70).children()
+        body = b"".join(tlv.encode(obj.tag, value if obj.tag == tag else obj.value) for obj in objects)
+        return tlv.encode(0x70, body) + b"\x90\x00"
+
+    return hook
+
+
+@pytest.mark.parametrize(
+    "pan", ["47617390010100AF", "FFFFFFFFFFFFFFFF", ""], ids=["not-digits", "all-F", "empty"]
+)
+def test_a_pan_that_is_not_a_pan_ends_the_transaction_as_card_data(pan: str) -> None:
+    # the exception file is checked for every card: a fingerprint of a PAN that is not one used to
+    # raise the kernel configuration's error out of the kernel
+    result = run(load_profile("visa-credit"), hook=replace_in_records(0x5A, bytes.fromhex(pan)))
+    assert result.outcome is Outcome.TERMINATED
+    assert "(tag 5A)" in result.reason and result.masked_pan is None
+    assert not any(entry["name"] == "GENERATE AC" for entry in result.trace)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from firmware.emv import tags, tlv
 from firmware.emv.apdu import get_processing_options as gpo_command
 from firmware.emv.apdu import read_record
-from firmware.emv.mask import cn_digits, mask_pan
+from firmware.emv.carddata import pan_digits
+from firmware.emv.mask import mask_pan
 from firmware.emv.selection import ApplicationSelector, Candidate, Chooser, SelectedApplication
 from firmware.emv.terminal_config import TerminalConfig
 from firmware.emv.transport import Transport
@@ -249,9 +250,17 @@ class ApplicationData:
 
     @property
     def pan(self) -> str | None:
-        """The clear PAN digits; only for the kernel's use in memory. Display `masked_pan`."""
+        """The clear PAN digits; only for the kernel's use in memory. Display `masked_pan`.
+
+        None when 5A is absent or is not a PAN (`carddata.pan_digits` says why).
+        """
         value = self.records.tags.get(0x5A)
-        return cn_digits(value) if value is not None else None
+        if value is None:
+            return None
+        try:
+            return pan_digits(value)
+        except CardDataError:
+            return None
 
     @property
     def masked_pan(self) -> str | None:

@@ -38,6 +38,7 @@ from firmware.emv.action import (
 )
 from firmware.emv.application import ApplicationData, read_application
 from firmware.emv.capk import CapkStore
+from firmware.emv.carddata import pan_digits
 from firmware.emv.certificates import RecoveredKey, recover_icc_key
 from firmware.emv.cvm import (
     CvmContext,
@@ -167,6 +168,7 @@ class _Transaction:
     tvr: Tvr = field(default_factory=Tvr)
     tsi: Tsi = field(default_factory=Tsi)
     app: ApplicationData | None = None
+    pan: str = ""
     params: ApplicationParameters | None = None
     icc: dict[int, bytes] = field(default_factory=dict)
     terminal_data: dict[int, bytes] = field(default_factory=dict)
@@ -244,6 +246,7 @@ class _Transaction:
         if app.records.missing_mandatory:
             missing = ", ".join(f"{tag:X}" for tag in app.records.missing_mandatory)
             raise _Stop(Outcome.TERMINATED, f"card data missing mandatory objects {missing} (Book 3 7.2)")
+        self.pan = pan_digits(app.records.tags[0x5A])
         params = services.config.application(app.selected.aid)
         if params is None:
             raise _Stop(Outcome.TERMINATED, f"no kernel parameters for AID {app.selected.aid.hex().upper()}")
@@ -359,7 +362,7 @@ class _Transaction:
             self.icc.get(0x8E),
             context,
             card=_Card(),
-            pan=self.app.pan or "",
+            pan=self.pan,
             pin_entry=self.services.pin_entry,
             online_pin_block=self.services.online_pin_block,
             pin_key=self._pin_key,
@@ -374,7 +377,7 @@ class _Transaction:
 
     def manage_risk(self) -> None:
         assert self.app is not None and self.params is not None
-        pan = self.app.pan or ""
+        pan = self.pan
         self.tvr.set(exception_file_bits(pan, self.config.exception_file))
         if self.txn.merchant_forced_online:
             self.tvr.set(TvrBit.MERCHANT_FORCED_ONLINE)
@@ -383,7 +386,7 @@ class _Transaction:
         params = self.params
         logged = 0
         log = self.services.transaction_log
-        if self.config.floor_limit_uses_transaction_log and log is not None and pan:
+        if self.config.floor_limit_uses_transaction_log and log is not None:
             logged = log(pan_fingerprint(pan, self.config.exception_file.salt))
         atc = last_online = None
         velocity = params.velocity_checking and 0x9F14 in self.icc and 0x9F23 in self.icc
@@ -502,7 +505,7 @@ class _Transaction:
             cryptogram_type=cryptogram.name,
             expiry=self.app.expiry,
             pan_sequence_number=psn.hex() if psn is not None else None,
-            pan=self.app.pan or "",
+            pan=self.pan,
             track2=self.icc.get(0x57),
             online_pin_block=self.online_pin,
         )
