@@ -66,3 +66,18 @@ def test_a_held_lock_is_waited_for_then_reported_not_hung_on(tmp_path: Path) -> 
     with locked(target, timeout=0.2):  # released when the first holder is done
         write_atomically(target, b"{}")
     assert stat.S_IMODE((tmp_path / "keys" / ".keystore.json.lock").stat().st_mode) == 0o600
+
+
+def test_temp_files_a_power_cut_left_are_removed_by_the_next_writer(tmp_path: Path) -> None:
+    target = tmp_path / "device.key"
+    stale = tmp_path / ".device.key.0123456789ab.tmp"
+    other = tmp_path / ".passwords.json.0123456789ab.tmp"
+    for path in (stale, other):
+        path.write_bytes(b"clear key bytes a cut left behind")
+    write_atomically(target, b"new", exclusive=True)
+    assert not stale.exists() and other.exists()  # only the temp files of the path written
+    assert target.read_bytes() == b"new" and target.stat().st_nlink == 1
+    with pytest.raises(KeyStoreError, match="refusing to overwrite"):
+        write_atomically(target, b"other", exclusive=True)
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".device.key.lock", other.name, "device.key"]

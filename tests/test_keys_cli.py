@@ -158,3 +158,66 @@ def test_module_entry_point_prints_no_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+# Runs `pos-keys provision` and loses power (os._exit, nothing cleaned up) just before the
+# CUT-th call that makes something durable or moves a name: fsync, rename, replace, link, unlink.
+POWER_CUT = """
+import os, sys
+cut_at, calls = int(sys.argv[1]), [0]
+def power_cut_before(function):
+    def call(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == cut_at:
+            os._exit(137)
+        return function(*args, **kwargs)
+    return call
+for name in ("fsync", "rename", "replace", "link", "unlink"):
+    setattr(os, name, power_cut_before(getattr(os, name)))
+from firmware.keys.cli import main
+sys.exit(main(["--data-dir", sys.argv[2], "provision"]))
+"""
+
+
+def files_under(directory: Path) -> list[Path]:
+    return [path for path in directory.rglob("*") if path.is_file()]
+
+
+def test_power_cut_anywhere_in_provision_leaves_no_key_copy_and_can_be_completed(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    for cut_at in range(1, 40):
+        data = tmp_path / f"cut{cut_at}" / "data"
+        result = subprocess.run(
+            [sys.executable, "-c", POWER_CUT, str(cut_at), str(data)],
+            cwd=repo, capture_output=True, text=True, check=False, timeout=60,
+        )
+        if result.returncode == 0:
+            break  # provision ran to the end before the cut came
+        assert result.returncode == 137, result.stderr
+        where = f"power cut before durable step {cut_at}"
+        for path in files_under(data):  # a second link would survive deleting device.key
+            assert path.stat().st_nlink == 1, f"{where}: {path.name} has {path.stat().st_nlink} links"
+        code, out, err = run(["provision"], data)
+        assert code == 0 or "already provisioned" in err, f"{where}: {err}"
+        code, out, err = run(["public-key"], data)
+        assert code == 0 and len(out.strip()) == 64, f"{where}: {err}"
+        leftovers = [path.name for path in files_under(data) if path.name.endswith(".tmp")]
+        assert not leftovers, f"{where}: {leftovers}"
+        assert all(path.stat().st_nlink == 1 for path in files_under(data))
+    else:
+        pytest.fail("provision never ran to its end")
+    assert cut_at > 3  # the cuts did land inside provision
+
+
+def test_provision_completes_a_run_cut_after_the_device_key(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh"
+    assert run(["provision"], fresh)[0] == 0
+    (fresh / "keys" / "keystore.json").unlink()  # the cut came before the signing key was stored
+    device_key = (fresh / "device.key").read_bytes()
+    code, out, err = run(["provision"], fresh)
+    assert (code, err) == (0, "") and "completed" in out
+    assert (fresh / "device.key").read_bytes() == device_key
+    store = open_key_store(KeyLayout.under(fresh))
+    assert f"record signing public key: {open_record_signer(store).public_key_bytes().hex()}" in out
+    code, _, err = run(["provision"], fresh)
+    assert code == 1 and "already provisioned" in err and "refusing to overwrite" in err

@@ -63,7 +63,7 @@ def test_replace_atomically_all_or_nothing_when_the_write_crashes(
     def power_cut(src: object, dst: object) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(os, "replace", power_cut)
+    monkeypatch.setattr(os, "rename", power_cut)
     with pytest.raises(KeyStoreError, match="cannot write"):
         store.replace_atomically({"PIK": NewKey(bytes(16), "tdes", 2), "MAK": NewKey(bytes(8), "tdes", 2)})
     monkeypatch.undo()

@@ -1,17 +1,24 @@
 """Crash-safe small-file writes: temp file, fsync, rename over, fsync the directory.
 
 After a power cut at any point the path holds either the old content or the
-new content, never a mix. Files are created with mode 0600 (owner only).
+new content, never a mix, and never a second name for it: the temp file
+(`.NAME.<random>.tmp`, created O_EXCL in the same directory, mode 0600) is
+renamed over the target, so there is no moment with two links to one key.
+A cut before the rename can leave a temp file; the next writer of that path
+removes it when it takes the path's lock.
 
 `locked(path)` is the inter-process lock of one file (flock on `.NAME.lock`
-in the same directory): a read-modify-write of the file holds it, so two
-processes (the terminal and `pos-keys`) cannot overwrite each other's change.
+in the same directory). Every writer of a path holds it: a read-modify-write
+of the file, so two processes (the terminal and `pos-keys`) cannot overwrite
+each other's change, and an exclusive create, so the "does it exist" check
+and the rename are one step.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
 import secrets
 import time
@@ -65,8 +72,10 @@ def ensure_private_dir(directory: Path) -> None:
 def locked(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
     """Hold the inter-process lock of `path` while the block runs (KeyStoreError after `timeout` s).
 
-    Every writer of `path` that reads it first takes this lock, so no change is
-    lost between processes. Not re-entrant: a holder must not take it again.
+    Every writer of `path` takes this lock, so no change is lost between
+    processes; once it is held, temp files a power cut left for `path` are
+    removed. Not re-entrant: a holder must not take it again (nor call
+    `write_atomically(..., exclusive=True)` on the same path).
     """
     path = Path(path)
     ensure_private_dir(path.parent)
@@ -87,16 +96,32 @@ def locked(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
                         f"{path} is being changed by another process (still locked after {timeout:.0f} s)"
                     ) from None
                 time.sleep(_LOCK_POLL_SECONDS)
+        _remove_stale_temp_files(path)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 
-def write_atomically(path: Path, data: bytes, *, exclusive: bool = False) -> None:
-    """Replace `path` with `data` in one step; `exclusive` refuses to replace an existing file."""
-    ensure_private_dir(path.parent)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+def _temp_name(name: str, suffix: str) -> str:
+    return f".{name}.{suffix}.tmp"
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """Remove what a power cut before the rename left for `path` (only under its lock)."""
+    stale = glob.glob(str(path.parent / _temp_name(glob.escape(path.name), "*")), include_hidden=True)
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        for name in stale:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+        if stale:
+            _fsync_dir(path.parent)
+    except OSError as exc:
+        raise KeyStoreError(f"cannot remove the stale temp files of {path}: {exc.strerror}") from exc
+
+
+def _write_and_rename(path: Path, data: bytes) -> None:
+    temp = path.with_name(_temp_name(path.name, secrets.token_hex(6)))
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             view = memoryview(data)
             while view:
@@ -105,17 +130,27 @@ def write_atomically(path: Path, data: bytes, *, exclusive: bool = False) -> Non
             os.fsync(fd)
         finally:
             os.close(fd)
-        if exclusive:
-            # link() fails if the target exists: no window where an existing file is replaced.
-            os.link(temp, path)
-            os.unlink(temp)
-        else:
-            os.replace(temp, path)
+        os.rename(temp, path)
         _fsync_dir(path.parent)
-    except FileExistsError as exc:
-        raise KeyStoreError(f"{path} already exists; refusing to overwrite it") from exc
     except OSError as exc:
         raise KeyStoreError(f"cannot write {path}: {exc.strerror}") from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+            os.unlink(temp)
+
+
+def write_atomically(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Replace `path` with `data` in one step; `exclusive` refuses to replace an existing file.
+
+    A plain replace is made by a caller holding `locked(path)` when it read the
+    file first; an exclusive one takes the lock itself.
+    """
+    path = Path(path)
+    ensure_private_dir(path.parent)
+    if not exclusive:
+        _write_and_rename(path, data)
+        return
+    with locked(path):
+        if os.path.lexists(path):
+            raise KeyStoreError(f"{path} already exists; refusing to overwrite it")
+        _write_and_rename(path, data)

@@ -1,6 +1,6 @@
 """`pos-keys`: provision the terminal, load the TMK, list keys (KCVs only), show the public key.
 
-    pos-keys [--data-dir DIR] [--device-key PATH] provision
+    pos-keys [--data-dir DIR] [--device-key PATH] provision     (completes a run cut short)
     pos-keys [...] load-tmk --block FILE|- --kbpk-file FILE
     pos-keys [...] list
     pos-keys [...] public-key
@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from firmware.errors import KeyStoreError, PosError
-from firmware.keys.device import provision_device_key
+from firmware.keys.device import load_device_key, provision_device_key
 from firmware.keys.kcv import KIND_ED25519, KIND_TDES
 from firmware.keys.layout import KeyLayout, open_key_store, open_record_signer
 from firmware.keys.signing import SIGNING_KEY_NAME, RecordSigner, new_signing_key, private_key_bytes
 from firmware.keys.signon import TMK_NAME
-from firmware.keys.store import STORE_FILE_NAME, KeyStore
+from firmware.keys.store import STORE_FILE_NAME, KeyChange, KeyInfo, KeyStore, NewKey
 from firmware.keys.tr31 import unwrap_tmk
 
 __all__ = ["DEFAULT_DATA_DIR", "main"]
@@ -51,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
         "--device-key", help="device key file (default: $POS_DEVICE_KEY or DATA_DIR/device.key)"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("provision", help="create the device key and the record signing key (first start)")
+    commands.add_parser(
+        "provision",
+        help="create the device key and the record signing key (first start; completes an interrupted run)",
+    )
     load = commands.add_parser(
         "load-tmk", help="load the terminal master key from a TR-31 key block (B or D)"
     )
@@ -86,19 +89,30 @@ def _read_kbpk(path: str, stdin: TextIO) -> bytes:
 
 
 def _provision(layout: KeyLayout, rng: Callable[[int], bytes], out: TextIO) -> None:
+    """Create the device key, then the signing key; a run cut short between the two is completed."""
     if layout.device_key_path.exists():
-        raise KeyStoreError(
-            f"already provisioned: device key exists at {layout.device_key_path}; refusing to overwrite it"
-        )
-    if (layout.keys_dir / STORE_FILE_NAME).exists():
-        raise KeyStoreError(
-            f"a key store already exists in {layout.keys_dir} without its device key; not touching it"
-        )
-    device_key = provision_device_key(layout.device_key_path, rng)
-    store = KeyStore(layout.keys_dir, device_key, rng)
+        device_key = load_device_key(layout.device_key_path)
+        resumed = True
+    else:
+        if (layout.keys_dir / STORE_FILE_NAME).exists():
+            raise KeyStoreError(
+                f"a key store already exists in {layout.keys_dir} without its device key; not touching it"
+            )
+        device_key = provision_device_key(layout.device_key_path, rng)
+        resumed = False
     signing_key = new_signing_key(rng)
-    store.put(SIGNING_KEY_NAME, private_key_bytes(signing_key), KIND_ED25519, 1)
-    out.write(f"provisioned: device key {device_key.key_id} at {layout.device_key_path}\n")
+
+    def add_signing_key(current: Mapping[str, KeyInfo]) -> KeyChange:
+        if SIGNING_KEY_NAME in current:
+            raise KeyStoreError(
+                f"already provisioned: device key exists at {layout.device_key_path} and the record "
+                "signing key is in the key store; refusing to overwrite them"
+            )
+        return KeyChange({SIGNING_KEY_NAME: NewKey(private_key_bytes(signing_key), KIND_ED25519, 1)})
+
+    KeyStore(layout.keys_dir, device_key, rng).update(add_signing_key)
+    how = " (already there: provisioning completed)" if resumed else ""
+    out.write(f"provisioned: device key {device_key.key_id} at {layout.device_key_path}{how}\n")
     out.write(f"record signing public key: {RecordSigner(signing_key).public_key_bytes().hex()}\n")
 
 

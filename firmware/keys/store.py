@@ -32,7 +32,7 @@ from firmware.keys.atomic_file import locked, write_atomically
 from firmware.keys.device import DeviceKey
 from firmware.keys.kcv import KEY_KINDS, kcv_for
 
-__all__ = ["STORE_FILE_NAME", "KeyInfo", "KeyStore", "NewKey"]
+__all__ = ["STORE_FILE_NAME", "KeyChange", "KeyInfo", "KeyStore", "NewKey"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,16 @@ class NewKey(NamedTuple):
     key: bytes
     kind: str
     version: int
+
+
+class KeyChange(NamedTuple):
+    """What one `KeyStore.update` writes: keys to add or replace, names to remove (absent ones ignored)."""
+
+    put: Mapping[str, NewKey | tuple[bytes, str, int]]
+    remove: frozenset[str] = frozenset()
+
+
+KeyChangeRule = Callable[[Mapping[str, KeyInfo]], KeyChange]
 
 
 def _aad(name: str, kind: str, version: int, kcv: str) -> bytes:
@@ -147,6 +157,9 @@ class KeyStore:
         entry = entries.get(name)
         if entry is None:
             raise KeyStoreError(f"no key named {name!r} in the key store")
+        return self._checked_info(name, entry)
+
+    def _checked_info(self, name: str, entry: Mapping[str, Any]) -> KeyInfo:
         self._open_entry(name, entry)
         return KeyInfo(name, entry["kind"], entry["version"], entry["kcv"])
 
@@ -156,12 +169,7 @@ class KeyStore:
     def list(self) -> list[KeyInfo]:
         """Every key (sorted by name), each checked against the device key and its KCV."""
         entries = self._load()
-        infos = []
-        for name in sorted(entries):
-            entry = entries[name]
-            self._open_entry(name, entry)
-            infos.append(KeyInfo(name, entry["kind"], entry["version"], entry["kcv"]))
-        return infos
+        return [self._checked_info(name, entries[name]) for name in sorted(entries)]
 
     # ----- writing -------------------------------------------------------------------
 
@@ -202,20 +210,38 @@ class KeyStore:
         """Add or replace several keys in one file write: after a crash all or none are there."""
         if not keys:
             raise KeyStoreError("nothing to store: no keys given")
+        return self.update(lambda current: KeyChange(keys))
+
+    def update(self, rule: KeyChangeRule) -> builtins.list[KeyInfo]:
+        """One read-modify-write under the store's inter-process lock, written all or nothing.
+
+        `rule` gets the info of every key now in the store (each entry checked)
+        and says what to put and remove; whatever it raises aborts the update
+        with nothing written. Returns the infos of the keys put.
+        """
         with locked(self._path):
             entries = dict(self._load())
-            sealed = {name: self._seal(name, NewKey(*new)) for name, new in keys.items()}
+            current = {name: self._checked_info(name, entry) for name, entry in entries.items()}
+            change = rule(current)
+            sealed = {name: self._seal(name, NewKey(*new)) for name, new in change.put.items()}
+            removed = sorted(name for name in change.remove if name in entries and name not in sealed)
+            if not sealed and not removed:
+                return []
+            for name in removed:
+                del entries[name]
             entries.update(sealed)
             self._write(entries)
         infos = [KeyInfo(name, e["kind"], e["version"], e["kcv"]) for name, e in sealed.items()]
-        log.info("stored keys %s", ", ".join(f"{i.name} v{i.version} KCV {i.kcv}" for i in infos))
+        if infos:
+            log.info("stored keys %s", ", ".join(f"{i.name} v{i.version} KCV {i.kcv}" for i in infos))
+        if removed:
+            log.info("removed keys %s", ", ".join(removed))
         return infos
 
     def remove(self, name: str) -> None:
-        with locked(self._path):
-            entries = dict(self._load())
-            if name not in entries:
+        def remove_existing(current: Mapping[str, KeyInfo]) -> KeyChange:
+            if name not in current:
                 raise KeyStoreError(f"no key named {name!r} in the key store")
-            del entries[name]
-            self._write(entries)
-        log.info("removed key %s", name)
+            return KeyChange({}, frozenset({name}))
+
+        self.update(remove_existing)
