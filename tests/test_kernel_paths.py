@@ -26,7 +26,7 @@ from firmware.emv.capk import load_capk_store
 from firmware.emv.cvm import PinEntry
 from firmware.emv.kernel import KernelServices, run_transaction
 from firmware.emv.kernel_config import ExceptionFile, KernelConfig, load_kernel_config, pan_fingerprint
-from firmware.emv.online import OnlineHandler
+from firmware.emv.online import OnlineHandler, OnlineRequest, OnlineResponse
 from firmware.emv.result import Outcome, TransactionResult
 from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transaction import TransactionInput
@@ -316,3 +316,37 @@ def test_a_pan_that_is_not_a_pan_ends_the_transaction_as_card_data(pan: str) -> 
     assert result.outcome is Outcome.TERMINATED
     assert "(tag 5A)" in result.reason and result.masked_pan is None
     assert not any(entry["name"] == "GENERATE AC" for entry in result.trace)
+
+
+# --- what the host's answer approves ------------------------------------------------------------
+
+
+def sim_host(code: str, approved_amount: int | None = None) -> OnlineHandler:
+    """The sim issuer answering `code` (its ARPC made over that code), naming an approved amount."""
+    issuer = issuer_from_profiles()
+
+    def online(request: OnlineRequest) -> OnlineResponse | None:
+        psn = int(request.pan_sequence_number) if request.pan_sequence_number else None
+        answer = issuer.authorise(request.field55, request.pan, psn, request.amount, response_code=code)
+        assert answer is not None
+        arpc, scripts = answer.issuer_authentication_data, answer.scripts
+        return OnlineResponse(answer.response_code, arpc, scripts, approved_amount=approved_amount)
+
+    return online
+
+
+@pytest.mark.parametrize(("code", "approved"), [("10", None), ("10", 3000), ("00", 3000), ("00", 6001)])
+def test_an_approval_of_another_amount_is_declined_and_reversed(code: str, approved: int | None) -> None:
+    result = run(load_profile("visa-credit"), amount=6000, online=sim_host(code, approved))
+    assert not result.approved
+    assert result.outcome is Outcome.HOST_APPROVED_CARD_DECLINED and result.reversal_required
+    assert result.cid == 0x00  # the card was asked for an AAC, not a TC over the whole 60.00
+    assert (result.response_code, result.approved_amount) == (code, approved)
+    assert "partial approval" in result.reason
+    assert TvrBit.ISSUER_AUTHENTICATION_FAILED not in tvr(result)  # the ARPC was made over that code
+
+
+@pytest.mark.parametrize(("code", "approved"), [("10", 6000), ("00", 6000), ("00", None)])
+def test_an_approval_of_the_whole_amount_is_approved(code: str, approved: int | None) -> None:
+    result = run(load_profile("visa-credit"), amount=6000, online=sim_host(code, approved))
+    assert result.outcome is Outcome.APPROVED_ONLINE and result.cid == 0x40

@@ -68,7 +68,7 @@ from firmware.emv.oda import (
     select_method,
     verify_cda,
 )
-from firmware.emv.online import OnlineHandler, OnlineRequest, OnlineResponse
+from firmware.emv.online import HostDecision, OnlineHandler, OnlineRequest, OnlineResponse, host_decision
 from firmware.emv.reader import CardReader
 from firmware.emv.restrictions import RestrictionContext, check_processing_restrictions
 from firmware.emv.result import Outcome, TransactionResult
@@ -575,16 +575,34 @@ class _Transaction:
             if final is CardDecision.APPROVE:
                 return Outcome.APPROVED_OFFLINE
             return self._declined(Outcome.DECLINED_OFFLINE, "unable to go online; card declined")
-        self.host_approved = response.response_code in self.config.approval_response_codes
+        host = self._host_decision(response)
+        self.host_approved = host is not HostDecision.DECLINED
         self.authenticate_issuer(response)
         self.run_scripts(BEFORE_FINAL_GENERATE_AC)
-        final = self.second_generate_ac(CryptogramType.TC if self.host_approved else CryptogramType.AAC)
+        asked = CryptogramType.TC if host is HostDecision.APPROVED else CryptogramType.AAC
+        final = self.second_generate_ac(asked)
         self.run_scripts(AFTER_FINAL_GENERATE_AC)
         if final is CardDecision.APPROVE:
             return Outcome.APPROVED_ONLINE
+        if host is HostDecision.APPROVED_OTHER_AMOUNT:
+            return self._declined(Outcome.HOST_APPROVED_CARD_DECLINED, self._other_amount(response))
         if self.host_approved:
             return self._declined(Outcome.HOST_APPROVED_CARD_DECLINED, "card declined after host approval")
         return self._declined(Outcome.DECLINED_ONLINE, f"host declined ({response.response_code})")
+
+    def _host_decision(self, response: OnlineResponse) -> HostDecision:
+        config = self.config
+        return host_decision(
+            response, self.txn.amount, config.approval_response_codes, config.partial_approval_response_codes
+        )
+
+    def _other_amount(self, response: OnlineResponse) -> str:
+        approved = response.approved_amount
+        said = f"{approved} approved" if approved is not None else "no approved amount given"
+        return (
+            f"host approved another amount than {self.txn.amount} ({response.response_code}, {said}):"
+            " the terminal does not complete a partial approval; declined, the authorisation to be reversed"
+        )
 
     def _declined(self, outcome: Outcome, reason: str) -> Outcome:
         self.reason = reason
@@ -603,8 +621,12 @@ class _Transaction:
         response = self.go_online(CryptogramType.AAC)
         if response is None:
             return self._declined(Outcome.DECLINED_OFFLINE, "refund needs the host: unable to go online")
-        if response.response_code in self.config.approval_response_codes:
+        decision = self._host_decision(response)
+        if decision is HostDecision.APPROVED:
             return Outcome.APPROVED_ONLINE
+        if decision is HostDecision.APPROVED_OTHER_AMOUNT:
+            self.host_approved = True
+            return self._declined(Outcome.HOST_APPROVED_CARD_DECLINED, self._other_amount(response))
         return self._declined(Outcome.DECLINED_ONLINE, f"host declined ({response.response_code})")
 
     def run(self) -> Outcome:
@@ -657,6 +679,7 @@ class _Transaction:
             script_results=tuple(self.scripts),
             response_code=response.response_code if response is not None else None,
             authorisation_code=response.authorisation_code if response is not None else None,
+            approved_amount=response.approved_amount if response is not None else None,
             oda_method=self.oda_method.value if app is not None else None,
             oda_failure=str(self.oda.failure) if self.oda is not None and self.oda.failure else None,
             signature_required=self.signature_required and outcome is not Outcome.TERMINATED,

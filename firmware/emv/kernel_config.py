@@ -92,7 +92,11 @@ class KernelConfig:
     applications: tuple[ApplicationParameters, ...]
     exception_file: ExceptionFile = field(default_factory=ExceptionFile)
     floor_limit_uses_transaction_log: bool = False
-    approval_response_codes: frozenset[str] = frozenset({"00", "08", "10", "11"})
+    # ISO 8583 field 39: approved (00), honour with identification (08), approved VIP (11).
+    approval_response_codes: frozenset[str] = frozenset({"00", "08", "11"})
+    # Approved for a partial amount (10): an approval of the whole amount only when the host's
+    # answer names that amount (firmware.emv.online.host_decision).
+    partial_approval_response_codes: frozenset[str] = frozenset({"10"})
     field55_tags: tuple[int, ...] = DEFAULT_FIELD55_TAGS
 
     @property
@@ -184,6 +188,13 @@ def _application(raw: Mapping[str, Any]) -> ApplicationParameters:
     return app
 
 
+def _response_codes(raw: Mapping[str, Any], key: str, default: list[str]) -> frozenset[str]:
+    codes = raw.get(key, default)
+    if not isinstance(codes, list) or not all(isinstance(c, str) and len(c) == 2 for c in codes):
+        raise ConfigError(f"kernel config: '{key}' must be 2-character strings")
+    return frozenset(codes)
+
+
 def kernel_config_from_dict(raw: Mapping[str, Any]) -> KernelConfig:
     apps = raw.get("applications")
     if not isinstance(apps, list) or not apps:
@@ -194,9 +205,11 @@ def kernel_config_from_dict(raw: Mapping[str, Any]) -> KernelConfig:
     fingerprints = exception.get("pan_sha256", [])
     if not isinstance(fingerprints, list) or not all(isinstance(f, str) for f in fingerprints):
         raise ConfigError("kernel config: 'exception_file.pan_sha256' must be a list of hex strings")
-    codes = raw.get("approval_response_codes", ["00", "08", "10", "11"])
-    if not isinstance(codes, list) or not all(isinstance(c, str) and len(c) == 2 for c in codes):
-        raise ConfigError("kernel config: 'approval_response_codes' must be 2-character strings")
+    codes = _response_codes(raw, "approval_response_codes", ["00", "08", "11"])
+    partial_codes = _response_codes(raw, "partial_approval_response_codes", ["10"])
+    if codes & partial_codes:
+        both = ", ".join(sorted(codes & partial_codes))
+        raise ConfigError(f"kernel config: response code(s) {both} both full and partial approval")
     config = KernelConfig(
         terminal_type=_int(raw, "terminal_type"),
         capabilities=_hex(raw, "terminal_capabilities", 3),
@@ -215,7 +228,8 @@ def kernel_config_from_dict(raw: Mapping[str, Any]) -> KernelConfig:
             fingerprints=frozenset(f.lower() for f in fingerprints),
         ),
         floor_limit_uses_transaction_log=bool(raw.get("floor_limit_uses_transaction_log", False)),
-        approval_response_codes=frozenset(codes),
+        approval_response_codes=codes,
+        partial_approval_response_codes=partial_codes,
     )
     if config.terminal_type // 10 not in (1, 2, 3) or config.terminal_type % 10 not in range(1, 7):
         raise ConfigError(f"kernel config: terminal type {config.terminal_type} is not a Book 4 type")

@@ -5,18 +5,25 @@ terminal could not go online (no link, timeout). Building the ISO 8583
 message and its MAC is the caller's business: the request carries what the
 message needs, the clear PAN and track 2 only in memory (never in `repr`
 or `to_log`).
+
+`host_decision` reads the answer against the amount asked: only an approval
+of the whole amount lets the kernel ask the card for a TC. A partial
+approval (ISO 8583 response code '10', or an approved amount other than the
+one asked) is an authorisation the terminal does not complete: the card is
+asked for an AAC and the caller reverses what the host approved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import enum
+from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from firmware.emv.transaction import TransactionType
 from firmware.errors import MessageFormatError
 
-__all__ = ["OnlineHandler", "OnlineRequest", "OnlineResponse"]
+__all__ = ["HostDecision", "OnlineHandler", "OnlineRequest", "OnlineResponse", "host_decision"]
 
 
 @dataclass(frozen=True)
@@ -56,12 +63,17 @@ class OnlineRequest:
 
 @dataclass(frozen=True)
 class OnlineResponse:
-    """The host's answer: 8A response code, 91 issuer authentication data, 71/72 scripts, 89 auth code."""
+    """The host's answer: 8A response code, 91 issuer authentication data, 71/72 scripts, 89 auth code.
+
+    `approved_amount` (minor units) is the amount the host says it approved,
+    when its answer says one (a partial approval); None when it does not.
+    """
 
     response_code: str
     issuer_authentication_data: bytes | None = None
     issuer_scripts: bytes = b""
     authorisation_code: str | None = None
+    approved_amount: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.response_code) != 2 or not self.response_code.isascii():
@@ -73,6 +85,35 @@ class OnlineResponse:
             len(self.authorisation_code) != 6 or not self.authorisation_code.isascii()
         ):
             raise MessageFormatError(f"authorisation code '{self.authorisation_code}' is not 6 characters")
+        if self.approved_amount is not None and self.approved_amount < 0:
+            raise MessageFormatError(f"approved amount {self.approved_amount} is negative")
+
+
+class HostDecision(enum.Enum):
+    APPROVED = "approved"  # the whole amount asked for
+    APPROVED_OTHER_AMOUNT = "approved another amount"  # a partial approval: not completed, reversed
+    DECLINED = "declined"
+
+
+def host_decision(
+    response: OnlineResponse, amount: int, approval_codes: Set[str], partial_approval_codes: Set[str]
+) -> HostDecision:
+    """What the host's answer means for a transaction of `amount` (minor units).
+
+    An approval code approves the whole amount unless the answer names
+    another approved amount. A partial approval code ('10') approves the
+    whole amount only when the answer names exactly that amount: without an
+    approved amount it says that less was approved, not how much.
+    """
+    code = response.response_code
+    approved = response.approved_amount
+    if code in partial_approval_codes:
+        return HostDecision.APPROVED if approved == amount else HostDecision.APPROVED_OTHER_AMOUNT
+    if code not in approval_codes:
+        return HostDecision.DECLINED
+    if approved is not None and approved != amount:
+        return HostDecision.APPROVED_OTHER_AMOUNT
+    return HostDecision.APPROVED
 
 
 OnlineHandler = Callable[[OnlineRequest], "OnlineResponse | None"]

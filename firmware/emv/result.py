@@ -23,8 +23,11 @@ class Outcome(enum.Enum):
     APPROVED_ONLINE = "APPROVED_ONLINE"
     DECLINED_OFFLINE = "DECLINED_OFFLINE"
     DECLINED_ONLINE = "DECLINED_ONLINE"
-    # The host approved but the card refused (AAC at the second GENERATE AC, or
-    # the card left before it): the caller must reverse the authorisation.
+    # The host approved but the transaction is not completed: the card refused
+    # (AAC at the second GENERATE AC, or the card left before it), or the host
+    # approved another amount than the one asked (a partial approval, which the
+    # terminal does not take; the card is asked for an AAC). The caller must
+    # reverse the authorisation.
     HOST_APPROVED_CARD_DECLINED = "HOST_APPROVED_CARD_DECLINED"
     # The card dialogue stopped: card removed, not accepted, malformed data.
     TERMINATED = "TERMINATED"
@@ -54,6 +57,8 @@ class TransactionResult:
     script_results: tuple[ScriptResult, ...] = ()
     response_code: str | None = None
     authorisation_code: str | None = None
+    # The amount the host said it approved (a partial approval), None when it named none.
+    approved_amount: int | None = None
     oda_method: str | None = None
     oda_failure: str | None = None
     signature_required: bool = False
@@ -110,6 +115,7 @@ class TransactionResult:
             "oda_failure": self.oda_failure,
             "response_code": self.response_code,
             "authorisation_code": self.authorisation_code,
+            "approved_amount": self.approved_amount,
             "online_pin": self.online_pin_block is not None,
             "reversal_required": self.reversal_required,
             "field55": self.field55.hex().upper(),

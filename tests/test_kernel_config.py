@@ -1,0 +1,63 @@
+"""The kernel's terminal parameters (firmware/data/kernel.json) and what the host's answer approves."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from firmware.emv.kernel_config import DEFAULT_CONFIG_PATH, kernel_config_from_dict, load_kernel_config
+from firmware.emv.online import HostDecision, OnlineResponse, host_decision
+from firmware.errors import ConfigError, MessageFormatError
+
+
+def shipped() -> dict[str, Any]:
+    raw: dict[str, Any] = json.loads(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    return raw
+
+
+# --- approval response codes (ISO 8583 field 39) -------------------------------------------------
+
+
+def test_shipped_codes_approve_the_whole_amount_only() -> None:
+    config = load_kernel_config()
+    # 10 is 'approved for a partial amount': never an approval of the amount the card certifies
+    assert config.approval_response_codes == {"00", "08", "11"}
+    assert config.partial_approval_response_codes == {"10"}
+    defaults = kernel_config_from_dict({k: v for k, v in shipped().items() if "response_codes" not in k})
+    assert "10" not in defaults.approval_response_codes and "10" in defaults.partial_approval_response_codes
+
+
+def test_a_code_cannot_approve_both_in_whole_and_in_part() -> None:
+    raw = shipped() | {"approval_response_codes": ["00", "10"]}
+    with pytest.raises(ConfigError, match="10"):
+        kernel_config_from_dict(raw)
+
+
+APPROVALS = frozenset({"00", "08", "11"})
+PARTIAL = frozenset({"10"})
+
+
+@pytest.mark.parametrize(
+    ("code", "approved", "decision"),
+    [
+        ("00", None, HostDecision.APPROVED),
+        ("11", 6000, HostDecision.APPROVED),
+        ("00", 3000, HostDecision.APPROVED_OTHER_AMOUNT),
+        ("00", 6001, HostDecision.APPROVED_OTHER_AMOUNT),
+        ("10", None, HostDecision.APPROVED_OTHER_AMOUNT),  # less was approved, and not said how much
+        ("10", 3000, HostDecision.APPROVED_OTHER_AMOUNT),
+        ("10", 6000, HostDecision.APPROVED),
+        ("05", None, HostDecision.DECLINED),
+        ("51", 6000, HostDecision.DECLINED),
+    ],
+)
+def test_host_decision(code: str, approved: int | None, decision: HostDecision) -> None:
+    response = OnlineResponse(code, approved_amount=approved)
+    assert host_decision(response, 6000, APPROVALS, PARTIAL) is decision
+
+
+def test_negative_approved_amount_is_malformed() -> None:
+    with pytest.raises(MessageFormatError, match="approved amount"):
+        OnlineResponse("10", approved_amount=-1)
