@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psec
 import pytest
 
 from firmware.keys.cli import main
@@ -81,12 +82,49 @@ def test_load_tmk_then_list_shows_kcv_only(data_dir: Path, tmp_path: Path) -> No
     assert K0_KEY not in out.upper()
 
 
-def test_load_tmk_from_stdin_counts_versions(data_dir: Path, tmp_path: Path) -> None:
+def test_unversioned_blocks_from_stdin_replace_each_other(data_dir: Path, tmp_path: Path) -> None:
+    # Key version "00": the key is not versioned, so there is no older or newer to tell apart.
     kbpk = write(tmp_path / "kbpk.hex", K0_KBPK)
-    for expected in ("v1", "v2"):
+    for expected in ("key version 00: v1", "key version 00: v2"):
         code, out, err = run(["load-tmk", "--block", "-", "--kbpk-file", kbpk], data_dir, stdin=K0_BLOCK)
         assert code == 0, err
         assert expected in out
+
+
+VERSIONED_KBPK = bytes.fromhex("89E88CF7931444F334BD7547FC3F380C")  # TEST key
+
+
+def versioned_block(key_version: str, tmk: bytes) -> str:
+    return str(psec.tr31.wrap(VERSIONED_KBPK, f"B0000K0TD{key_version}N0000", tmk))
+
+
+def test_older_tmk_blocks_are_not_re_injected(data_dir: Path, tmp_path: Path) -> None:
+    kbpk = write(tmp_path / "kbpk.hex", VERSIONED_KBPK.hex())
+    tmks = {version: bytes([int(version, 16) * 0x11]) * 16 for version in ("01", "02", "03")}
+
+    def load(key_version: str) -> tuple[int, str, str]:
+        block = versioned_block(key_version, tmks.get(key_version, bytes(range(16))))
+        return run(["load-tmk", "--block", "-", "--kbpk-file", kbpk], data_dir, stdin=block)
+
+    code, out, err = load("02")
+    assert code == 0 and "key version 02: v1" in out, err
+    for replayed, message in (("01", "not newer"), ("02", "not newer"), ("00", "no key version")):
+        code, out, err = load(replayed)
+        assert code == 1 and out == "" and message in err and err.count("\n") == 1
+    store = open_key_store(KeyLayout.under(data_dir))
+    assert store.get("TMK") == tmks["02"]
+    assert (store.info("TMK").version, store.info("TMK").block_version) == (1, "02")
+    code, out, err = load("03")
+    assert code == 0 and "key version 03: v2" in out, err
+    assert open_key_store(KeyLayout.under(data_dir)).get("TMK") == tmks["03"]
+
+
+def test_key_component_is_not_loaded_as_the_tmk(data_dir: Path, tmp_path: Path) -> None:
+    kbpk = write(tmp_path / "kbpk.hex", VERSIONED_KBPK.hex())
+    block = versioned_block("c1", bytes(range(16)))
+    code, out, err = run(["load-tmk", "--block", "-", "--kbpk-file", kbpk], data_dir, stdin=block)
+    assert code == 1 and out == "" and "component" in err
+    assert "TMK" not in open_key_store(KeyLayout.under(data_dir))
 
 
 @pytest.mark.parametrize(

@@ -219,3 +219,22 @@ def test_a_change_made_by_another_process_meanwhile_is_not_lost(
     assert others[0].wait(timeout=30) == 0
     assert {info.name for info in store.list()} == {"TMK", "PIK", "MAK"}
     assert store.get("MAK") == MAK and store.get("PIK") == PIK
+
+
+def test_key_block_version_is_kept_and_bound_to_the_entry(store: KeyStore) -> None:
+    info = store.replace_atomically({"TMK": NewKey(TMK, "tdes", 1, "07")})[0]
+    assert info == KeyInfo("TMK", "tdes", 1, kcv_tdes(TMK).hex().upper(), "07")
+    assert store.info("TMK").block_version == "07"
+    assert store.put("PIK", PIK, "tdes", 1).block_version == ""  # keys not from a key block have none
+    with pytest.raises(KeyStoreError, match="key block version"):
+        store.replace_atomically({"TMK": NewKey(TMK, "tdes", 2, "7")})
+    document = json.loads(store.path.read_bytes())
+    for forged in ("01", None):  # rolled back or stripped (an unversioned TMK may be replaced by any)
+        entry = dict(document["keys"]["TMK"])
+        if forged is None:
+            del entry["block_version"]
+        else:
+            entry["block_version"] = forged
+        store.path.write_text(json.dumps({**document, "keys": {**document["keys"], "TMK": entry}}))
+        with pytest.raises(KeyStoreError, match="TMK"):
+            store.info("TMK")

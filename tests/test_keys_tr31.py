@@ -12,7 +12,7 @@ import psec
 import pytest
 
 from firmware.errors import KeyBlockError
-from firmware.keys.tr31 import parse_header, unwrap_key_block, unwrap_tmk
+from firmware.keys.tr31 import check_newer_key_version, parse_header, unwrap_key_block, unwrap_tmk
 
 PUBLISHED = [
     pytest.param(
@@ -143,6 +143,37 @@ def test_tmk_rules_refuse_wrong_headers(header: str, message: str) -> None:
     with pytest.raises(KeyBlockError, match=message):
         unwrap_tmk(kbpk, block)
 
+
+
+@pytest.mark.parametrize("component", ["c1", "c2", "c0"])
+def test_key_component_is_refused_as_a_whole_tmk(component: str) -> None:
+    # TR-31 / X9.143 key version number: a first character 'c' marks a component of a key.
+    block = psec_wrap(KBPK_TDES, f"B0000K0TD{component}N0000", TMK)
+    header, key = unwrap_key_block(KBPK_TDES, block)  # the block itself is sound
+    assert (header.key_version_number, key) == (component, TMK)
+    with pytest.raises(KeyBlockError, match="component"):
+        unwrap_tmk(KBPK_TDES, block)
+
+
+@pytest.mark.parametrize(
+    ("new", "installed"),
+    [("01", None), ("00", None), ("00", "00"), ("07", "00"), ("00", ""), ("03", "02"), ("10", "09"),
+     ("A0", "99")],
+)
+def test_key_version_that_may_replace_the_installed_key(new: str, installed: str | None) -> None:
+    check_newer_key_version(new, installed)
+
+
+@pytest.mark.parametrize(
+    ("new", "installed", "message"),
+    [("01", "02", "not newer"), ("02", "02", "not newer"), ("09", "10", "not newer"),
+     ("00", "02", "no key version")],
+)
+def test_older_or_unversioned_block_cannot_replace_a_versioned_key(
+    new: str, installed: str, message: str
+) -> None:
+    with pytest.raises(KeyBlockError, match=message):
+        check_newer_key_version(new, installed)
 
 def test_single_length_tmk_refused() -> None:
     block = psec_wrap(KBPK_TDES, "B0000K0TD00N0000", TMK[:8])

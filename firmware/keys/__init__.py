@@ -4,12 +4,14 @@ Modules:
     blockcipher  DES/TDES/AES ECB and CBC, CMAC (over `cryptography`, no deprecated key sizes)
     kcv          key check values (TDES, AES-CMAC, Ed25519 fingerprint)
     device       the device key that seals everything at rest
+    atomic_file  crash-safe file writes and the inter-process lock of a file
     store        KeyStore: named keys sealed with AES-GCM, crash-safe, all-or-nothing batches
     signon       UnionPay sign-on: field 62 parsing, working keys under the TMK, KCV checks
     mac          UnionPay ECB MAC, ANSI X9.19 retail MAC, AES-CMAC
     pinblock     ISO 9564 formats 0, 3 and 4
     dukpt        TDES (X9.24-1) and AES (X9.24-3) DUKPT, terminal and host side
-    tr31         TR-31 key blocks B and D; TMK acceptance rules
+    tr31         TR-31 key blocks B and D; TMK acceptance rules, key version order
+    tmk          installing the TMK from a key block (no component, no older version)
     signing      Ed25519 record signing over canonical JSON
     passwords    scrypt password hashes with lock-out and factory passwords
     layout, cli  where the files live; the `pos-keys` command

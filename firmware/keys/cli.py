@@ -22,12 +22,11 @@ from typing import NoReturn, TextIO
 
 from firmware.errors import KeyStoreError, PosError
 from firmware.keys.device import load_device_key, provision_device_key
-from firmware.keys.kcv import KIND_ED25519, KIND_TDES
+from firmware.keys.kcv import KIND_ED25519
 from firmware.keys.layout import KeyLayout, open_key_store, open_record_signer
 from firmware.keys.signing import SIGNING_KEY_NAME, RecordSigner, new_signing_key, private_key_bytes
-from firmware.keys.signon import TMK_NAME
 from firmware.keys.store import STORE_FILE_NAME, KeyChange, KeyInfo, KeyStore, NewKey
-from firmware.keys.tr31 import unwrap_tmk
+from firmware.keys.tmk import install_tmk
 
 __all__ = ["DEFAULT_DATA_DIR", "main"]
 
@@ -56,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
         help="create the device key and the record signing key (first start; completes an interrupted run)",
     )
     load = commands.add_parser(
-        "load-tmk", help="load the terminal master key from a TR-31 key block (B or D)"
+        "load-tmk",
+        help="load the terminal master key from a TR-31 key block (B or D) newer than the installed one",
     )
     load.add_argument("--block", required=True, help="file holding the key block, or - for stdin")
     load.add_argument("--kbpk-file", required=True, help="file holding the key block protection key as hex")
@@ -120,10 +120,11 @@ def _load_tmk(layout: KeyLayout, block_path: str, kbpk_path: str, stdin: TextIO,
     store = open_key_store(layout)
     kbpk = _read_kbpk(kbpk_path, stdin)
     block = _read_text(block_path, stdin, "key block file").strip()
-    header, tmk = unwrap_tmk(kbpk, block)
-    version = store.info(TMK_NAME).version + 1 if TMK_NAME in store else 1
-    info = store.put(TMK_NAME, tmk, KIND_TDES, version)
-    out.write(f"TMK loaded from key block version {header.version_id}: v{info.version} KCV {info.kcv}\n")
+    header, info = install_tmk(store, kbpk, block)
+    out.write(
+        f"TMK loaded from key block version {header.version_id}, key version {info.block_version}: "
+        f"v{info.version} KCV {info.kcv}\n"
+    )
 
 
 def _list(layout: KeyLayout, out: TextIO) -> None:

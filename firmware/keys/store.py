@@ -2,7 +2,8 @@
 
 One small JSON file (`keystore.json`, mode 0600) holds every entry. Each key
 is sealed with AES-256-GCM under the device key; the entry's name, kind,
-version and KCV are the GCM associated data, so an entry cannot be renamed,
+version, KCV (and TR-31 key block version, when it has one) are the GCM
+associated data, so an entry cannot be renamed,
 relabelled or swapped with another without the store noticing. (AES-GCM is
 preferred to RFC 3394/5649 key wrap because it authenticates that metadata.)
 
@@ -52,6 +53,7 @@ class KeyInfo:
     kind: str
     version: int
     kcv: str
+    block_version: str = ""  # TR-31 key version number of the block it came in; "" if none
 
 
 class NewKey(NamedTuple):
@@ -60,6 +62,7 @@ class NewKey(NamedTuple):
     key: bytes
     kind: str
     version: int
+    block_version: str = ""
 
 
 class KeyChange(NamedTuple):
@@ -72,8 +75,15 @@ class KeyChange(NamedTuple):
 KeyChangeRule = Callable[[Mapping[str, KeyInfo]], KeyChange]
 
 
-def _aad(name: str, kind: str, version: int, kcv: str) -> bytes:
-    return json.dumps([_FORMAT, name, kind, version, kcv], separators=(",", ":")).encode()
+def _aad(name: str, kind: str, version: int, kcv: str, block_version: str = "") -> bytes:
+    fields: list[str | int] = [_FORMAT, name, kind, version, kcv]
+    if block_version:  # entries without one keep the associated data they were sealed with
+        fields.append(block_version)
+    return json.dumps(fields, separators=(",", ":")).encode()
+
+
+def _info(name: str, entry: Mapping[str, Any]) -> KeyInfo:
+    return KeyInfo(name, entry["kind"], entry["version"], entry["kcv"], entry.get("block_version", ""))
 
 
 class KeyStore:
@@ -123,9 +133,11 @@ class KeyStore:
         for field, field_type in expected.items():
             if not isinstance(entry.get(field), field_type):
                 raise KeyStoreError(f"key store {self._path} is damaged: entry {name!r} field {field!r}")
+        if not isinstance(entry.get("block_version", ""), str):
+            raise KeyStoreError(f"key store {self._path} is damaged: entry {name!r} field 'block_version'")
 
     def _open_entry(self, name: str, entry: Mapping[str, Any]) -> bytes:
-        aad = _aad(name, entry["kind"], entry["version"], entry["kcv"])
+        aad = _aad(name, entry["kind"], entry["version"], entry["kcv"], entry.get("block_version", ""))
         try:
             key = self._device_key.open(bytes.fromhex(entry["sealed"]), aad, bytes.fromhex(entry["nonce"]))
         except (ValueError, InvalidTag) as exc:
@@ -161,7 +173,7 @@ class KeyStore:
 
     def _checked_info(self, name: str, entry: Mapping[str, Any]) -> KeyInfo:
         self._open_entry(name, entry)
-        return KeyInfo(name, entry["kind"], entry["version"], entry["kcv"])
+        return _info(name, entry)
 
     def kcv(self, name: str) -> str:
         return self.info(name).kcv
@@ -180,6 +192,8 @@ class KeyStore:
             raise KeyStoreError(f"key {name!r}: unknown kind {new.kind!r}")
         if isinstance(new.version, bool) or not isinstance(new.version, int) or new.version < 0:
             raise KeyStoreError(f"key {name!r}: version must be a non-negative integer")
+        if new.block_version and not (len(new.block_version) == 2 and new.block_version.isalnum()):
+            raise KeyStoreError(f"key {name!r}: key block version must be 2 letters or digits")
         try:
             kcv = kcv_for(new.kind, new.key).hex().upper()
         except CryptoError as exc:
@@ -187,14 +201,18 @@ class KeyStore:
         nonce = self._rng(_NONCE_LENGTH)
         if len(nonce) != _NONCE_LENGTH:
             raise KeyStoreError("random source returned too few bytes for a nonce")
-        sealed = self._device_key.seal(new.key, _aad(name, new.kind, new.version, kcv), nonce)
-        return {
+        aad = _aad(name, new.kind, new.version, kcv, new.block_version)
+        sealed = self._device_key.seal(new.key, aad, nonce)
+        entry: dict[str, Any] = {
             "kind": new.kind,
             "version": new.version,
             "kcv": kcv,
             "nonce": nonce.hex(),
             "sealed": sealed.hex(),
         }
+        if new.block_version:
+            entry["block_version"] = new.block_version
+        return entry
 
     def _write(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
         document = {"format": _FORMAT, "device_key_id": self._device_key.key_id, "keys": dict(entries)}
@@ -231,7 +249,7 @@ class KeyStore:
                 del entries[name]
             entries.update(sealed)
             self._write(entries)
-        infos = [KeyInfo(name, e["kind"], e["version"], e["kcv"]) for name, e in sealed.items()]
+        infos = [_info(name, entry) for name, entry in sealed.items()]
         if infos:
             log.info("stored keys %s", ", ".join(f"{i.name} v{i.version} KCV {i.kcv}" for i in infos))
         if removed:

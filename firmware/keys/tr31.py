@@ -18,6 +18,13 @@ break key separation, so it is refused like every other usage. The mode of
 use must let the terminal decrypt: D (decrypt/unwrap only), B (both) or N
 (no special restrictions); E (encrypt/wrap only) is refused. The algorithm
 must be T (TDES), since UnionPay working keys are TDES-encrypted.
+
+The key version number (header offset 9, two characters) is ``00`` when the
+key is not versioned; a first character ``c`` says the block carries only a
+component of a key, never a whole TMK, and is refused. Any other value is the
+key's version, there to prevent re-injection of old keys: `check_newer_key_version`
+refuses a block that is not newer than the installed key (compared in ASCII
+order, so numerically for digits), unless neither is versioned.
 """
 
 from __future__ import annotations
@@ -38,10 +45,12 @@ from firmware.keys.blockcipher import (
 from firmware.keys.kcv import kcv_hex
 
 __all__ = [
+    "NO_KEY_VERSION",
     "TMK_ALGORITHMS",
     "TMK_KEY_USAGE",
     "TMK_MODES_OF_USE",
     "KeyBlockHeader",
+    "check_newer_key_version",
     "parse_header",
     "unwrap_key_block",
     "unwrap_tmk",
@@ -52,6 +61,8 @@ log = logging.getLogger(__name__)
 TMK_KEY_USAGE = "K0"
 TMK_MODES_OF_USE = ("B", "D", "N")
 TMK_ALGORITHMS = ("T",)
+NO_KEY_VERSION = "00"
+_COMPONENT_MARK = "c"
 
 _HEADER_LENGTH = 16
 _ACCEPTED_VERSIONS = ("B", "D")
@@ -227,7 +238,33 @@ def unwrap_tmk(kbpk: bytes, block: str) -> tuple[KeyBlockHeader, bytes]:
         raise KeyBlockError(
             f"key block mode of use {header.mode_of_use!r} does not allow decryption (expected D, B or N)"
         )
+    if header.key_version_number.startswith(_COMPONENT_MARK):
+        raise KeyBlockError(
+            f"key block key version number {header.key_version_number!r} (offset 9) marks a key "
+            "component, not a whole TMK"
+        )
     if len(key) not in (16, 24):
         raise KeyBlockError(f"TMK must be a double or triple length TDES key, got {len(key)} bytes")
     log.info("unwrapped TMK key block version %s, KCV %s", header.version_id, kcv_hex("tdes", key))
     return header, key
+
+
+def check_newer_key_version(new: str, installed: str | None) -> None:
+    """KeyBlockError unless a key of version `new` may replace the installed one (None: none installed).
+
+    An unversioned installed key (``00``, or ``""`` for one stored without a
+    version) may be replaced by any block; a versioned one only by a block of a
+    higher version, so a captured older block cannot roll the key back.
+    """
+    if installed is None or installed in ("", NO_KEY_VERSION):
+        return
+    if new == NO_KEY_VERSION:
+        raise KeyBlockError(
+            f"key block has no key version (offset 9: '00') but the installed key is version "
+            f"{installed!r}: refusing a block that may be an old key"
+        )
+    if new <= installed:
+        raise KeyBlockError(
+            f"key block key version {new!r} (offset 9) is not newer than the installed {installed!r}: "
+            "refusing to re-inject an old key"
+        )
