@@ -297,3 +297,41 @@ def test_chooser_returning_a_stranger_is_refused() -> None:
     stranger = Candidate(h("A0000000999999"))
     with pytest.raises(SelectionError):
         selector_for(card, config(VISA_AID, MC_AID, use_pse=False), choose=lambda c: stranger).select()
+
+
+# --- applications the terminal cannot process (no kernel parameters) -------------------------
+
+
+def only(*aids: bytes) -> object:
+    return lambda aid: aid in aids
+
+
+def test_pse_application_the_terminal_cannot_process_is_not_a_candidate() -> None:
+    card = FakeCard(
+        [FakeApp(VISA_AID, priority=1), FakeApp(MC_AID, priority=2)],
+        pse_records=[directory_record((VISA_AID, b"VISA", 1), (MC_AID, b"MASTERCARD", 2))],
+    )
+    selector = selector_for(card, config(VISA_AID, MC_AID), processable=only(MC_AID))
+    assert [c.aid for c in selector.build_candidates()] == [MC_AID]
+    assert selector.select().aid == MC_AID  # the higher-priority Visa is never selected
+    assert any("A0000000031010: left out" in note for note in selector.notes)
+
+
+def test_pse_listing_only_unprocessable_applications_falls_back_to_the_list_of_aids() -> None:
+    # Book 1 12.3.2: no application both support in the PSE -> the terminal's list of AIDs
+    pse = [directory_record((VISA_AID, b"VISA", 1))]
+    card = FakeCard([FakeApp(VISA_AID), FakeApp(MC_AID)], pse_records=pse)
+    selector = selector_for(card, config(VISA_AID, MC_AID), processable=only(MC_AID))
+    assert [c.aid for c in selector.build_candidates()] == [MC_AID]
+    assert selector.method == "aid-list"
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["exact", "partial"])
+def test_list_of_aids_leaves_out_what_the_terminal_cannot_process(partial: bool) -> None:
+    electron = h("A0000000032010") + (b"\x01" if partial else b"")
+    card = FakeCard([FakeApp(electron, priority=1), FakeApp(VISA_AID, priority=2)])
+    terminal = config(h("A0000000032010"), VISA_AID, use_pse=False)
+    selector = selector_for(card, terminal, processable=only(VISA_AID))
+    assert [c.aid for c in selector.build_candidates()] == [VISA_AID]
+    with pytest.raises(SelectionError):
+        selector_for(card, terminal, processable=only()).select()

@@ -9,6 +9,7 @@ import pytest
 
 from firmware.emv.kernel_config import DEFAULT_CONFIG_PATH, kernel_config_from_dict, load_kernel_config
 from firmware.emv.online import HostDecision, OnlineResponse, host_decision
+from firmware.emv.terminal_config import load_terminal_config
 from firmware.errors import ConfigError, MessageFormatError
 
 
@@ -61,3 +62,16 @@ def test_host_decision(code: str, approved: int | None, decision: HostDecision) 
 def test_negative_approved_amount_is_malformed() -> None:
     with pytest.raises(MessageFormatError, match="approved amount"):
         OnlineResponse("10", approved_amount=-1)
+
+
+# --- every application the terminal lists can be processed ---------------------------------------
+
+
+def test_every_terminal_aid_has_kernel_parameters() -> None:
+    config = load_kernel_config()
+    for entry in load_terminal_config().aids:
+        # the card's AID is the terminal's or (partial selection) begins with it
+        params = config.application(entry.aid)
+        assert params is not None, f"{entry.label} ({entry.aid.hex().upper()}) has no kernel parameters"
+        assert entry.aid.startswith(params.aid)
+

@@ -350,3 +350,32 @@ def test_an_approval_of_another_amount_is_declined_and_reversed(code: str, appro
 def test_an_approval_of_the_whole_amount_is_approved(code: str, approved: int | None) -> None:
     result = run(load_profile("visa-credit"), amount=6000, online=sim_host(code, approved))
     assert result.outcome is Outcome.APPROVED_ONLINE and result.cid == 0x40
+
+
+# --- applications without kernel parameters (Book 1 12.3.1, 12.4) -------------------------------
+
+
+def visa_electron_and_credit(directory: Path) -> Card:
+    """Visa Electron (priority 1) and Visa Credit (priority 2) on one card, re-signed with the TEST keys."""
+    raw = read_profile_json("visa-credit")
+    credit = raw["applications"][0]
+    electron = json.loads(json.dumps(credit))
+    electron["aid"] = "A0000000032010"
+    electron["fci"].update({"50": "ascii:VISA ELECTRON", "87": "01"})
+    credit["fci"]["87"] = "02"
+    raw["applications"] = [electron, credit]
+    return resigned_card("visa-two-apps", raw, directory)
+
+
+def test_application_without_kernel_parameters_is_left_out_before_gpo(tmp_path: Path) -> None:
+    shipped = load_kernel_config()
+    electron = bytes.fromhex("A0000000032010")
+    no_electron = replace(shipped, applications=tuple(a for a in shipped.applications if a.aid != electron))
+    result = run(visa_electron_and_credit(tmp_path), config=no_electron)
+    assert result.outcome is Outcome.APPROVED_OFFLINE
+    assert result.aid == bytes.fromhex("A0000000031010")
+    gpo = [entry for entry in result.trace if entry["name"] == "GET PROCESSING OPTIONS"]
+    assert len(gpo) == 1  # the Electron application was never initiated (its ATC not spent)
+    # with its parameters (shipped kernel.json) the terminal takes the higher-priority Electron
+    first = run(visa_electron_and_credit(tmp_path / "shipped"))
+    assert first.aid == electron and first.outcome is Outcome.APPROVED_OFFLINE

@@ -20,7 +20,7 @@ from firmware.emv.apdu import get_processing_options as gpo_command
 from firmware.emv.apdu import read_record
 from firmware.emv.carddata import pan_digits
 from firmware.emv.mask import mask_pan
-from firmware.emv.selection import ApplicationSelector, Candidate, Chooser, SelectedApplication
+from firmware.emv.selection import ApplicationSelector, Candidate, Chooser, Processable, SelectedApplication
 from firmware.emv.terminal_config import TerminalConfig
 from firmware.emv.transport import Transport
 from firmware.errors import CardDataError, SelectionError, StatusWordError, TlvError
@@ -280,15 +280,18 @@ def read_application(
     *,
     transaction_data: Mapping[int, bytes] | None = None,
     choose: Chooser | None = None,
+    processable: Processable | None = None,
 ) -> ApplicationData:
     """Select an application, GET PROCESSING OPTIONS, read its records.
 
     `transaction_data` holds every data object a PDOL may name: the
     terminal's own (9F33, 9F1A, 5F2A... from the kernel configuration) and
     the transaction's (amount 9F02, date 9A, type 9C, unpredictable number
-    9F37...). The card must already be powered on.
+    9F37...). `processable` says whether the terminal can process an
+    application (the kernel holds its parameters): one it cannot is never a
+    candidate. The card must already be powered on.
     """
-    selector = ApplicationSelector(transport, config, choose=choose)
+    selector = ApplicationSelector(transport, config, choose=choose, processable=processable)
     source = dict(transaction_data or {})
     candidates = selector.build_candidates()
     for _ in range(len(candidates) + 1):

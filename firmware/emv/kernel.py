@@ -236,7 +236,11 @@ class _Transaction:
         pdol_source = {**self.terminal_data, **self.transaction_data()}
         try:
             app = read_application(
-                self.transport, services.terminal, transaction_data=pdol_source, choose=services.choose
+                self.transport,
+                services.terminal,
+                transaction_data=pdol_source,
+                choose=services.choose,
+                processable=lambda aid: services.config.application(aid) is not None,
             )
         except SelectionError as exc:
             raise _Stop(Outcome.TERMINATED, f"card not accepted: {exc}") from exc
@@ -248,8 +252,7 @@ class _Transaction:
             raise _Stop(Outcome.TERMINATED, f"card data missing mandatory objects {missing} (Book 3 7.2)")
         self.pan = pan_digits(app.records.tags[0x5A])
         params = services.config.application(app.selected.aid)
-        if params is None:
-            raise _Stop(Outcome.TERMINATED, f"no kernel parameters for AID {app.selected.aid.hex().upper()}")
+        assert params is not None  # selection leaves out an application without parameters
         self.params = params
         self.terminal_data[0x9F09] = params.version
         self.terminal_data[0x9F1B] = params.floor_limit.to_bytes(4, "big")

@@ -10,6 +10,12 @@ an injected callback when the rules say so), SELECTs it and parses its FCI.
 `ApplicationSelector` keeps the candidate list so that a later step may
 remove an application and select again (GET PROCESSING OPTIONS answered
 '6985', Book 3 10.1).
+
+An application is supported by the terminal when its AID list names it and
+the terminal can process it (`processable`: the kernel holds its parameters).
+One the terminal cannot process never becomes a candidate, so it is neither
+offered to the cardholder nor selected: selection goes on with the others
+before any GET PROCESSING OPTIONS (Book 1 12.3.1, 12.4).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ __all__ = [
     "Chooser",
     "DirectoryEntry",
     "Fci",
+    "Processable",
     "SelectedApplication",
     "order_candidates",
     "parse_directory_record",
@@ -207,6 +214,9 @@ class SelectedApplication:
 # confirmed, or None when the cardholder cancels.
 Chooser = Callable[[Sequence[Candidate]], Candidate | None]
 
+# Whether the terminal can process the application of this AID (ADF name).
+Processable = Callable[[bytes], bool]
+
 
 def order_candidates(candidates: Sequence[Candidate]) -> list[Candidate]:
     """By priority (Book 1 12.4); equal priorities keep the order they were found in."""
@@ -217,11 +227,17 @@ class ApplicationSelector:
     """Builds the candidate list and performs final selection on one card."""
 
     def __init__(
-        self, transport: Transport, config: TerminalConfig, *, choose: Chooser | None = None
+        self,
+        transport: Transport,
+        config: TerminalConfig,
+        *,
+        choose: Chooser | None = None,
+        processable: Processable | None = None,
     ) -> None:
         self._transport = transport
         self._config = config
         self._chooser = choose
+        self._processable = processable
         self._candidates: list[Candidate] | None = None
         self.method: str | None = None
         self.notes: list[str] = []
@@ -328,7 +344,8 @@ class ApplicationSelector:
                 self.notes.append(f"PSE record {number}: ignored ({exc})")
                 continue
             for entry in entries:
-                if self._config.aid_entry_for(entry.adf_name) is not None:
+                listed = self._config.aid_entry_for(entry.adf_name) is not None
+                if listed and self._can_process(entry.adf_name):
                     candidates.append(
                         Candidate(entry.adf_name, entry.label, entry.preferred_name, entry.priority, "pse")
                     )
@@ -360,15 +377,21 @@ class ApplicationSelector:
                     break
                 seen.add(fci.df_name)
                 if fci.df_name == entry.aid:
-                    if response.ok:
+                    if response.ok and self._can_process(fci.df_name):
                         candidates.append(self._candidate_from_fci(fci))
                     break
                 # A longer DF name: a partial match, kept only when the ASI
                 # allows it; either way the next occurrence is asked for.
-                if entry.partial_match and response.ok:
+                if entry.partial_match and response.ok and self._can_process(fci.df_name):
                     candidates.append(self._candidate_from_fci(fci))
                 next_occurrence = True
         return candidates
+
+    def _can_process(self, aid: bytes) -> bool:
+        if self._processable is None or self._processable(aid):
+            return True
+        self.notes.append(f"{aid.hex().upper()}: left out, no kernel parameters to process it")
+        return False
 
     @staticmethod
     def _candidate_from_fci(fci: Fci) -> Candidate:
