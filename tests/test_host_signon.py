@@ -12,6 +12,7 @@ from firmware.host.channel import TcpHostLink
 from firmware.host.mac import StoreMac
 from firmware.host.messages import TerminalIdentity, check_answer, field60, format_amount, send
 from firmware.host.signon import (
+    KEYS_DOUBLE,
     KEYS_DOUBLE_WITH_TDK,
     KEYS_SINGLE,
     build_sign_on,
@@ -77,6 +78,17 @@ def test_other_key_schemes(sim: SimHost, store: KeyStore, scheme: str, names: se
     assert set(result.kcvs) == names
     assert send(_link(sim), _sale(8), StoreMac(store, "unionpay-ecb"))["39"] == "00"
 
+
+
+def test_a_later_sign_on_without_tdk_leaves_no_stale_tdk(sim: SimHost, store: KeyStore) -> None:
+    sign_on(_link(sim), store, TERMINAL, stan=1, batch_number=0, key_scheme=KEYS_DOUBLE_WITH_TDK)
+    assert "TDK" in store
+    result = sign_on(_link(sim), store, TERMINAL, stan=2, batch_number=0, key_scheme=KEYS_DOUBLE)
+    issued = sim.host.working_key_kcvs("00000001")
+    assert set(issued) == {"PIK", "MAK"}
+    working = {info.name: info.kcv for info in store.list() if info.name != "TMK"}
+    assert set(working) == set(issued) == set(result.kcvs)
+    assert all(issued[name].startswith(kcv) for name, kcv in working.items())
 
 def test_wrong_check_value_keeps_the_old_keys(sim: SimHost, store: KeyStore) -> None:
     sign_on(_link(sim), store, TERMINAL, stan=1, batch_number=0)
@@ -145,6 +157,16 @@ def test_answer_not_to_this_request(store: KeyStore, change: dict[str, str], fie
         read_sign_on_answer(REQUEST, {**GOOD, **change}, store)
     assert caught.value.field == field
 
+
+
+@pytest.mark.parametrize(("scheme", "length"), [("003", 60), ("003", 24), ("004", 40), ("001", 40)])
+def test_field62_length_is_tied_to_the_requested_code(store: KeyStore, scheme: str, length: int) -> None:
+    request = build_sign_on(TERMINAL, stan=5, batch_number=1, operator="001", key_scheme=scheme)
+    answer = {**GOOD, "60": "00000002" + scheme, "62": "11" * length}
+    with pytest.raises(MessageFieldError) as caught:
+        read_sign_on_answer(request, answer, store)
+    assert caught.value.field == "62"
+    assert [info.name for info in store.list()] == ["TMK"]
 
 def test_approved_answer_without_keys(store: KeyStore) -> None:
     with pytest.raises(MessageFieldError) as caught:

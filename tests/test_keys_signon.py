@@ -8,7 +8,14 @@ from pathlib import Path
 import psec
 import pytest
 
-from firmware.errors import CryptoError, KeyStoreError, MessageFormatError, VerificationError
+import firmware.keys.signon as signon_module
+from firmware.errors import (
+    CryptoError,
+    KeyStoreError,
+    MessageFieldError,
+    MessageFormatError,
+    VerificationError,
+)
 from firmware.keys.device import provision_device_key
 from firmware.keys.signon import install_working_keys, parse_unionpay_field62
 from firmware.keys.store import KeyStore
@@ -102,6 +109,45 @@ def test_wrong_kcv_error_names_the_key_but_not_the_computed_check_value(store: K
     text = str(caught.value).upper()
     assert computed.hex().upper() not in text and computed[:3].hex().upper() not in text
     assert "PIK" not in store
+
+
+def test_a_sign_on_replaces_the_whole_working_key_set(store: KeyStore) -> None:
+    install_working_keys(store, parse_unionpay_field62(field62(with_tdk=True), "004"))
+    assert {i.name for i in store.list()} == {"TMK", "PIK", "MAK", "TDK"}
+    install_working_keys(store, parse_unionpay_field62(field62(), "003"))  # this session has no TDK
+    assert {i.name: i.version for i in store.list()} == {"TMK": 1, "PIK": 2, "MAK": 2}
+    assert store.get("MAK") == MAK and store.get("PIK") == PIK
+
+
+
+def test_a_tmk_loaded_during_the_sign_on_gets_no_keys_decrypted_under_the_old_one(
+    store: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_decrypt = signon_module._decrypt_and_check
+
+    def decrypt_while_a_new_tmk_is_loaded(tmk: bytes, name: str, encrypted: bytes, kcv: bytes) -> bytes:
+        store.put("TMK", bytes(range(16)), "tdes", 2)
+        return real_decrypt(tmk, name, encrypted, kcv)
+
+    monkeypatch.setattr(signon_module, "_decrypt_and_check", decrypt_while_a_new_tmk_is_loaded)
+    with pytest.raises(KeyStoreError, match="TMK changed"):
+        install_working_keys(store, parse_unionpay_field62(field62()))
+    assert {info.name for info in store.list()} == {"TMK"}
+
+@pytest.mark.parametrize(
+    ("scheme", "with_tdk"), [("003", True), ("004", False), ("001", False), ("001", True)]
+)
+def test_field62_length_must_be_the_one_of_the_requested_code(scheme: str, with_tdk: bool) -> None:
+    with pytest.raises(MessageFieldError, match=f"for a {scheme} sign-on") as caught:
+        parse_unionpay_field62(field62(with_tdk), scheme)
+    assert caught.value.field == "62"
+
+
+def test_field62_of_the_requested_length_parses() -> None:
+    assert set(parse_unionpay_field62(field62(), "003")) == {"PIK", "MAK"}
+    assert set(parse_unionpay_field62(field62(with_tdk=True), "004")) == {"PIK", "MAK", "TDK"}
+    with pytest.raises(MessageFieldError):
+        parse_unionpay_field62(field62(), "005")
 
 def test_three_byte_kcv_is_accepted(store: KeyStore) -> None:
     install_working_keys(store, {"MAK": (MAK_UNDER_TMK, host_kcv(MAK, 3))})

@@ -7,9 +7,11 @@ track data key. Network management messages carry no MAC.
 
 The 0810 must answer this request (type, trace, terminal, merchant) and echo
 the network management code; a refusal (39 not ``00``) is an outcome and
-installs nothing. On ``00`` the keys in field 62 are installed through the
-key store (each checked by its KCV, all or none: a wrong KCV raises and the
-old keys stay), and 60.2 gives the batch number the terminal works in now.
+installs nothing. On ``00`` field 62 must have the length of the code asked
+for, and its keys are installed through the key store (each checked by its
+KCV, all or none: a wrong KCV raises and the old keys stay; the working keys
+become exactly these, so no key of an earlier session is left), and 60.2
+gives the batch number the terminal works in now.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def read_sign_on_answer(
         raise MessageFieldError(f"answer 60 {answer.get('60')!r} to a {requested} sign-on", "60")
     if "62" not in answer:
         raise MessageFieldError("approved sign-on without working keys", "62")
-    keys = parse_unionpay_field62(bytes.fromhex(answer["62"]))
+    keys = parse_unionpay_field62(bytes.fromhex(answer["62"]), requested)
     install_working_keys(store, keys)
     return SignOnResult(
         code,

@@ -8,9 +8,14 @@ code 60.3:
   bytes + checkvalue 4 (a double-length MAK, 16 non-zero bytes, is accepted).
 - 60 bytes (004, double-length with track key): as 003, then TDK 16 + checkvalue 4.
 
+The length must be the one of the code the terminal asked for.
+
 Each key is TDES-ECB decrypted under the TMK; its checkvalue is the first
 bytes of the clear key encrypting eight zero bytes. If any key fails its
 check, no key is replaced: the terminal keeps working with the old ones.
+Otherwise the working keys become exactly the ones this sign-on carried: a
+key of the previous session it did not re-issue (a TDK after a ``004``
+sign-on followed by a ``003`` one) is removed in the same store write.
 """
 
 from __future__ import annotations
@@ -19,35 +24,56 @@ import hmac
 import logging
 from collections.abc import Mapping
 
-from firmware.errors import CryptoError, KeyStoreError, MessageFormatError, VerificationError
+from firmware.errors import CryptoError, KeyStoreError, MessageFieldError, VerificationError
 from firmware.keys.blockcipher import tdes_decrypt_ecb
-from firmware.keys.kcv import KIND_TDES, kcv_tdes
-from firmware.keys.store import KeyStore, NewKey
+from firmware.keys.kcv import KIND_TDES, kcv_for, kcv_tdes
+from firmware.keys.store import KeyChange, KeyInfo, KeyStore, NewKey
 
-__all__ = ["TMK_NAME", "WORKING_KEY_NAMES", "install_working_keys", "parse_unionpay_field62"]
+__all__ = [
+    "FIELD62_LENGTHS",
+    "TMK_NAME",
+    "WORKING_KEY_NAMES",
+    "install_working_keys",
+    "parse_unionpay_field62",
+]
 
 log = logging.getLogger(__name__)
 
 TMK_NAME = "TMK"
 WORKING_KEY_NAMES = ("PIK", "MAK", "TDK")
+# Field 62 length by sign-on network management code (60.3).
+FIELD62_LENGTHS = {"001": 24, "003": 40, "004": 60}
 
 
 def _slot(data: bytes, offset: int, key_length: int, name: str) -> tuple[tuple[bytes, bytes], int]:
     key = data[offset : offset + key_length]
     kcv = data[offset + key_length : offset + key_length + 4]
     if len(kcv) != 4:
-        raise MessageFormatError(f"field 62: {name} slot at offset {offset} is truncated")
+        raise MessageFieldError(f"field 62: {name} slot is truncated", "62", offset)
     return (key, kcv), offset + key_length + 4
 
 
-def parse_unionpay_field62(data: bytes) -> dict[str, tuple[bytes, bytes]]:
-    """{"PIK": (encrypted key, checkvalue), "MAK": ..., ["TDK": ...]} from the sign-on field 62."""
+def parse_unionpay_field62(data: bytes, scheme: str | None = None) -> dict[str, tuple[bytes, bytes]]:
+    """{"PIK": (encrypted key, checkvalue), "MAK": ..., ["TDK": ...]} from the sign-on field 62.
+
+    `scheme` is the network management code the terminal asked for (001, 003,
+    004): the field must have that code's length. Without it the layout goes by
+    the length alone.
+    """
+    if scheme is not None:
+        expected = FIELD62_LENGTHS.get(scheme)
+        if expected is None:
+            raise MessageFieldError(f"no working-key layout for sign-on code {scheme!r}", "60")
+        if len(data) != expected:
+            raise MessageFieldError(
+                f"field 62: length {len(data)} for a {scheme} sign-on, expected {expected} bytes", "62"
+            )
     if len(data) == 24:
         pik_slot, offset = _slot(data, 0, 8, "PIK")
         mak_slot, _ = _slot(data, offset, 8, "MAK")
         return {"PIK": pik_slot, "MAK": mak_slot}
     if len(data) not in (40, 60):
-        raise MessageFormatError(f"field 62: length {len(data)}, expected 24, 40 or 60 bytes")
+        raise MessageFieldError(f"field 62: length {len(data)}, expected 24, 40 or 60 bytes", "62")
     keys: dict[str, tuple[bytes, bytes]] = {}
     keys["PIK"], offset = _slot(data, 0, 16, "PIK")
     (mak, mak_kcv), offset = _slot(data, offset, 16, "MAK")
@@ -76,9 +102,11 @@ def _decrypt_and_check(tmk: bytes, name: str, encrypted: bytes, kcv: bytes) -> b
 
 
 def install_working_keys(store: KeyStore, keys: Mapping[str, tuple[bytes, bytes]]) -> None:
-    """Decrypt each working key under the TMK, check every checkvalue, then replace them all at once.
+    """Decrypt each working key under the TMK, check every checkvalue, then make them the working keys.
 
-    Any mismatch raises VerificationError naming the key, and no key is replaced.
+    Any mismatch raises VerificationError naming the key, and no key is
+    replaced. Otherwise, in one store write, these keys replace the old ones
+    and a working key this sign-on did not carry is removed.
     """
     if not keys:
         raise CryptoError("sign-on carried no working keys")
@@ -93,10 +121,19 @@ def install_working_keys(store: KeyStore, keys: Mapping[str, tuple[bytes, bytes]
         raise KeyStoreError(
             f"cannot install working keys: {exc} (load the TMK with `pos-keys load-tmk`)"
         ) from exc
-    new_keys: dict[str, NewKey] = {}
-    current = {info.name: info.version for info in store.list()}
-    for name, (encrypted, kcv) in keys.items():
-        clear = _decrypt_and_check(tmk, name, encrypted, kcv)
-        new_keys[name] = NewKey(clear, KIND_TDES, current.get(name, 0) + 1)
-    infos = store.replace_atomically(new_keys)
+    clear_keys = {name: _decrypt_and_check(tmk, name, slot, kcv) for name, (slot, kcv) in keys.items()}
+    tmk_kcv = kcv_for(KIND_TDES, tmk).hex().upper()
+
+    def new_working_keys(current: Mapping[str, KeyInfo]) -> KeyChange:
+        if TMK_NAME not in current or current[TMK_NAME].kcv != tmk_kcv:
+            raise KeyStoreError("the TMK changed during the sign-on: no working key installed; sign on again")
+        return KeyChange(
+            {
+                name: NewKey(clear, KIND_TDES, current[name].version + 1 if name in current else 1)
+                for name, clear in clear_keys.items()
+            },
+            frozenset(WORKING_KEY_NAMES) - clear_keys.keys(),
+        )
+
+    infos = store.update(new_working_keys)
     log.info("sign-on installed %s", ", ".join(f"{i.name} (KCV {i.kcv})" for i in infos))
