@@ -33,7 +33,7 @@ def issuer_online(issuer: Issuer) -> OnlineHandler:
     from firmware.emv.online import OnlineRequest, OnlineResponse
 
     def online(request: OnlineRequest) -> OnlineResponse | None:
-        psn = int(request.pan_sequence_number) if request.pan_sequence_number else None
+        psn = request.pan_sequence_number
         if request.cryptogram_type == "AAC":  # a refund: the issuer checks the card's AAC and credits
             valid = issuer.verify_cryptogram(request.field55, request.pan, psn)
             return OnlineResponse("00" if valid else "05")

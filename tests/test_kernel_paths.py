@@ -31,6 +31,7 @@ from firmware.emv.result import Outcome, TransactionResult
 from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transaction import TransactionInput
 from firmware.emv.tvr import Tvr, TvrBit
+from firmware.errors import HostTimeoutError
 from sim import pki as sim_pki
 from sim.acquirer import issuer_from_profiles
 from sim.card import Card
@@ -326,7 +327,7 @@ def sim_host(code: str, approved_amount: int | None = None) -> OnlineHandler:
     issuer = issuer_from_profiles()
 
     def online(request: OnlineRequest) -> OnlineResponse | None:
-        psn = int(request.pan_sequence_number) if request.pan_sequence_number else None
+        psn = request.pan_sequence_number
         answer = issuer.authorise(request.field55, request.pan, psn, request.amount, response_code=code)
         assert answer is not None
         arpc, scripts = answer.issuer_authentication_data, answer.scripts
@@ -379,3 +380,54 @@ def test_application_without_kernel_parameters_is_left_out_before_gpo(tmp_path: 
     # with its parameters (shipped kernel.json) the terminal takes the higher-priority Electron
     first = run(visa_electron_and_credit(tmp_path / "shipped"))
     assert first.aid == electron and first.outcome is Outcome.APPROVED_OFFLINE
+
+
+@pytest.mark.parametrize(
+    ("tag", "value"),
+    [
+        (0x5F34, "0A"),  # not two decimal digits
+        (0x5F34, "0101"),  # n 2 is one byte
+        (0x5F34, ""),
+        (0x57, "4761739001010010D30122010000FF"),  # two pad nibbles
+        (0x57, "4761739001010010"),  # no separator, no expiry
+        (0x57, "4761739001010010D3012A01"),  # service code not digits
+    ],
+)
+def test_card_data_for_the_host_is_checked_when_read(tag: int, value: str) -> None:
+    seen: list[OnlineRequest] = []
+
+    def online(request: OnlineRequest) -> OnlineResponse | None:
+        seen.append(request)
+        return None
+
+    profile = load_profile("visa-credit")
+    result = run(profile, amount=6000, hook=replace_in_records(tag, bytes.fromhex(value)), online=online)
+    assert result.outcome is Outcome.TERMINATED and f"(tag {tag:X})" in result.reason
+    assert seen == []  # nothing malformed reaches the host side
+
+
+@pytest.mark.parametrize("error", [ValueError("invalid literal"), HostTimeoutError("no answer"), KeyError(3)])
+def test_a_failing_host_callback_is_unable_to_go_online(error: Exception) -> None:
+    calls: list[OnlineRequest] = []
+
+    def online(request: OnlineRequest) -> OnlineResponse | None:
+        calls.append(request)
+        raise error
+
+    result = run(load_profile("visa-credit"), amount=6000, online=online)
+    assert len(calls) == 1 and calls[0].pan_sequence_number == 1  # 5F34 01 handed over as a number
+    # default action analysis: TAC default DC4000A800 covers 'exceeds floor limit' -> AAC
+    assert result.outcome is Outcome.DECLINED_OFFLINE and result.cid == 0x00
+    failed = f"host callback failed ({type(error).__name__})"
+    assert result.reason == f"unable to go online ({failed}); card declined"
+
+
+def test_the_sim_issuer_adapter_takes_the_pan_sequence_number_as_a_number() -> None:
+    seen: list[OnlineRequest] = []
+    run(load_profile("visa-credit"), amount=6000, online=lambda request: seen.append(request) or None)
+    adapter = issuer_online(issuer_from_profiles())
+    answer = adapter(seen[0])
+    assert answer is not None and answer.response_code == "00"
+    # another sequence number derives other card keys: the ARQC does not verify, a decline and no error
+    other = adapter(replace(seen[0], pan_sequence_number=10))
+    assert other is not None and other.response_code == "05"

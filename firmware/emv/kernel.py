@@ -38,7 +38,7 @@ from firmware.emv.action import (
 )
 from firmware.emv.application import ApplicationData, read_application
 from firmware.emv.capk import CapkStore
-from firmware.emv.carddata import pan_digits
+from firmware.emv.carddata import pan_digits, pan_sequence_number, track2_equivalent_data
 from firmware.emv.certificates import RecoveredKey, recover_icc_key
 from firmware.emv.cvm import (
     CvmContext,
@@ -96,7 +96,6 @@ from firmware.emv.tvr import Tsi, TsiBit, Tvr, TvrBit
 from firmware.errors import (
     CardRemovedError,
     EmvError,
-    HostError,
     NoCardError,
     ReaderError,
     SelectionError,
@@ -169,6 +168,7 @@ class _Transaction:
     tsi: Tsi = field(default_factory=Tsi)
     app: ApplicationData | None = None
     pan: str = ""
+    pan_sequence_number: int | None = None
     params: ApplicationParameters | None = None
     icc: dict[int, bytes] = field(default_factory=dict)
     terminal_data: dict[int, bytes] = field(default_factory=dict)
@@ -187,6 +187,7 @@ class _Transaction:
     online_pin: bytes | None = None
     host_approved: bool = False
     response: OnlineResponse | None = None
+    online_failure: str = ""
     authorisation_field55: bytes | None = None
     scripts: list[ScriptResult] = field(default_factory=list)
     last_ac: GenerateAcResponse | None = None
@@ -251,6 +252,10 @@ class _Transaction:
             missing = ", ".join(f"{tag:X}" for tag in app.records.missing_mandatory)
             raise _Stop(Outcome.TERMINATED, f"card data missing mandatory objects {missing} (Book 3 7.2)")
         self.pan = pan_digits(app.records.tags[0x5A])
+        psn = self.icc.get(0x5F34)
+        self.pan_sequence_number = pan_sequence_number(psn) if psn is not None else None
+        if 0x57 in self.icc:
+            track2_equivalent_data(self.icc[0x57])
         params = services.config.application(app.selected.aid)
         assert params is not None  # selection leaves out an application without parameters
         self.params = params
@@ -494,7 +499,6 @@ class _Transaction:
         self.authorisation_field55 = build_field55(self.source(), self.config.field55_tags)
         if handler is None:
             return None
-        psn = self.icc.get(0x5F34)
         request = OnlineRequest(
             field55=self.authorisation_field55,
             masked_pan=self.app.masked_pan or "",
@@ -507,14 +511,18 @@ class _Transaction:
             aid=self.app.selected.aid,
             cryptogram_type=cryptogram.name,
             expiry=self.app.expiry,
-            pan_sequence_number=psn.hex() if psn is not None else None,
+            pan_sequence_number=self.pan_sequence_number,
             pan=self.pan,
             track2=self.icc.get(0x57),
             online_pin_block=self.online_pin,
         )
         try:
             response = handler(request)
-        except HostError:
+        except Exception as exc:
+            # Whatever breaks on the host side (link, message building, a bug), the card still holds an
+            # open ARQC: the transaction goes on as 'unable to go online' (Book 3 10.7, default action
+            # analysis). Only the error's type is kept: its text may carry card data.
+            self.online_failure = f"host callback failed ({type(exc).__name__})"
             return None
         if response is not None:
             self.response = response
@@ -576,8 +584,9 @@ class _Transaction:
             except CardRemovedError as exc:
                 raise _Stop(Outcome.TERMINATED, f"card removed: {exc}") from exc
             if final is CardDecision.APPROVE:
+                self.reason = self._unable_online("card approved")
                 return Outcome.APPROVED_OFFLINE
-            return self._declined(Outcome.DECLINED_OFFLINE, "unable to go online; card declined")
+            return self._declined(Outcome.DECLINED_OFFLINE, self._unable_online("card declined"))
         host = self._host_decision(response)
         self.host_approved = host is not HostDecision.DECLINED
         self.authenticate_issuer(response)
@@ -592,6 +601,10 @@ class _Transaction:
         if self.host_approved:
             return self._declined(Outcome.HOST_APPROVED_CARD_DECLINED, "card declined after host approval")
         return self._declined(Outcome.DECLINED_ONLINE, f"host declined ({response.response_code})")
+
+    def _unable_online(self, then: str) -> str:
+        failure = f" ({self.online_failure})" if self.online_failure else ""
+        return f"unable to go online{failure}; {then}"
 
     def _host_decision(self, response: OnlineResponse) -> HostDecision:
         config = self.config
@@ -623,7 +636,8 @@ class _Transaction:
         """A refund: the card gave its AAC; the host alone approves the credit."""
         response = self.go_online(CryptogramType.AAC)
         if response is None:
-            return self._declined(Outcome.DECLINED_OFFLINE, "refund needs the host: unable to go online")
+            reason = "refund needs the host: " + self._unable_online("declined")
+            return self._declined(Outcome.DECLINED_OFFLINE, reason)
         decision = self._host_decision(response)
         if decision is HostDecision.APPROVED:
             return Outcome.APPROVED_ONLINE

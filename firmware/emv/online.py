@@ -1,7 +1,8 @@
 """The kernel's door to the acquirer host: what it hands over and what it gets back.
 
 The kernel calls `online(request) -> OnlineResponse | None`; None means the
-terminal could not go online (no link, timeout). Building the ISO 8583
+terminal could not go online (no link, timeout), and so does any exception
+the callback raises: the kernel goes on as 'unable to go online'. Building the ISO 8583
 message and its MAC is the caller's business: the request carries what the
 message needs, the clear PAN and track 2 only in memory (never in `repr`
 or `to_log`).
@@ -41,7 +42,8 @@ class OnlineRequest:
     aid: bytes
     cryptogram_type: str
     expiry: str | None = None
-    pan_sequence_number: str | None = None
+    # 5F34 as read from the card (0-99), for ISO 8583 field 23; None when the card has none.
+    pan_sequence_number: int | None = None
     pan: str = field(default="", repr=False)
     track2: bytes | None = field(default=None, repr=False)
     online_pin_block: bytes | None = field(default=None, repr=False)
