@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import stat
 import subprocess
 import sys
@@ -198,3 +199,71 @@ def test_failures_in_two_processes_at_once_both_count(
     monkeypatch.undo()
     assert others[0].wait(timeout=30) == 0
     assert store.verify("supervisor", "guess-3").failures == 3
+
+
+def lock(store: PasswordStore, role: str = "supervisor") -> None:
+    for _ in range(5):
+        result = store.verify(role, "wrong!")
+    assert result.outcome is LoginOutcome.LOCKED
+
+
+def test_a_clock_set_back_does_not_lock_for_years(tmp_path: Path, clock: Clock) -> None:
+    store = PasswordStore(tmp_path / "p.json", clock, lockout_seconds=300, boot_id="boot-1")
+    store.install_factory_passwords({"supervisor": "123456"})
+    lock(store)
+    clock.now = 946_684_800.0  # RTC lost: back to 2000-01-01
+    locked = store.verify("supervisor", "123456")
+    assert locked.outcome is LoginOutcome.LOCKED and locked.locked_for <= 300
+    clock.now += 300
+    assert store.verify("supervisor", "123456").outcome is LoginOutcome.MUST_CHANGE
+
+
+def test_a_clock_set_back_neither_lifts_the_lock_nor_resets_the_count(tmp_path: Path, clock: Clock) -> None:
+    store = PasswordStore(tmp_path / "p.json", clock, lockout_seconds=300, boot_id="boot-1")
+    store.install_factory_passwords({"supervisor": "123456"})
+    for _ in range(3):
+        store.verify("supervisor", "wrong!")
+    clock.now -= 86_400
+    assert store.verify("supervisor", "wrong!").failures == 4
+    assert store.verify("supervisor", "wrong!").outcome is LoginOutcome.LOCKED
+    clock.now -= 1_000_000
+    assert store.verify("supervisor", "123456").outcome is LoginOutcome.LOCKED
+    clock.now += 299
+    assert store.verify("supervisor", "123456").outcome is LoginOutcome.LOCKED
+    clock.now += 1
+    assert store.verify("supervisor", "123456").outcome is LoginOutcome.MUST_CHANGE
+
+
+def test_a_restart_keeps_the_lock_bounded_and_never_shorter(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "p.json"
+    first = PasswordStore(path, clock, lockout_seconds=300, boot_id="boot-1")
+    first.install_factory_passwords({"supervisor": "123456"})
+    lock(first)
+    clock.now += 100
+    assert first.verify("supervisor", "123456").locked_for == pytest.approx(200)
+    clock.now = 12.0  # the next boot: its monotonic clock starts again near zero
+    second = PasswordStore(path, clock, lockout_seconds=300, boot_id="boot-2")
+    after_restart = second.verify("supervisor", "123456")
+    assert after_restart.outcome is LoginOutcome.LOCKED and after_restart.locked_for == pytest.approx(300)
+    assert after_restart.failures == 5
+    clock.now += 299
+    assert second.verify("supervisor", "123456").outcome is LoginOutcome.LOCKED
+    clock.now += 1
+    assert second.verify("supervisor", "123456").outcome is LoginOutcome.MUST_CHANGE
+
+
+def test_a_file_of_the_wall_clock_format_is_read_with_its_lock_kept(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "p.json"
+    store = PasswordStore(path, clock, lockout_seconds=300, boot_id="boot-1")
+    store.install_factory_passwords({"supervisor": "123456", "technician": "888888"})
+    users = json.loads(path.read_text())["users"]
+    for user, (failures, locked_until) in zip(
+        users.values(), [(5, 4_000_000_000.0), (3, 0.0)], strict=True
+    ):
+        for field in ("lock_remaining", "lock_since", "lock_boot"):
+            del user[field]
+        user.update(failures=failures, locked_until=locked_until)
+    path.write_text(json.dumps({"format": "pos-passwords-1", "users": users}))
+    assert store.verify("supervisor", "123456").locked_for == pytest.approx(300)
+    assert store.verify("technician", "wrong!").failures == 4
+    assert json.loads(path.read_text())["format"] == "pos-passwords-2"

@@ -4,7 +4,16 @@ Passwords are kept as scrypt hashes (n = 2**14, r = 8, p = 1, 16-byte salt,
 32-byte hash) in one small JSON file written crash-safe, each update under
 the file's inter-process lock (no failure is lost between processes). After
 `max_failures` wrong passwords in a row a role is locked for
-`lockout_seconds`; the failure count and the lock survive a restart. A
+`lockout_seconds`; the failure count and the lock survive a restart.
+
+The lock-out never trusts the wall clock, which an operator or the host's
+sign-on answer can set: time is read from a monotonic clock (`clock`,
+e.g. `time.monotonic`), and the file keeps the seconds of lock left, the
+clock reading they were counted from and the boot that reading belongs to.
+On another boot, or if the clock reads earlier than that (it went back),
+the remaining time is counted again from now: a lock never lasts more
+than `lockout_seconds` from now, a restart never shortens it, and no clock
+step resets the failure count. A
 factory password is flagged `must_change`: logging in with it gives
 MUST_CHANGE, which is not `authenticated`; the operator must set a new
 password (`change_password`) before the role is let in.
@@ -48,7 +57,9 @@ SCRYPT_R = 8
 SCRYPT_P = 1
 _SALT_LENGTH = 16
 _HASH_LENGTH = 32
-_FORMAT = "pos-passwords-1"
+_FORMAT = "pos-passwords-2"
+_FORMAT_V1 = "pos-passwords-1"  # kept "locked_until" in wall-clock seconds: read, and converted
+_BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 MIN_PASSWORD_LENGTH = 6
 _ROLE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -58,6 +69,14 @@ Rng = Callable[[int], bytes]
 
 def scrypt_hash(password: bytes, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
     return Scrypt(salt=salt, length=length, n=n, r=r, p=p).derive(password)
+
+
+def _kernel_boot_id() -> str:
+    """This boot's id from the kernel; "" when it cannot be read."""
+    try:
+        return _BOOT_ID_FILE.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 class LoginOutcome(enum.Enum):
@@ -98,7 +117,9 @@ class PasswordStore:
         max_failures: int = 5,
         lockout_seconds: float = 300.0,
         rng: Rng = os.urandom,
+        boot_id: str | None = None,
     ) -> None:
+        """`clock` is monotonic (seconds, never set back); `boot_id` names its epoch (default: kernel's)."""
         if max_failures < 1 or lockout_seconds <= 0:
             raise ConfigError("password lock-out needs max_failures >= 1 and lockout_seconds > 0")
         self._path = Path(path)
@@ -106,6 +127,8 @@ class PasswordStore:
         self._max_failures = max_failures
         self._lockout_seconds = lockout_seconds
         self._rng = rng
+        # Unknown boot: each store object counts as a new boot (a lock restarts, never shortens).
+        self._boot_id = boot_id if boot_id is not None else _kernel_boot_id() or rng(8).hex()
 
     # ----- file --------------------------------------------------------------------
 
@@ -118,12 +141,12 @@ class PasswordStore:
             raise KeyStoreError(f"cannot read password file {self._path}: {exc.strerror}") from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise KeyStoreError(f"password file {self._path} is damaged: not valid JSON") from exc
-        if not isinstance(document, dict) or document.get("format") != _FORMAT:
+        if not isinstance(document, dict) or document.get("format") not in (_FORMAT, _FORMAT_V1):
             raise KeyStoreError(f"password file {self._path} is damaged: unknown format")
         users = document.get("users")
         if not isinstance(users, dict):
             raise KeyStoreError(f"password file {self._path} is damaged: field 'users'")
-        fields = {
+        fields: dict[str, type | tuple[type, ...]] = {
             "salt": str,
             "hash": str,
             "n": int,
@@ -132,13 +155,23 @@ class PasswordStore:
             "must_change": bool,
             "failures": int,
         }
+        if document["format"] == _FORMAT:
+            fields.update(lock_remaining=(int, float), lock_since=(int, float), lock_boot=str)
+        else:
+            fields.update(locked_until=(int, float))
         for role, user in users.items():
-            if not isinstance(user, dict) or any(not isinstance(user.get(f), t) for f, t in fields.items()):
+            if not isinstance(user, dict):
                 raise KeyStoreError(f"password file {self._path} is damaged: entry {role!r}")
-            if not isinstance(user.get("locked_until"), (int, float)):
-                raise KeyStoreError(
-                    f"password file {self._path} is damaged: entry {role!r} field 'locked_until'"
-                )
+            for field, field_type in fields.items():
+                if not isinstance(user.get(field), field_type):
+                    raise KeyStoreError(
+                        f"password file {self._path} is damaged: entry {role!r} field {field!r}"
+                    )
+            if document["format"] == _FORMAT_V1:
+                # A wall-clock lock end cannot be read on a monotonic clock: a lock (perhaps run
+                # out already) is taken as a whole lock-out from now.
+                remaining = self._lockout_seconds if user.pop("locked_until") else 0.0
+                user.update(lock_remaining=remaining, lock_since=0.0, lock_boot="")
         return users
 
     def _save(self, users: Mapping[str, Mapping[str, Any]]) -> None:
@@ -158,7 +191,9 @@ class PasswordStore:
             "p": SCRYPT_P,
             "must_change": must_change,
             "failures": 0,
-            "locked_until": 0.0,
+            "lock_remaining": 0.0,
+            "lock_since": 0.0,
+            "lock_boot": "",
         }
 
     @staticmethod
@@ -199,21 +234,33 @@ class PasswordStore:
 
     # ----- logging in ------------------------------------------------------------------
 
+    def _lock_left(self, user: dict[str, Any], now: float) -> float:
+        """Seconds the role stays locked (0: not locked); re-counts from `now` when the clock reading
+        the lock was counted from is from another boot or later than `now` (the clock went back)."""
+        remaining = min(float(user["lock_remaining"]), self._lockout_seconds)
+        if remaining <= 0:
+            return 0.0
+        if user["lock_boot"] != self._boot_id or now < user["lock_since"]:
+            user.update(lock_remaining=remaining, lock_since=now, lock_boot=self._boot_id)
+            return remaining
+        return max(0.0, remaining - (now - float(user["lock_since"])))
+
     def _attempt(self, users: dict[str, dict[str, Any]], role: str, password: str) -> LoginResult:
         """Check a password, counting failures and locks in `users` (the caller saves)."""
         user = self._user(users, role)
         now = self._clock()
-        if now < user["locked_until"]:
-            return LoginResult(LoginOutcome.LOCKED, user["failures"], user["locked_until"] - now)
-        if user["locked_until"]:  # a lock that has run out starts a fresh count
-            user["failures"], user["locked_until"] = 0, 0.0
+        locked_for = self._lock_left(user, now)
+        if locked_for > 0:
+            return LoginResult(LoginOutcome.LOCKED, user["failures"], locked_for)
+        if user["lock_remaining"]:  # a lock that has run out starts a fresh count
+            user.update(failures=0, lock_remaining=0.0, lock_since=0.0, lock_boot="")
         if self._matches(user, password):
             user["failures"] = 0
             outcome = LoginOutcome.MUST_CHANGE if user["must_change"] else LoginOutcome.ACCEPTED
             return LoginResult(outcome)
         user["failures"] += 1
         if user["failures"] >= self._max_failures:
-            user["locked_until"] = now + self._lockout_seconds
+            user.update(lock_remaining=self._lockout_seconds, lock_since=now, lock_boot=self._boot_id)
             log.warning(
                 "role %s locked for %.0f s after %d wrong passwords",
                 role,
