@@ -20,9 +20,14 @@ What it answers:
   (``..05`` -> 05, ``..51`` -> 51, ``..55`` -> 55, ...), a zero amount -> 13,
   anything else 00. ``decline=CODE`` forces the code (and the issuer's ARPC
   is computed for it).
-- Voids need the original (61: batch + trace) approved, unvoided and of the
-  same amount (25 / 12 / 64 otherwise); refunds add up to at most the
-  original (found by RRN in 37), 64 past it.
+- Voids (23 of a sale 22, 21 of a completion 20, 11 of a pre-authorisation
+  10) need the original (61: batch + trace) found (25 otherwise), of the type
+  that void may cancel, in the batch still open (not settled), approved and
+  never voided, reversed or refunded (12 otherwise: an invalid related
+  transaction), and of the same amount (64). Refunds need an approved sale or
+  completion (RRN in 37, and the original date in 61 when given; 25
+  otherwise), an amount above zero (13), and all refunds of one sale add up
+  to at most its amount (64 past it).
 - 0400, 0220 and 0320 are idempotent per terminal, type and trace number: a
   repeat with the same content gets the same answer (same RRN), a different
   message under a used trace number gets 94.
@@ -93,6 +98,10 @@ _SIGNATURE_LEN: Final = 64
 _ACQUIRER_ID: Final = "48020000"
 _NOT_MACED: Final = frozenset({"0800", "0820"})
 _IDEMPOTENT: Final = frozenset({"0400", "0220", "0320"})
+# 60.1 of a void -> the 60.1 of the originals it may cancel.
+_VOIDABLE: Final = {"23": ("22", ""), "21": ("20",), "11": ("10",)}
+_REFUNDABLE: Final = ("22", "20", "")
+_INVALID_RELATED: Final = "12"
 
 
 @dataclass(frozen=True)
@@ -565,22 +574,31 @@ class AcquirerHost:
         original = self._find(state, batch=field61[:6], stan=field61[6:12])
         if original is None:
             return "25", None
-        if original.status != "approved":
-            return "12", original
+        if original.mti not in ("0100", "0200") or original.type_code not in _VOIDABLE[request.text(60)[:2]]:
+            return _INVALID_RELATED, None  # not a sale this void may cancel (a refund, another void...)
+        if original.batch != f"{state.batch:06d}":
+            return _INVALID_RELATED, None  # its batch is settled: only a refund can give money back now
+        if original.status != "approved" or original.refunded:
+            return _INVALID_RELATED, None
         if original.amount != amount:
-            return "64", original
+            return "64", None
         return "00", original
 
     def _check_refund(
         self, request: HostMessage, state: _TerminalState, amount: int
     ) -> tuple[str, LedgerEntry | None]:
         original = self._find(state, rrn=request.text(37))
-        if original is None or original.type_code not in ("22", "20", ""):
+        if original is None or original.mti != "0200" or original.type_code not in _REFUNDABLE:
             return "25", None
+        original_date = request.text(61)[12:16]
+        if original_date and original_date != original.date:
+            return "25", None
+        if amount <= 0:
+            return "13", None
         if original.status != "approved":
-            return "12", original
+            return _INVALID_RELATED, None
         if original.refunded + amount > original.amount:
-            return "64", original
+            return "64", None
         return "00", original
 
     def _reverse(self, request: HostMessage, answer: HostMessage, state: _TerminalState) -> bytes:

@@ -243,6 +243,75 @@ def test_refunds_add_up_to_at_most_the_sale() -> None:
     assert refund(100, "000000000000") == "25"
 
 
+
+def _void(terminal: Terminal, amount: int, trace: str, batch: int = 1, original_batch: int = 1) -> str:
+    fields = {"t": "0200", "3": "200000", "4": f"{amount:012d}", "60": field60("23", batch),
+              "61": field61(original_batch, trace)}
+    return terminal.send(fields)["39"]
+
+
+def _refund(terminal: Terminal, amount: int, rrn: str, date: str = "0314") -> tuple[str, str]:
+    answer = terminal.send({"t": "0220", "3": "200000", "4": f"{amount:012d}", "37": rrn,
+                            "60": field60("25", 1), "61": field61(1, 0, date)})
+    return answer["39"], f"{terminal.stan:06d}"
+
+
+def _settle(terminal: Terminal, totals: str, batch: int = 1) -> IsoMessage:
+    return terminal.send({"t": "0500", "48": totals + "0", "49": "156", "60": field60("00", batch, "201")})
+
+
+def test_no_void_of_a_sale_from_a_settled_batch() -> None:
+    host = _host()
+    terminal = Terminal(host)
+    terminal.sale(1500)
+    sale_stan = f"{terminal.stan:06d}"
+    assert _settle(terminal, f"{1500:012d}{1:03d}{0:012d}{0:03d}")["48"].endswith("1")
+    assert host.batch_number("00000001") == "000002"
+    assert _void(terminal, 1500, sale_stan, batch=2) == "12"
+    assert [entry.status for entry in host.ledger] == ["approved"]
+
+
+def test_no_void_of_a_refund_or_of_a_void() -> None:
+    host = _host()
+    terminal = Terminal(host)
+    rrn = terminal.sale(800)["37"]
+    code, refund_stan = _refund(terminal, 800, rrn)
+    assert code == "00"
+    assert _void(terminal, 800, refund_stan) == "12"  # a refund is not a sale
+    other = terminal.sale(300)
+    assert other["39"] == "00"
+    other_stan = f"{terminal.stan:06d}"
+    assert _void(terminal, 300, other_stan) == "00"
+    void_stan = f"{terminal.stan:06d}"
+    assert _void(terminal, 300, void_stan) == "12"  # a void is not a sale either
+    assert [(e.type_code, e.status) for e in host.ledger] == [
+        ("22", "approved"), ("25", "approved"), ("22", "voided"), ("23", "approved")
+    ]
+
+
+def test_no_void_of_a_sale_already_refunded_in_part() -> None:
+    host = _host()
+    terminal = Terminal(host)
+    rrn = terminal.sale(5000)["37"]
+    sale_stan = f"{terminal.stan:06d}"
+    assert _refund(terminal, 1000, rrn)[0] == "00"
+    assert _void(terminal, 5000, sale_stan) == "12"  # 1000 back already: a void would give back 6000
+    assert host.ledger[0].status == "approved" and host.ledger[0].refunded == 1000
+
+
+def test_refunds_over_the_original_amount_or_not_about_it_are_refused() -> None:
+    host = _host()
+    terminal = Terminal(host)
+    rrn = terminal.sale(5000)["37"]
+    assert _refund(terminal, 5001, rrn)[0] == "64"  # more than the sale, at once
+    assert _refund(terminal, 0, rrn)[0] == "13"
+    assert _refund(terminal, 100, rrn, date="0313")[0] == "25"  # not the original's date
+    assert _refund(terminal, 5000, rrn)[0] == "00"  # the full amount, once
+    assert _refund(terminal, 1, rrn)[0] == "64"
+    voided_rrn = terminal.sale(700)["37"]
+    assert _void(terminal, 700, f"{terminal.stan:06d}") == "00"
+    assert _refund(terminal, 700, voided_rrn)[0] == "12"  # voided already: nothing left to refund
+
 def test_reversal_is_idempotent_and_undoes_the_sale() -> None:
     host = _host()
     terminal = Terminal(host)
