@@ -304,3 +304,27 @@ def test_enciphered_pin_without_key_fails() -> None:
 def test_pin_and_signature_needs_signature() -> None:
     outcome = run(cvm_list("0300"), keypad=Keypad(["1234"]))
     assert outcome.results == bytes.fromhex("030000") and outcome.signature_required
+
+
+# --- the PIN re-entry loop is bounded ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("reported", "entries"), [(3, 1), (None, 2)])
+def test_a_counter_that_does_not_go_down_ends_the_pin_entry(reported: int | None, entries: int) -> None:
+    # every wrong PIN answered 63C3: after 9F17 = 3 (or a first 63C3) the counter never drops
+    keypad = Keypad(["9999"] * 50)
+    outcome = run(cvm_list("0100"), card=FakeCard(tries=reported, verify_sw=0x63C3), keypad=keypad)
+    assert len(keypad.calls) == entries
+    assert outcome.results == bytes.fromhex("010001")
+    assert outcome.tvr == TvrBit.CARDHOLDER_VERIFICATION_NOT_SUCCESSFUL  # not 'PIN try limit exceeded'
+
+
+def test_pin_entries_are_capped_whatever_the_card_counts() -> None:
+    # a card reporting 200 tries and counting down 63CF, 63CE ...: at most 15 entries in all
+    card = FakeCard(tries=200, pin="0000")
+    answers = iter(range(0xF, 0, -1))
+    card.verify = lambda qualifier, data: 0x63C0 | next(answers, 1)  # type: ignore[method-assign]
+    keypad = Keypad(["9999"] * 50)
+    outcome = run(cvm_list("0100"), card=card, keypad=keypad)
+    assert len(keypad.calls) == 15
+    assert outcome.results == bytes.fromhex("010001")

@@ -431,3 +431,19 @@ def test_the_sim_issuer_adapter_takes_the_pan_sequence_number_as_a_number() -> N
     # another sequence number derives other card keys: the ARQC does not verify, a decline and no error
     other = adapter(replace(seen[0], pan_sequence_number=10))
     assert other is not None and other.response_code == "05"
+
+
+def test_a_card_answering_63c3_to_every_pin_is_not_asked_for_ever() -> None:
+    asked: list[tuple[str, int | None]] = []
+
+    def keypad(kind: str, tries_left: int | None) -> str | None:
+        asked.append((kind, tries_left))
+        assert len(asked) <= 50, "still asking for a PIN after 50 entries"
+        return "9999"
+
+    hook: Hook = lambda command, answer: b"\x63\xc3" if command[1] == 0x20 else None  # noqa: E731
+    result = run(load_profile("mastercard-credit"), pin_entry=keypad, hook=hook)
+    # 9F17 said 3 tries; 63C3 after a wrong PIN means the counter did not go down: the offline PIN
+    # CVM fails after one entry, and the card's next rule (online PIN) is asked once
+    assert asked == [("offline", 3), ("online", None)]
+    assert TvrBit.PIN_TRY_LIMIT_EXCEEDED not in tvr(result)

@@ -50,6 +50,10 @@ NO_CVM_PERFORMED = 0x3F
 VERIFY_PLAINTEXT = 0x80
 VERIFY_ENCIPHERED = 0x88
 
+# A card answers a wrong PIN with 63Cx, x the tries left: a counter of at most 15. The terminal asks
+# again only while that counter goes down, and never more often than this.
+MAX_OFFLINE_PIN_ENTRIES = 15
+
 
 class CvmCode(enum.IntEnum):
     """CV Rule byte 1, bits 6-1 (Annex C3)."""
@@ -268,7 +272,7 @@ class _Run:
         key = self.pin_key() if enciphered else None
         if enciphered and key is None:
             raise _Failed
-        while True:
+        for _ in range(MAX_OFFLINE_PIN_ENTRIES):
             pin = self.pin_entry("offline", tries_left)
             if pin is None or not pin.isdigit() or not 4 <= len(pin) <= 12:
                 self.pin_bypassed = True
@@ -285,14 +289,18 @@ class _Run:
             if sw == 0x9000:
                 return
             if sw & 0xFFF0 == 0x63C0:
-                tries_left = sw & 0x0F
-                if tries_left == 0:
+                left = sw & 0x0F
+                if left == 0:
                     self.outcome.tvr |= TvrBit.PIN_TRY_LIMIT_EXCEEDED
                     raise _Failed
+                if tries_left is not None and left >= tries_left:
+                    raise _Failed  # the card's counter did not go down: it would take PINs for ever
+                tries_left = left
                 continue
             if sw in (0x6983, 0x6984):
                 self.outcome.tvr |= TvrBit.PIN_TRY_LIMIT_EXCEEDED
             raise _Failed
+        raise _Failed
 
     def online_pin(self) -> None:
         if self.pin_bypassed:
