@@ -37,7 +37,8 @@ What it answers:
 - Uploads may carry a signed record in field 62: ``b"SR"`` + record length
   (2 bytes, big-endian) + record + Ed25519 signature (64 bytes). It is checked
   against the device key registered for the terminal; a record that does not
-  verify is answered ``63`` (security violation).
+  verify, is malformed, or is missing from the upload of a terminal with a
+  registered key is answered ``63`` (security violation).
 
 Faults (at construction, `set_faults` at run time, or ``faults SPEC`` on the
 CLI's standard input), comma-separated: ``drop`` (handle, answer nothing, keep
@@ -457,13 +458,14 @@ class AcquirerHost:
 
     # ----- financial ------------------------------------------------------------------
     def _record_signature_ok(self, request: HostMessage, state: _TerminalState) -> bool:
-        if 62 not in request.fields:
-            return True
-        signed = _split_signed_record(request.raw(62))
-        if signed is None:
-            return True
+        """A field 62 that starts like a signed record must be one and verify under the registered key;
+        an upload (0320) from a terminal with a registered key must carry one."""
         key = state.config.device_public_key
-        if key is None:
+        value = request.raw(62) if 62 in request.fields else b""
+        if not value.startswith(SIGNED_RECORD_TAG):
+            return request.mti != "0320" or key is None
+        signed = _split_signed_record(value)
+        if signed is None or key is None:
             return False
         record, signature = signed
         try:

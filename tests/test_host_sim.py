@@ -390,6 +390,28 @@ def test_batch_upload_with_signed_records() -> None:
     assert terminal.send({**upload, "62": signed_record_field(record, stranger.sign(record))})["39"] == "63"
 
 
+
+def test_upload_without_a_well_formed_signed_record_is_refused() -> None:
+    device = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))  # TEST key
+    public = device.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    host = _host(TerminalConfig("00000001", "123456789012345", TMK, device_public_key=public))
+    terminal = Terminal(host)
+    upload = {"t": "0320", "60": field60("00", 1, "201")}
+    record = b'{"amount":100000,"id":"Q-1","type":"refund"}'
+    forged = record.replace(b"100000", b"999999")
+    signature = device.sign(record)
+    genuine = b"SR" + len(record).to_bytes(2, "big") + record + signature
+    assert terminal.send({**upload, "62": genuine.hex().upper()})["39"] == "00"
+    malformed = {
+        "length field one more": b"SR" + (len(forged) + 1).to_bytes(2, "big") + forged + signature,
+        "signature cut to 63 bytes": b"SR" + len(forged).to_bytes(2, "big") + forged + signature[:63],
+        "tag in lower case": b"sr" + len(forged).to_bytes(2, "big") + forged + signature,
+        "no tag, no length": forged + signature,
+    }
+    for name, value in malformed.items():
+        assert terminal.send({**upload, "62": value.hex().upper()})["39"] == "63", name
+    assert terminal.send(upload)["39"] == "63"  # no field 62 at all
+
 def test_signed_record_from_a_terminal_without_a_registered_key() -> None:
     host = _host()
     terminal = Terminal(host)
