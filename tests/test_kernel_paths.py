@@ -151,6 +151,18 @@ def test_velocity_checking_asks_the_counters_and_sets_the_limit_bits() -> None:
     assert TvrBit.LOWER_CONSECUTIVE_OFFLINE_LIMIT_EXCEEDED not in tvr(relaxed)
 
 
+def test_a_counter_of_the_wrong_length_counts_as_not_returned() -> None:
+    # Book 3 10.6.3: both 'consecutive offline limit exceeded' bits, and the transaction goes on
+    def hook(command: bytes, answer: bytes) -> bytes | None:
+        return bytes.fromhex("9F1301009000") if command[:4] == bytes.fromhex("80CA9F13") else None
+
+    result = run(unionpay_with_velocity_limits("01", "05"), pin="123456", hook=hook)
+    assert result.outcome is Outcome.APPROVED_ONLINE
+    bits = tvr(result)
+    assert TvrBit.LOWER_CONSECUTIVE_OFFLINE_LIMIT_EXCEEDED in bits
+    assert TvrBit.UPPER_CONSECUTIVE_OFFLINE_LIMIT_EXCEEDED in bits
+
+
 def test_card_on_the_exception_file() -> None:
     config = load_kernel_config()
     salt = config.exception_file.salt

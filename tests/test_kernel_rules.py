@@ -262,6 +262,21 @@ VELOCITY_CASES = [
         TvrBit.LOWER_CONSECUTIVE_OFFLINE_LIMIT_EXCEEDED | TvrBit.UPPER_CONSECUTIVE_OFFLINE_LIMIT_EXCEEDED,
     ),
     (None, "05", "0009", "0001", TvrBit(0)),  # card without both limits: no velocity checking
+    # Book 3 10.6.3: a counter GET DATA did not return usably (here of 1 or 3 bytes) counts as not returned
+    (
+        "02",
+        "05",
+        "0009",
+        "00",
+        TvrBit.LOWER_CONSECUTIVE_OFFLINE_LIMIT_EXCEEDED | TvrBit.UPPER_CONSECUTIVE_OFFLINE_LIMIT_EXCEEDED,
+    ),
+    (
+        "02",
+        "05",
+        "000009",
+        "0001",
+        TvrBit.LOWER_CONSECUTIVE_OFFLINE_LIMIT_EXCEEDED | TvrBit.UPPER_CONSECUTIVE_OFFLINE_LIMIT_EXCEEDED,
+    ),
 ]
 
 

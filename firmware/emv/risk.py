@@ -57,11 +57,10 @@ def randomly_selected(
     )
 
 
-def _counter(value: bytes | None, tag: int) -> int | None:
-    if value is None:
+def _counter(value: bytes | None) -> int | None:
+    """A 2-byte counter from GET DATA; one of another length is no usable answer: not returned."""
+    if value is None or len(value) != 2:
         return None
-    if len(value) != 2:
-        raise CardDataError(f"counter of {len(value)} bytes", tag)
     return int.from_bytes(value, "big")
 
 
@@ -74,8 +73,9 @@ def velocity_bits(
     """10.6.3: consecutive offline transactions since the last online one, against 9F14 and 9F23.
 
     No check unless the card has both limits. If the ATC or the last online
-    ATC cannot be had (or the ATC is not above it), both 'limit exceeded'
-    bits are set. A last online ATC of zero means a new card.
+    ATC cannot be had (not returned, or not the 2 bytes of a counter) or the
+    ATC is not above it, both 'limit exceeded' bits are set and the
+    transaction goes on. A last online ATC of zero means a new card.
     """
     if lower_limit is None or upper_limit is None:
         return TvrBit(0)
@@ -83,8 +83,8 @@ def velocity_bits(
         raise CardDataError(f"lower consecutive offline limit of {len(lower_limit)} bytes", 0x9F14)
     if len(upper_limit) != 1:
         raise CardDataError(f"upper consecutive offline limit of {len(upper_limit)} bytes", 0x9F23)
-    counter = _counter(atc, 0x9F36)
-    last_online = _counter(last_online_atc, 0x9F13)
+    counter = _counter(atc)
+    last_online = _counter(last_online_atc)
     bits = TvrBit(0)
     both = TvrBit.LOWER_CONSECUTIVE_OFFLINE_LIMIT_EXCEEDED | TvrBit.UPPER_CONSECUTIVE_OFFLINE_LIMIT_EXCEEDED
     if counter is None or last_online is None or counter <= last_online:
