@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware.errors import MacMismatchError, MessageFormatError
+from firmware.host.channel import frame
 from firmware.host.mac import (
     UNMACED_DECLINE_CODES,
     KeyMac,
@@ -40,9 +41,14 @@ PUBLISHED_TAK_UNDER_TMK = bytes.fromhex("96D605EA176B7E9E")
 PUBLISHED_TAK_CLEAR = bytes.fromhex("C24A8FB57AA20123")
 
 
-def test_published_frame_is_what_the_vector_says() -> None:
-    assert PUBLISHED_FRAME[-8:] == b"B3A092AE"
-    assert int.from_bytes(PUBLISHED_FRAME[:2], "big") == len(PUBLISHED_FRAME) - 2
+def test_published_frame_reads_with_the_terminal_packager_and_framing() -> None:
+    payload = PUBLISHED_FRAME[2:]
+    assert frame(payload) == PUBLISHED_FRAME  # the length prefix the poster's channel sent
+    message = unpack(payload)
+    assert (message["tpdu"], message["header"], message["t"]) == ("6000030000", "603210320072", "0200")
+    assert (message["4"], message["11"], message["41"]) == ("000000001234", "000002", "00000001")
+    assert bytes.fromhex(message["64"]) == b"B3A092AE"  # the MAC, as the 8 characters UnionPay sends
+    assert mac_block(payload) == payload[5 + 6 : -8]  # from the message type to the end of field 63
 
 
 def test_published_unionpay_mac_on_the_terminal_side() -> None:

@@ -224,8 +224,19 @@ def test_tdes_exhaustion_after_the_last_counter() -> None:
         terminal.next_transaction()
 
 
-def test_tdes_counter_space_holds_1048575_keys() -> None:
-    assert sum(math.comb(21, k) for k in range(1, 11)) == 1_048_575
+def test_tdes_device_uses_1048575_counters_then_is_exhausted() -> None:
+    # X9.24-1: a 21-bit counter, at most 10 one bits: 1,048,575 keys, the last at 0x1FF800. The
+    # project's register stepping with its TDES parameters, keys left out (a no-op derivation).
+    registers = FutureKeyRegisters.load_initial_key(
+        lambda key, counter: b"", b"", dukpt_tdes.COUNTER_BITS, dukpt_tdes.MAX_ONE_BITS
+    )
+    used = 0
+    last = 0
+    while not registers.exhausted:
+        last, _ = registers.take()
+        used += 1
+    assert (used, last) == (1_048_575, 0x1FF800)
+    assert used == sum(math.comb(21, k) for k in range(1, 11))
 
 
 def test_tdes_rejects_bad_lengths() -> None:

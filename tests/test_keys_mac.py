@@ -71,13 +71,24 @@ def test_aes_cmac_rfc4493(length: int, tag: str) -> None:
 
 
 # UnionPay ECB MAC. A worked example published on CSDN (zhu244912654, "MAC算法演示") gives the
-# message, TMK, the TAK under TMK and in clear, and the running XOR; its final MAC is not in
-# the copy we could read, so the final value is computed with psec's primitives step by step.
+# message, TMK, the TAK under TMK and in clear, and the running XOR of its first four blocks
+# ("^M4"); its final MAC is not in the copy we could read.
 UNIONPAY_MESSAGE = bytes.fromhex(
     "0200302004C020C0981100000000000000005100183402100006324392260009942820D13121011200843931"
     "36363838303134303030303030303030303030303031313536ACF46E73838A82F92600000000000000000822000001"
 )
 UNIONPAY_TAK = bytes.fromhex("C24A8FB57AA20123")
+
+# cnblogs q/128930: a whole packed 0200 (2-byte length, TPDU 5, header 6, message, MAC as the
+# last 8 bytes), its TAK, and the MAC the poster's host computed over it: "B3A092AE".
+PUBLISHED_FRAME = bytes.fromhex(
+    "007F600003000060321032007202003020048000C08015000000000000001234"
+    "0000020300993030303030303031393532373138313832323137383735313536"
+    "00192600000100060000000000435F0112323834343132333435363738393031"
+    "3233345F03063136303033365F04063230303832365C02303142334130393241"
+    "45"
+)
+PUBLISHED_FRAME_TAK = bytes.fromhex("0723C80DB5F4CD3D0723C80DB5F4CD3D")
 
 
 def unionpay_reference(key: bytes, data: bytes) -> bytes:
@@ -93,15 +104,26 @@ def unionpay_reference(key: bytes, data: bytes) -> bytes:
     return second.hex().upper().encode()[:8]
 
 
+def test_unionpay_published_frame_mac() -> None:
+    mac_block = PUBLISHED_FRAME[2 + 5 + 6 : -8]  # from the message type to the end of field 63
+    assert unionpay_ecb_mac(PUBLISHED_FRAME_TAK, mac_block) == PUBLISHED_FRAME[-8:] == b"B3A092AE"
+    assert compute_mac("unionpay-ecb", PUBLISHED_FRAME_TAK[:8], mac_block) == b"B3A092AE"  # K = K'
+
+
 def test_unionpay_published_example_steps() -> None:
     tak = psec.des.decrypt_tdes_ecb(
         bytes.fromhex("70F2A84CCBC2AE8625CBB0F2C22AB923"), bytes.fromhex("96D605EA176B7E9E")
     )
     assert tak == UNIONPAY_TAK  # the published clear TAK
-    running = bytes(8)
-    for offset in range(0, 32, 8):
-        running = bytes(a ^ b for a, b in zip(running, UNIONPAY_MESSAGE[offset : offset + 8], strict=True))
-    assert running.hex().upper() == "9A1753638ED222D9"  # published "^M4" line
+    # The MAC depends on the data only through the XOR of its blocks: the first four blocks must
+    # give the MAC of the one block the example publishes as their running XOR ("^M4").
+    of_published_m4 = unionpay_ecb_mac(UNIONPAY_TAK, bytes.fromhex("9A1753638ED222D9"))
+    assert unionpay_ecb_mac(UNIONPAY_TAK, UNIONPAY_MESSAGE[:32]) == of_published_m4
+    assert unionpay_ecb_mac(UNIONPAY_TAK, UNIONPAY_MESSAGE[:24]) != of_published_m4
+
+
+def test_unionpay_whole_example_agrees_with_the_psec_built_reference() -> None:
+    # A cross-check only: "8A9E91B8" is what the psec-built reference gives, not a published value.
     mac = unionpay_ecb_mac(UNIONPAY_TAK, UNIONPAY_MESSAGE)
     assert mac == unionpay_reference(UNIONPAY_TAK, UNIONPAY_MESSAGE) == b"8A9E91B8"
     assert compute_mac("unionpay-ecb", UNIONPAY_TAK, UNIONPAY_MESSAGE) == mac
