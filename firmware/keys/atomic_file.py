@@ -101,6 +101,7 @@ def locked(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 
+
 def _temp_name(name: str, suffix: str) -> str:
     return f".{name}.{suffix}.tmp"
 
@@ -120,6 +121,7 @@ def _remove_stale_temp_files(path: Path) -> None:
 
 def _write_and_rename(path: Path, data: bytes) -> None:
     temp = path.with_name(_temp_name(path.name, secrets.token_hex(6)))
+    renamed = False
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
@@ -131,12 +133,14 @@ def _write_and_rename(path: Path, data: bytes) -> None:
         finally:
             os.close(fd)
         os.rename(temp, path)
+        renamed = True
         _fsync_dir(path.parent)
     except OSError as exc:
         raise KeyStoreError(f"cannot write {path}: {exc.strerror}") from exc
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
+        if not renamed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
 
 
 def write_atomically(path: Path, data: bytes, *, exclusive: bool = False) -> None:
