@@ -7,6 +7,8 @@
 
 The data directory comes from --data-dir, else $POS_DATA_DIR, else var/data;
 the device key from --device-key, else $POS_DEVICE_KEY, else DATA_DIR/device.key.
+`load-tmk` refuses a block holding a key component and, once a versioned TMK
+is installed, any block whose TR-31 key version number is not newer.
 Every error is one line on stderr and a non-zero exit status. Key bytes are
 never printed: keys are shown by name, kind, version and KCV.
 """
