@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from firmware.emv.kernel_config import DEFAULT_CONFIG_PATH, kernel_config_from_dict, load_kernel_config
+from firmware.emv.kernel_config import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_FIELD55_TAGS,
+    kernel_config_from_dict,
+    load_kernel_config,
+)
 from firmware.emv.online import HostDecision, OnlineResponse, host_decision
 from firmware.emv.terminal_config import load_terminal_config
 from firmware.errors import ConfigError, MessageFormatError
@@ -75,3 +80,18 @@ def test_every_terminal_aid_has_kernel_parameters() -> None:
         assert params is not None, f"{entry.label} ({entry.aid.hex().upper()}) has no kernel parameters"
         assert entry.aid.startswith(params.aid)
 
+
+
+# --- the tags of field 55 --------------------------------------------------------------------------
+
+
+def test_field55_tags_come_from_the_configuration_in_its_order() -> None:
+    config = kernel_config_from_dict(shipped() | {"field55_tags": ["9F26", "9F27", "8A", "9F5B", "5F34"]})
+    assert config.field55_tags == (0x9F26, 0x9F27, 0x8A, 0x9F5B, 0x5F34)
+    assert load_kernel_config().field55_tags == DEFAULT_FIELD55_TAGS
+
+
+@pytest.mark.parametrize("tags", [["9F"], ["9F8101"], ["8A", "8A"], ["1F"], ["9F81"], ["zz"], "9F26"])
+def test_bad_field55_tags(tags: object) -> None:
+    with pytest.raises(ConfigError, match="field55_tags"):
+        kernel_config_from_dict(shipped() | {"field55_tags": tags})

@@ -58,6 +58,7 @@ class Case:
     # "shipped" (firmware/data/capk.json), "revoked" (0BAD01 on the Visa E1 list), "no-revocations",
     # "withdrawn" (Visa E1 past its withdrawal date)
     capks: str = "shipped"
+    # 8A: the host's code, or the terminal's own (Book 4 Annex A6): Y1/Z1 offline, Y3/Z3 unable to go online
     response_code: str | None = None
     signature_required: bool = False
     aid: str | None = None  # the application the technician confirms on a multi-application card
@@ -67,13 +68,13 @@ class Case:
 CASES = [
     # Visa DDA, enciphered offline PIN; TVR clean -> TC asked; card approves offline (1 offline in a row < 5)
     Case("visa-offline", "visa-credit", 1234, Outcome.APPROVED_OFFLINE, "0000000000", "E800", "440302",
-         pcsc=True),
+         response_code="Y1", pcsc=True),
     # over the floor limit: TAC online byte 4 F8 -> ARQC; host 00; AIP issuer auth -> EXTERNAL AUTHENTICATE
     Case("visa-online", "visa-credit", 6000, Outcome.APPROVED_ONLINE, "0000008000", "F800", "440302",
          response_code="00"),
     # unable to go online: TAC default byte 4 A8 covers the floor limit bit -> AAC (Z3)
     Case("visa-unable-online", "visa-credit", 6000, Outcome.DECLINED_OFFLINE, "0000008000", "E800", "440302",
-         online=False),
+         online=False, response_code="Z3"),
     # the issuer's table declines amounts ending in 05
     Case("visa-host-declines", "visa-credit", 6005, Outcome.DECLINED_ONLINE, "0000008000", "F800", "440302",
          response_code="05"),
@@ -86,10 +87,10 @@ CASES = [
     Case("visa-refund", "visa-credit", 1234, Outcome.APPROVED_ONLINE, "0000000000", "A000", "3F0000",
          transaction_type=TransactionType.REFUND, response_code="00", pcsc=True),
     Case("visa-refund-no-host", "visa-credit", 1234, Outcome.DECLINED_OFFLINE, "0000000000", "A000", "3F0000",
-         transaction_type=TransactionType.REFUND, online=False),
+         transaction_type=TransactionType.REFUND, online=False, response_code="Z3"),
     # Mastercard CDA, plaintext offline PIN 4315; TC with CDA, signature checked
     Case("mastercard-offline-cda", "mastercard-credit", 1234, Outcome.APPROVED_OFFLINE, "0000000000", "E800",
-         "410302", pin="4315"),
+         "410302", pin="4315", response_code="Y1"),
     # online with CDA at both GENERATE ACs; ARPC travels in CDOL2 (AIP has no issuer auth bit: no TSI 10)
     Case("mastercard-online-cda", "mastercard-credit", 6000, Outcome.APPROVED_ONLINE, "0000008000", "E800",
          "410302", pin="4315", response_code="00", pcsc=True),
@@ -100,7 +101,7 @@ CASES = [
     Case("expired-application", "expired", 1234, Outcome.APPROVED_ONLINE, "0240040000", "F800", "420300",
          response_code="00", pcsc=True),
     Case("no-pse-aid-list", "no-pse", 1234, Outcome.APPROVED_OFFLINE, "0000000000", "E800", "440302",
-         pcsc=True),
+         response_code="Y1", pcsc=True),
     # two UnionPay applications needing confirmation: debit (SDA) and credit (DDA); online PIN -> ARQC
     Case("multi-app-debit", "multi-app", 1234, Outcome.APPROVED_ONLINE, "0200040000", "F800", "420300",
          aid="A000000333010101", response_code="00"),
@@ -113,7 +114,7 @@ CASES = [
          "F800", "420300", pin="123456", response_code="00", pcsc=True),
     # offline: TAC default byte 1 D8 covers SDA failed -> AAC
     Case("tampered-sda-record-no-host", "fault-tampered-sda-record", 1234, Outcome.DECLINED_OFFLINE,
-         "4200040000", "E800", "420300", pin="123456", online=False),
+         "4200040000", "E800", "420300", pin="123456", online=False, response_code="Z3"),
     # DDA failed (08); no ICC key for the enciphered PIN -> 44 fails, online PIN 42 succeeds
     Case("expired-issuer-certificate", "fault-expired-issuer-cert", 1234, Outcome.APPROVED_ONLINE,
          "0800040000", "F800", "420300", response_code="00", pcsc=True),
@@ -121,7 +122,7 @@ CASES = [
          "F800", "420300", capks="revoked", response_code="00", pcsc=True),
     # the same card with a terminal whose list does not carry the serial: DDA passes, offline approval
     Case("revoked-entry-absent", "fault-revoked-ca-key", 1234, Outcome.APPROVED_OFFLINE, "0000000000", "E800",
-         "440302", capks="no-revocations"),
+         "440302", capks="no-revocations", response_code="Y1"),
     # the CA key itself withdrawn by the terminal (past its date): 'CA key not held' -> DDA failed
     Case("ca-key-withdrawn", "visa-credit", 1234, Outcome.APPROVED_ONLINE, "0800040000", "F800", "420300",
          capks="withdrawn", response_code="00"),
@@ -135,7 +136,7 @@ CASES = [
          pin="4315", response_code="00", pcsc=True),
     # ARQC with a CDA signature that does not verify: CDA failed (04), closed with an AAC (Z3), declined
     Case("bad-cda-signature", "fault-bad-cda-signature", 6000, Outcome.DECLINED_OFFLINE, "0400008000", "E800",
-         "410302", pin="4315", pcsc=True),
+         "410302", pin="4315", response_code="Z3", pcsc=True),
     Case("card-removed-before-second-ac", "fault-removed-before-second-ac", 6000,
          Outcome.HOST_APPROVED_CARD_DECLINED, "0000008000", "F800", "440302", response_code="00", pcsc=True),
     Case("aac-after-host-approval", "fault-aac-after-approval", 6000, Outcome.HOST_APPROVED_CARD_DECLINED,

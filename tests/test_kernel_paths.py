@@ -35,6 +35,7 @@ from firmware.errors import HostTimeoutError
 from sim import pki as sim_pki
 from sim.acquirer import issuer_from_profiles
 from sim.card import Card
+from sim.issuer import ScriptRequest
 from sim.profile import CardProfile, load_profile, profile_from_dict, read_profile_json
 from sim.reader import SimReader
 
@@ -459,3 +460,39 @@ def test_a_card_answering_63c3_to_every_pin_is_not_asked_for_ever() -> None:
     # CVM fails after one entry, and the card's next rule (online PIN) is asked once
     assert asked == [("offline", 3), ("online", None)]
     assert TvrBit.PIN_TRY_LIMIT_EXCEEDED not in tvr(result)
+
+
+# --- data capture: 8A and 9F5B in the final field 55 (Book 4 Annex A6, 12) ------------------------
+
+
+def capture_config() -> KernelConfig:
+    shipped = load_kernel_config()
+    return replace(shipped, field55_tags=(*shipped.field55_tags, 0x8A, 0x9F5B))
+
+
+def test_offline_outcomes_carry_the_terminals_authorisation_response_code() -> None:
+    approved = run(load_profile("visa-credit"), config=capture_config())
+    assert approved.outcome is Outcome.APPROVED_OFFLINE
+    assert approved.response_code == "Y1" and icc(approved.field55)[0x8A] == b"Y1"
+    profile = load_profile("visa-credit")
+    declining = replace(profile, faults=replace(profile.faults, aac_on_first_generate_ac=True))
+    declined = run(declining, config=capture_config())
+    assert declined.outcome is Outcome.DECLINED_OFFLINE
+    assert declined.response_code == "Z1" and icc(declined.field55)[0x8A] == b"Z1"
+    unable = run(load_profile("visa-credit"), amount=6000, online=None, config=capture_config())
+    assert unable.response_code == "Z3" and icc(unable.field55)[0x8A] == b"Z3"
+    # the authorisation request never carries an 8A: the host has not answered yet
+    online = run(load_profile("visa-credit"), amount=6000, config=capture_config())
+    assert 0x8A not in icc(online.authorisation_field55) and icc(online.field55)[0x8A] == b"00"
+
+
+def test_issuer_script_results_reach_field55_when_configured() -> None:
+    issuer = issuer_from_profiles()
+    issuer.queue_script(VISA_PAN, ScriptRequest.pin_unblock(), template=0x71)
+    issuer.queue_script(VISA_PAN, ScriptRequest.application_unblock(), template=0x72)
+    host = issuer_online(issuer)
+    result = run(load_profile("visa-credit"), amount=6000, online=host, config=capture_config())
+    assert result.outcome is Outcome.APPROVED_ONLINE and len(result.script_results) == 2
+    assert icc(result.field55)[0x9F5B] == result.issuer_script_results
+    plain = run(load_profile("visa-credit"), amount=6000)
+    assert 0x9F5B not in icc(plain.field55)  # not in the default tag list

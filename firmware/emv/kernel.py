@@ -78,6 +78,7 @@ from firmware.emv.scripts import (
     BEFORE_FINAL_GENERATE_AC,
     ScriptResult,
     ScriptStatus,
+    issuer_script_results,
     parse_issuer_scripts,
     run_script,
 )
@@ -117,6 +118,8 @@ AIP_TERMINAL_RISK_MANAGEMENT = 0x08
 AIP_ISSUER_AUTHENTICATION = 0x04
 
 # Authorisation Response Codes the terminal sets itself (Book 4 Annex A6).
+OFFLINE_APPROVED = "Y1"
+OFFLINE_DECLINED = "Z1"
 UNABLE_ONLINE_APPROVED = "Y3"
 UNABLE_ONLINE_DECLINED = "Z3"
 
@@ -526,7 +529,7 @@ class _Transaction:
             return None
         if response is not None:
             self.response = response
-            self.dynamic[0x8A] = response.response_code.encode("ascii")
+            self._set_response_code(response.response_code)
             if response.authorisation_code is not None:
                 self.dynamic[0x89] = response.authorisation_code.encode("ascii")
             if response.issuer_authentication_data is not None:
@@ -570,6 +573,9 @@ class _Transaction:
             if result.status is ScriptStatus.FAILED:
                 self.tvr.set(failed_bit)
             self.scripts.append(result)
+        if self.scripts:
+            # Issuer Script Results for the advice, reversal or batch field 55 (Book 4 12)
+            self.dynamic[0x9F5B] = issuer_script_results(self.scripts)
 
     def complete_online(self) -> Outcome:
         """The card said ARQC: online, issuer authentication, scripts, second GENERATE AC."""
@@ -578,7 +584,7 @@ class _Transaction:
         if response is None:
             decision = default_action_analysis(self.tvr.to_bytes(), tac, iac)
             code = UNABLE_ONLINE_APPROVED if decision is CryptogramType.TC else UNABLE_ONLINE_DECLINED
-            self.dynamic[0x8A] = code.encode("ascii")
+            self._set_response_code(code)
             try:
                 final = self.second_generate_ac(decision)
             except CardRemovedError as exc:
@@ -636,6 +642,7 @@ class _Transaction:
         """A refund: the card gave its AAC; the host alone approves the credit."""
         response = self.go_online(CryptogramType.AAC)
         if response is None:
+            self._set_response_code(UNABLE_ONLINE_DECLINED)
             reason = "refund needs the host: " + self._unable_online("declined")
             return self._declined(Outcome.DECLINED_OFFLINE, reason)
         decision = self._host_decision(response)
@@ -658,16 +665,24 @@ class _Transaction:
         if self.cda_failed and decision is not CardDecision.DECLINE:
             # Book 2 6.6.2: a failed CDA signature declines; an ARQC is closed with an AAC.
             if decision is CardDecision.GO_ONLINE:
-                self.dynamic[0x8A] = UNABLE_ONLINE_DECLINED.encode("ascii")
+                self._set_response_code(UNABLE_ONLINE_DECLINED)
                 self.generate_ac(CryptogramType.AAC, second=True)
+            else:
+                self._set_response_code(OFFLINE_DECLINED)
             return self._declined(Outcome.DECLINED_OFFLINE, "CDA failed at the first GENERATE AC")
         if decision is CardDecision.DECLINE:
             if self.refund:
                 return self.complete_refund()
+            self._set_response_code(OFFLINE_DECLINED)
             return self._declined(Outcome.DECLINED_OFFLINE, "card declined (AAC)")
         if decision is CardDecision.APPROVE:
+            self._set_response_code(OFFLINE_APPROVED)
             return Outcome.APPROVED_OFFLINE
         return self.complete_online()
+
+    def _set_response_code(self, code: str) -> None:
+        """Authorisation Response Code (8A): the host's, or the terminal's own (Book 4 Annex A6)."""
+        self.dynamic[0x8A] = code.encode("ascii")
 
     def result(self, outcome: Outcome, reason: str) -> TransactionResult:
         app = self.app
@@ -694,7 +709,7 @@ class _Transaction:
             field55=build_field55(source, self.config.field55_tags) if completed else b"",
             authorisation_field55=self.authorisation_field55,
             script_results=tuple(self.scripts),
-            response_code=response.response_code if response is not None else None,
+            response_code=self.dynamic[0x8A].decode("ascii") if 0x8A in self.dynamic else None,
             authorisation_code=response.authorisation_code if response is not None else None,
             approved_amount=response.approved_amount if response is not None else None,
             oda_method=self.oda_method.value if app is not None else None,

@@ -3,7 +3,8 @@
 Loaded from `firmware/data/kernel.json`. Per-AID parameters (terminal action
 codes, floor limit, random selection, application version 9F09, default
 TDOL/DDOL) live under `applications`; terminal-wide ones (9F33, 9F40, 9F35,
-9F1A, 5F2A, merchant and terminal identity) at the top. The exception file
+9F1A, 5F2A, merchant and terminal identity, the host's approval codes, the
+tags of field 55 when the scheme asks for others than the default) at the top. The exception file
 holds salted SHA-256 fingerprints of PANs, never a clear PAN.
 """
 
@@ -195,6 +196,26 @@ def _response_codes(raw: Mapping[str, Any], key: str, default: list[str]) -> fro
     return frozenset(codes)
 
 
+def _tags(raw: Mapping[str, Any], key: str) -> tuple[int, ...]:
+    """A list of tags as hex strings ("9F26", "8A"): one or two bytes each, no repeats."""
+    values = raw.get(key)
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"kernel config: '{key}' must be a list of hex tags")
+    tags: list[int] = []
+    for value in values:
+        try:
+            tag = bytes.fromhex(value)
+        except ValueError:
+            raise ConfigError(f"kernel config: '{key}': {value!r} is not a hex tag") from None
+        two_byte = len(tag) == 2 and tag[0] & 0x1F == 0x1F and not tag[1] & 0x80
+        if not (two_byte or (len(tag) == 1 and tag[0] & 0x1F != 0x1F)):
+            raise ConfigError(f"kernel config: '{key}': {value!r} is not a one- or two-byte tag")
+        tags.append(int.from_bytes(tag, "big"))
+    if len(set(tags)) != len(tags):
+        raise ConfigError(f"kernel config: '{key}' lists a tag twice")
+    return tuple(tags)
+
+
 def kernel_config_from_dict(raw: Mapping[str, Any]) -> KernelConfig:
     apps = raw.get("applications")
     if not isinstance(apps, list) or not apps:
@@ -207,6 +228,7 @@ def kernel_config_from_dict(raw: Mapping[str, Any]) -> KernelConfig:
         raise ConfigError("kernel config: 'exception_file.pan_sha256' must be a list of hex strings")
     codes = _response_codes(raw, "approval_response_codes", ["00", "08", "11"])
     partial_codes = _response_codes(raw, "partial_approval_response_codes", ["10"])
+    field55_tags = _tags(raw, "field55_tags") if "field55_tags" in raw else DEFAULT_FIELD55_TAGS
     if codes & partial_codes:
         both = ", ".join(sorted(codes & partial_codes))
         raise ConfigError(f"kernel config: response code(s) {both} both full and partial approval")
@@ -230,6 +252,7 @@ def kernel_config_from_dict(raw: Mapping[str, Any]) -> KernelConfig:
         floor_limit_uses_transaction_log=bool(raw.get("floor_limit_uses_transaction_log", False)),
         approval_response_codes=codes,
         partial_approval_response_codes=partial_codes,
+        field55_tags=field55_tags,
     )
     if config.terminal_type // 10 not in (1, 2, 3) or config.terminal_type % 10 not in range(1, 7):
         raise ConfigError(f"kernel config: terminal type {config.terminal_type} is not a Book 4 type")

@@ -55,6 +55,8 @@ class TransactionResult:
     # ICC data as sent in the online authorisation (the ARQC), None if not online.
     authorisation_field55: bytes | None = None
     script_results: tuple[ScriptResult, ...] = ()
+    # Authorisation Response Code (8A): the host's, or the terminal's own when it decided without
+    # the host (Book 4 Annex A6: Y1/Z1 offline approved/declined, Y3/Z3 unable to go online).
     response_code: str | None = None
     authorisation_code: str | None = None
     # The amount the host said it approved (a partial approval), None when it named none.
