@@ -113,3 +113,9 @@ def test_txn_through_pcscd(vpcd_card: Callable[[str], object]) -> None:
     assert code == 0, err
     assert report is not None and report["outcome"] == "APPROVED_ONLINE"
     assert report["oda_method"] == "CDA" and report["cvm_results"] == "410302"
+
+
+def test_txn_refuses_an_aid_shorter_than_a_rid() -> None:
+    code, _, err = run(["txn", "--amount", "1.00", "--reader", "sim:visa-credit", "--aid", "A000"])
+    assert code == 64
+    assert "5 to 16 bytes" in err

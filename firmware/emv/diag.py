@@ -51,6 +51,7 @@ __all__ = [
     "OpenReader",
     "Subcommand",
     "add_reader_argument",
+    "aid_argument",
     "expiry_text",
     "main",
     "read_report",
@@ -257,7 +258,8 @@ def read_report(transport: Transport, data: ApplicationData) -> dict[str, object
     }
 
 
-def _aid(text: str) -> bytes:
+def aid_argument(text: str) -> bytes:
+    """An AID on the command line: hex, 5 to 16 bytes (RID + PIX, ISO/IEC 7816-4)."""
     try:
         aid = bytes.fromhex(text)
     except ValueError:
@@ -283,7 +285,7 @@ def _configure_read(parser: argparse.ArgumentParser) -> None:
     add_reader_argument(parser)
     parser.add_argument(
         "--aid",
-        type=_aid,
+        type=aid_argument,
         default=None,
         metavar="HEX",
         help="the application to read when the card offers several (default: highest priority)",

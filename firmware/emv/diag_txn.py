@@ -34,6 +34,7 @@ from firmware.emv.diag import (
     Environment,
     Subcommand,
     add_reader_argument,
+    aid_argument,
     register_subcommand,
     run_with_card,
     technician_chooser,
@@ -84,21 +85,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequence", type=int, default=1, help="transaction sequence counter 9F41")
     parser.add_argument(
         "--aid",
-        type=_aid,
+        type=aid_argument,
         default=None,
         metavar="HEX",
         help="the application to use when the card offers several (default: highest priority)",
     )
-
-
-def _aid(text: str) -> bytes:
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not hex") from None
-    if not 1 <= len(value) <= 16:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an AID (1 to 16 bytes)")
-    return value
 
 
 def _pin_entry(pin: str | None) -> Callable[[PinKind, int | None], str | None] | None:
