@@ -14,6 +14,7 @@ longer than 128 bits take two blocks (block counter 1, 2), truncated.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from firmware.errors import CryptoError
@@ -207,6 +208,22 @@ class AesDukptTerminal:
         registers = FutureKeyRegisters.at_counter(step, initial_key, counter, COUNTER_BITS, MAX_ONE_BITS)
         return cls(registers, initial_key_id)
 
+    @classmethod
+    def resume(
+        cls, initial_key_id: bytes, key_type: KeyType, counter: int, registers: Sequence[bytes | None]
+    ) -> AesDukptTerminal:
+        """A device restored from its saved intermediate derivation key registers and next counter."""
+        _check_initial_key_id(initial_key_id)
+        if not key_type.is_aes:
+            raise CryptoError(f"AES DUKPT registers hold AES keys, not {key_type.name}")
+        for key in registers:
+            if key is not None and len(key) * 8 != key_type.bits:
+                raise CryptoError(f"AES DUKPT register of {len(key)} bytes is not an {key_type.name} key")
+        saved = FutureKeyRegisters(
+            _AesStep(key_type, initial_key_id), list(registers), counter, COUNTER_BITS, MAX_ONE_BITS
+        )
+        return cls(saved, initial_key_id)
+
     @property
     def exhausted(self) -> bool:
         return self._registers.exhausted
@@ -214,6 +231,11 @@ class AesDukptTerminal:
     @property
     def next_counter(self) -> int:
         return self._registers.counter
+
+    @property
+    def registers(self) -> tuple[bytes | None, ...]:
+        """The intermediate derivation key registers now (None: empty), to be saved with `next_counter`."""
+        return self._registers.registers
 
     def next_transaction(self) -> AesTransactionKeys:
         """Keys for the next transaction; KeyExhaustedError once the counter is spent."""

@@ -87,6 +87,11 @@ class FutureKeyRegisters:
     def exhausted(self) -> bool:
         return self._counter >= 1 << self._bits
 
+    @property
+    def registers(self) -> tuple[bytes | None, ...]:
+        """The registers as they are now, position 0 first (None: empty), to be saved with `counter`."""
+        return tuple(self._registers)
+
     def take(self) -> tuple[int, bytes]:
         """Use the next counter: its number and its key; the state moves on."""
         if self.exhausted:

@@ -10,6 +10,7 @@ variants are then encrypted under themselves, as X9.24-1:2009 A.4 shows).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from firmware.errors import CryptoError
@@ -181,9 +182,28 @@ class TdesDukptTerminal:
         )
         return cls(registers, ksn)
 
+    @classmethod
+    def resume(cls, ksn: bytes, counter: int, registers: Sequence[bytes | None]) -> TdesDukptTerminal:
+        """A device restored from its saved future key registers and next counter (no initial key)."""
+        for key in registers:
+            if key is not None:
+                _check_key(key, "DUKPT future key register")
+        saved = FutureKeyRegisters(_step(ksn), list(registers), counter, COUNTER_BITS, MAX_ONE_BITS)
+        return cls(saved, ksn)
+
     @property
     def next_ksn(self) -> bytes:
         return ksn_with_counter(self._ksn, min(self._registers.counter, _COUNTER_MASK))
+
+    @property
+    def next_counter(self) -> int:
+        """The counter the next transaction uses; 1 << COUNTER_BITS once exhausted."""
+        return self._registers.counter
+
+    @property
+    def registers(self) -> tuple[bytes | None, ...]:
+        """The future key registers now (None: empty), to be saved with `next_counter`."""
+        return self._registers.registers
 
     @property
     def exhausted(self) -> bool:
