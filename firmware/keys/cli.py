@@ -1,7 +1,8 @@
-"""`pos-keys`: provision the terminal, load the TMK, list keys (KCVs only), show the public key.
+"""`pos-keys`: provision the terminal, load the TMK and the DUKPT initial key, list keys (KCVs only).
 
     pos-keys [--data-dir DIR] [--device-key PATH] provision     (completes a run cut short)
     pos-keys [...] load-tmk --block FILE|- --kbpk-file FILE
+    pos-keys [...] load-dukpt --block FILE|- --kbpk-file FILE [--ksn HEX]
     pos-keys [...] list
     pos-keys [...] public-key
 
@@ -9,6 +10,11 @@ The data directory comes from --data-dir, else $POS_DATA_DIR, else var/data;
 the device key from --device-key, else $POS_DEVICE_KEY, else DATA_DIR/device.key.
 `load-tmk` refuses a block holding a key component and, once a versioned TMK
 is installed, any block whose TR-31 key version number is not newer.
+`load-dukpt` takes a B1 block (TDES or AES initial key); the initial KSN or key
+ID comes from its KS / IK optional block, else from --ksn. Only the registers
+the key fills are stored, never the key; an initial KSN / key ID loaded before
+is refused. `list` shows the DUKPT device by its next KSN, counter and the
+initial key's KCV.
 Every error is one line on stderr and a non-zero exit status. Key bytes are
 never printed: keys are shown by name, kind, version and KCV.
 """
@@ -22,10 +28,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from firmware.errors import KeyStoreError, PosError
+from firmware.errors import KeyBlockError, KeyStoreError, PosError
 from firmware.keys.device import load_device_key, provision_device_key
+from firmware.keys.dukpt_load import load_dukpt_initial_key
+from firmware.keys.dukpt_state import DukptInfo
 from firmware.keys.kcv import KIND_ED25519
-from firmware.keys.layout import KeyLayout, open_key_store, open_record_signer
+from firmware.keys.layout import KeyLayout, open_dukpt_terminal, open_key_store, open_record_signer
 from firmware.keys.signing import SIGNING_KEY_NAME, RecordSigner, new_signing_key, private_key_bytes
 from firmware.keys.store import STORE_FILE_NAME, KeyChange, KeyInfo, KeyStore, NewKey
 from firmware.keys.tmk import install_tmk
@@ -62,7 +70,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--block", required=True, help="file holding the key block, or - for stdin")
     load.add_argument("--kbpk-file", required=True, help="file holding the key block protection key as hex")
-    commands.add_parser("list", help="list keys: names, kinds, versions and KCVs")
+    dukpt = commands.add_parser(
+        "load-dukpt",
+        help="load a DUKPT initial key (TR-31 usage B1, TDES or AES); only its registers are kept",
+    )
+    dukpt.add_argument("--block", required=True, help="file holding the key block, or - for stdin")
+    dukpt.add_argument("--kbpk-file", required=True, help="file holding the key block protection key as hex")
+    dukpt.add_argument(
+        "--ksn",
+        help="initial KSN (TDES, 20 hex digits) or initial key ID (AES, 16 hex digits) "
+        "when the block has no KS / IK optional block",
+    )
+    commands.add_parser("list", help="list keys: names, kinds, versions and KCVs; the DUKPT device's KSN")
     commands.add_parser(
         "public-key", help="print the device's record signing public key (hex) for registration"
     )
@@ -129,12 +148,49 @@ def _load_tmk(layout: KeyLayout, block_path: str, kbpk_path: str, stdin: TextIO,
     )
 
 
+def _parse_ksn(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        return bytes.fromhex("".join(text.split()))
+    except ValueError as exc:
+        raise KeyBlockError(f"--ksn {text!r} is not hex") from exc
+
+
+def _dukpt_line(info: DukptInfo) -> str:
+    if info.next_ksn is None:
+        where = f"KSN {info.initial_key_id.hex().upper()} counter exhausted"
+    else:
+        where = f"KSN {info.next_ksn.hex().upper()} counter {info.counter}"
+    return f"{'DUKPT':<10} {info.algorithm:<8} {where} KCV {info.kcv}"
+
+
+def _load_dukpt(
+    layout: KeyLayout, block_path: str, kbpk_path: str, ksn: str | None, stdin: TextIO, out: TextIO
+) -> None:
+    terminal = open_dukpt_terminal(layout)
+    initial_ksn = _parse_ksn(ksn)
+    kbpk = _read_kbpk(kbpk_path, stdin)
+    block = _read_text(block_path, stdin, "key block file").strip()
+    header, info = load_dukpt_initial_key(terminal, kbpk, block, initial_ksn)
+    next_ksn = info.next_ksn.hex().upper() if info.next_ksn else "none"
+    out.write(
+        f"DUKPT {info.algorithm} initial key loaded from key block version {header.version_id}, key version "
+        f"{info.key_version}: next KSN {next_ksn}, {len(info.live_registers)} registers, KCV {info.kcv} "
+        "(the initial key itself is not kept)\n"
+    )
+
+
 def _list(layout: KeyLayout, out: TextIO) -> None:
     infos = open_key_store(layout).list()
-    if not infos:
+    terminal = open_dukpt_terminal(layout)
+    dukpt = terminal.info() if terminal.is_loaded() else None
+    if not infos and dukpt is None:
         out.write("no keys\n")
     for info in infos:
         out.write(f"{info.name:<10} {info.kind:<8} v{info.version:<4} KCV {info.kcv}\n")
+    if dukpt is not None:
+        out.write(_dukpt_line(dukpt) + "\n")
 
 
 def _public_key(layout: KeyLayout, out: TextIO) -> None:
@@ -165,6 +221,8 @@ def main(
             _provision(layout, rng, stdout)
         elif args.command == "load-tmk":
             _load_tmk(layout, args.block, args.kbpk_file, stdin, stdout)
+        elif args.command == "load-dukpt":
+            _load_dukpt(layout, args.block, args.kbpk_file, args.ksn, stdin, stdout)
         elif args.command == "list":
             _list(layout, stdout)
         else:

@@ -2,6 +2,7 @@
 
 DATA_DIR/device.key            the device key (unless placed elsewhere)
 DATA_DIR/keys/keystore.json    every other key, sealed under the device key
+DATA_DIR/keys/dukpt.json       the DUKPT device's registers and counter, sealed under the device key
 DATA_DIR/keys/passwords.json   supervisor and technician password hashes
 """
 
@@ -11,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firmware.keys.device import load_device_key
+from firmware.keys.dukpt_state import PersistentDukptTerminal
 from firmware.keys.signing import SIGNING_KEY_NAME, RecordSigner, private_key_from_bytes
 from firmware.keys.store import KeyStore
 
-__all__ = ["KeyLayout", "open_key_store", "open_record_signer"]
+__all__ = ["KeyLayout", "open_dukpt_terminal", "open_key_store", "open_record_signer"]
 
 
 @dataclass(frozen=True)
@@ -43,3 +45,8 @@ def open_key_store(layout: KeyLayout) -> KeyStore:
 
 def open_record_signer(store: KeyStore) -> RecordSigner:
     return RecordSigner(private_key_from_bytes(store.get(SIGNING_KEY_NAME)))
+
+
+def open_dukpt_terminal(layout: KeyLayout) -> PersistentDukptTerminal:
+    """The DUKPT device, opened with the device key (KeyStoreError if the terminal is not provisioned)."""
+    return PersistentDukptTerminal(layout.keys_dir, load_device_key(layout.device_key_path))
