@@ -35,7 +35,7 @@ from test_keys_dukpt import (
     no_rng,
 )
 
-from firmware.errors import KeyBlockError, KeyExhaustedError, KeyStoreError
+from firmware.errors import CryptoError, KeyBlockError, KeyExhaustedError, KeyStoreError
 from firmware.keys import dukpt_aes, dukpt_state, dukpt_tdes
 from firmware.keys.cli import main as pos_keys
 from firmware.keys.device import load_device_key
@@ -511,6 +511,9 @@ def test_an_authentic_record_a_device_could_not_be_in_is_refused(layout: KeyLayo
         (None, *state.registers[1:]), state.kcv,
     )  # fmt: skip
     terminal = restarted(layout)
+    with pytest.raises(CryptoError, match="register 0"):
+        terminal.install(emptied)  # never written in the first place
+    assert not terminal.is_loaded()
     document = dukpt_state._seal(terminal._device_key, dukpt_state._Record(emptied, ()), bytes(12))
     terminal.path.write_text(json.dumps(document))
     with pytest.raises(KeyStoreError, match="register 0"):
@@ -605,6 +608,8 @@ def test_wrong_kbpk_and_a_tdes_key_of_the_wrong_length(layout: KeyLayout) -> Non
         unwrap_initial_dukpt_key(TDES_KBPK, tdes_block(IPEK + IPEK[:8], "B0000B1TX00N0000"), IKSN)
     with pytest.raises(KeyBlockError, match="initial key ID is 8 bytes"):
         unwrap_initial_dukpt_key(AES_KBPK, aes_block(AES_IK, optional=""), bytes(5))
+    with pytest.raises(KeyBlockError, match="counter is not zero"):
+        unwrap_initial_dukpt_key(AES_KBPK, aes_block(AES_IK, optional=""), IKID + bytes.fromhex("00000001"))
 
 
 def test_take_transaction_is_pure() -> None:

@@ -10,6 +10,8 @@ Modules:
     mac          UnionPay ECB MAC, ANSI X9.19 retail MAC, AES-CMAC
     pinblock     ISO 9564 formats 0, 3 and 4
     dukpt        TDES (X9.24-1) and AES (X9.24-3) DUKPT, terminal and host side
+    dukpt_state  the DUKPT device at rest: registers and counter sealed, a counter spent before use
+    dukpt_load   the DUKPT initial key from a TR-31 B1 block (KS / IK), only its registers kept
     tr31         TR-31 key blocks B and D; TMK acceptance rules, key version order
     tmk          installing the TMK from a key block (no component, no older version)
     signing      Ed25519 record signing over canonical JSON

@@ -244,6 +244,33 @@ def take_transaction(state: DukptState) -> tuple[DukptState, DukptTransactionKey
     return dataclasses.replace(state, counter=terminal.next_counter, registers=registers), keys
 
 
+def _state_problem(state: DukptState) -> str | None:
+    """What makes `state` one no device can be in (None: it is consistent)."""
+    parameters = _PARAMETERS.get(state.algorithm)
+    if parameters is None:
+        return f"unknown algorithm {state.algorithm!r}"
+    try:
+        _check_initial_key_id(state.algorithm, state.initial_key_id)
+    except CryptoError as exc:
+        return str(exc)
+    if state.key_length not in parameters.key_lengths:
+        return f"register length {state.key_length}"
+    if len(state.key_version) != 2 or not state.key_version.isalnum():
+        return f"key version {state.key_version!r}"
+    if not _is_device_counter(parameters, state.counter):
+        return f"counter {state.counter:#x} is not one a device can be at"
+    if len(state.registers) != parameters.counter_bits:
+        return f"{len(state.registers)} registers instead of {parameters.counter_bits}"
+    if any(key is not None and len(key) != state.key_length for key in state.registers):
+        return f"a register that is not {state.key_length} bytes"
+    if state.exhausted:
+        return "an exhausted device still holds registers" if state.live_registers else None
+    needed = lowest_set_bit(state.counter)
+    if state.registers[needed] is None:
+        return f"register {needed}, needed by counter {state.counter:#x}, is empty"
+    return None
+
+
 # ----- the sealed record -------------------------------------------------------------------
 
 
@@ -328,30 +355,26 @@ def _open(device_key: DeviceKey, document: object, where: Path) -> _Record:
     except (ValueError, InvalidTag) as exc:
         raise KeyStoreError(f"DUKPT state {where} fails authentication (file tampered or damaged)") from exc
     # Authentic from here on: what follows catches a state this firmware could never have written.
-    algorithm = document["algorithm"]
-    parameters = _PARAMETERS.get(algorithm)
+    parameters = _PARAMETERS.get(document["algorithm"])
     if parameters is None:
-        raise damaged(f"unknown algorithm {algorithm!r}")
+        raise damaged(f"unknown algorithm {document['algorithm']!r}")
     try:
         initial_key_id = bytes.fromhex(document["initial_key_id"])
         retired = tuple(bytes.fromhex(initial_key_id) for initial_key_id in document["retired"])
-        _check_initial_key_id(algorithm, initial_key_id)
-    except (ValueError, CryptoError) as exc:
-        raise damaged(f"initial key ID: {exc}") from exc
-    key_length, counter = document["key_length"], document["counter"]
-    if key_length not in parameters.key_lengths:
-        raise damaged(f"register length {key_length}")
-    if not _is_device_counter(parameters, counter):
-        raise damaged(f"counter {counter:#x} is not one a device can be at")
-    registers = _unpack_registers(plain, parameters.counter_bits, key_length, damaged)
+    except ValueError as exc:
+        raise damaged("initial key ID is not hex") from exc
     state = DukptState(
-        algorithm, initial_key_id, key_length, counter, registers, document["kcv"], document["key_version"]
+        algorithm=document["algorithm"],
+        initial_key_id=initial_key_id,
+        key_length=document["key_length"],
+        counter=document["counter"],
+        registers=_unpack_registers(plain, parameters.counter_bits, document["key_length"], damaged),
+        kcv=document["kcv"],
+        key_version=document["key_version"],
     )
-    needed = None if state.exhausted else lowest_set_bit(counter)
-    if needed is not None and registers[needed] is None:
-        raise damaged(f"register {needed}, needed by counter {counter:#x}, is empty")
-    if needed is None and state.live_registers:
-        raise damaged("an exhausted device still holds registers")
+    problem = _state_problem(state)
+    if problem is not None:
+        raise damaged(problem)
     return _Record(state, retired)
 
 
@@ -434,9 +457,13 @@ class PersistentDukptTerminal:
         """Make `state` (fresh from an initial key) the device's, replacing the one before.
 
         KeyBlockError if its initial key ID was ever loaded on this device, or
-        if its key version is not newer than a versioned installed key's; a
-        damaged state file is not replaced (KeyStoreError).
+        if its key version is not newer than a versioned installed key's;
+        CryptoError for a state no device can be in; a damaged state file is
+        not replaced (KeyStoreError).
         """
+        problem = _state_problem(state)
+        if problem is not None:
+            raise CryptoError(f"DUKPT state not installed: {problem}")
         with locked(self._path):
             current = self._read()
             retired: tuple[bytes, ...] = ()
