@@ -114,10 +114,6 @@ class VerificationError(CryptoError):
     """A MAC, signature or check value did not verify."""
 
 
-class KeyStoreError(PosError):
-    """The key store is missing, locked or damaged."""
-
-
 class KeyBlockError(CryptoError):
     """A TR-31 key block that is malformed, fails its MAC or is not allowed here; names the field."""
 
@@ -162,6 +158,10 @@ class MacMismatchError(HostError, VerificationError):
 
 class StoreError(PosError):
     """The durable store could not read or write a record."""
+
+
+class KeyStoreError(StoreError):
+    """The key store is missing, locked or damaged."""
 
 
 class TamperedRecordError(StoreError, VerificationError):

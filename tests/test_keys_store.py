@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import firmware.keys.store as store_module
-from firmware.errors import KeyStoreError
+from firmware.errors import KeyStoreError, StoreError
 from firmware.keys.device import load_device_key, provision_device_key
 from firmware.keys.kcv import kcv_tdes
 from firmware.keys.store import KeyInfo, KeyStore, NewKey
@@ -64,7 +64,7 @@ def test_replace_atomically_all_or_nothing_when_the_write_crashes(
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "rename", power_cut)
-    with pytest.raises(KeyStoreError, match="cannot write"):
+    with pytest.raises(StoreError, match="cannot write"):
         store.replace_atomically({"PIK": NewKey(bytes(16), "tdes", 2), "MAK": NewKey(bytes(8), "tdes", 2)})
     monkeypatch.undo()
     assert store.path.read_bytes() == before

@@ -4,7 +4,6 @@ Modules:
     blockcipher  DES/TDES/AES ECB and CBC, CMAC (over `cryptography`, no deprecated key sizes)
     kcv          key check values (TDES, AES-CMAC, Ed25519 fingerprint)
     device       the device key that seals everything at rest
-    atomic_file  crash-safe file writes and the inter-process lock of a file
     store        KeyStore: named keys sealed with AES-GCM, crash-safe, all-or-nothing batches
     signon       UnionPay sign-on: field 62 parsing, working keys under the TMK, KCV checks
     mac          UnionPay ECB MAC, ANSI X9.19 retail MAC, AES-CMAC

@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from firmware.errors import KeyStoreError
-from firmware.keys.atomic_file import write_atomically
+from firmware.store.atomic_file import write_atomically
 
 __all__ = ["DEVICE_KEY_LENGTH", "DeviceKey", "load_device_key", "provision_device_key"]
 

@@ -40,13 +40,13 @@ from cryptography.exceptions import InvalidTag
 
 from firmware.errors import CryptoError, KeyBlockError, KeyExhaustedError, KeyStoreError
 from firmware.keys import dukpt_aes, dukpt_tdes
-from firmware.keys.atomic_file import locked, write_atomically
 from firmware.keys.device import DeviceKey
 from firmware.keys.dukpt_aes import AesDukptTerminal, AesTransactionKeys, KeyType
 from firmware.keys.dukpt_registers import lowest_set_bit
 from firmware.keys.dukpt_tdes import TdesDukptTerminal, TdesTransactionKeys
 from firmware.keys.kcv import KIND_AES, KIND_TDES, kcv_hex
 from firmware.keys.tr31 import NO_KEY_VERSION, check_newer_key_version
+from firmware.store.atomic_file import locked, write_atomically
 
 __all__ = [
     "DUKPT_ALGORITHMS",

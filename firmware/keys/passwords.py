@@ -36,7 +36,7 @@ from typing import Any
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from firmware.errors import ConfigError, KeyStoreError
-from firmware.keys.atomic_file import locked, write_atomically
+from firmware.store.atomic_file import locked, write_atomically
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",

@@ -29,9 +29,9 @@ from typing import Any, NamedTuple
 from cryptography.exceptions import InvalidTag
 
 from firmware.errors import CryptoError, KeyStoreError
-from firmware.keys.atomic_file import locked, write_atomically
 from firmware.keys.device import DeviceKey
 from firmware.keys.kcv import KEY_KINDS, kcv_for
+from firmware.store.atomic_file import locked, write_atomically
 
 __all__ = ["STORE_FILE_NAME", "KeyChange", "KeyInfo", "KeyStore", "NewKey"]
 

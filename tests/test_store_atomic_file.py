@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from firmware.errors import KeyStoreError
-from firmware.keys.atomic_file import ensure_private_dir, locked, write_atomically
+from firmware.errors import StoreError
+from firmware.store.atomic_file import ensure_private_dir, locked, write_atomically
 
 
 class DiskEvents:
@@ -60,7 +60,7 @@ def test_ensure_private_dir_leaves_existing_directories_alone(
 def test_a_held_lock_is_waited_for_then_reported_not_hung_on(tmp_path: Path) -> None:
     target = tmp_path / "keys" / "keystore.json"
     with locked(target):
-        with pytest.raises(KeyStoreError, match="another process"):
+        with pytest.raises(StoreError, match="another process"):
             with locked(target, timeout=0.2):
                 pass
     with locked(target, timeout=0.2):  # released when the first holder is done
@@ -77,7 +77,7 @@ def test_temp_files_a_power_cut_left_are_removed_by_the_next_writer(tmp_path: Pa
     write_atomically(target, b"new", exclusive=True)
     assert not stale.exists() and other.exists()  # only the temp files of the path written
     assert target.read_bytes() == b"new" and target.stat().st_nlink == 1
-    with pytest.raises(KeyStoreError, match="refusing to overwrite"):
+    with pytest.raises(StoreError, match="refusing to overwrite"):
         write_atomically(target, b"other", exclusive=True)
     assert target.read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".device.key.lock", other.name, "device.key"]

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-from firmware.errors import KeyStoreError
+from firmware.errors import StoreError
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "ensure_private_dir", "locked", "write_atomically"]
 
@@ -65,12 +65,12 @@ def ensure_private_dir(directory: Path) -> None:
                     raise
             _fsync_dir(new.parent)
     except OSError as exc:
-        raise KeyStoreError(f"cannot create directory {directory}: {exc.strerror}") from exc
+        raise StoreError(f"cannot create directory {directory}: {exc.strerror}") from exc
 
 
 @contextlib.contextmanager
 def locked(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold the inter-process lock of `path` while the block runs (KeyStoreError after `timeout` s).
+    """Hold the inter-process lock of `path` while the block runs (StoreError after `timeout` s).
 
     Every writer of `path` takes this lock, so no change is lost between
     processes; once it is held, temp files a power cut left for `path` are
@@ -83,7 +83,7 @@ def locked(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
     try:
         fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        raise KeyStoreError(f"cannot open lock file {lock_file}: {exc.strerror}") from exc
+        raise StoreError(f"cannot open lock file {lock_file}: {exc.strerror}") from exc
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -92,7 +92,7 @@ def locked(path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise KeyStoreError(
+                    raise StoreError(
                         f"{path} is being changed by another process (still locked after {timeout:.0f} s)"
                     ) from None
                 time.sleep(_LOCK_POLL_SECONDS)
@@ -116,7 +116,7 @@ def _remove_stale_temp_files(path: Path) -> None:
         if stale:
             _fsync_dir(path.parent)
     except OSError as exc:
-        raise KeyStoreError(f"cannot remove the stale temp files of {path}: {exc.strerror}") from exc
+        raise StoreError(f"cannot remove the stale temp files of {path}: {exc.strerror}") from exc
 
 
 def _write_and_rename(path: Path, data: bytes) -> None:
@@ -136,7 +136,7 @@ def _write_and_rename(path: Path, data: bytes) -> None:
         renamed = True
         _fsync_dir(path.parent)
     except OSError as exc:
-        raise KeyStoreError(f"cannot write {path}: {exc.strerror}") from exc
+        raise StoreError(f"cannot write {path}: {exc.strerror}") from exc
     finally:
         if not renamed:
             with contextlib.suppress(FileNotFoundError):
@@ -156,5 +156,5 @@ def write_atomically(path: Path, data: bytes, *, exclusive: bool = False) -> Non
         return
     with locked(path):
         if os.path.lexists(path):
-            raise KeyStoreError(f"{path} already exists; refusing to overwrite it")
+            raise StoreError(f"{path} already exists; refusing to overwrite it")
         _write_and_rename(path, data)
