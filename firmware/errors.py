@@ -13,6 +13,7 @@ __all__ = [
     "CardRemovedError",
     "ConfigError",
     "CryptoError",
+    "DamagedStoreError",
     "EmvError",
     "HostConnectionLostError",
     "HostError",
@@ -29,6 +30,7 @@ __all__ = [
     "PosError",
     "ReaderError",
     "SelectionError",
+    "SensitiveDataError",
     "StatusWordError",
     "StoreError",
     "TamperedRecordError",
@@ -166,3 +168,20 @@ class KeyStoreError(StoreError):
 
 class TamperedRecordError(StoreError, VerificationError):
     """A stored record whose signature does not verify."""
+
+
+class DamagedStoreError(StoreError):
+    """A store file that cannot be read as one; it was kept aside (`kept_aside`), never deleted."""
+
+    def __init__(self, message: str, path: str, kept_aside: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.kept_aside = kept_aside
+
+
+class SensitiveDataError(StoreError, ValueError):
+    """Data refused by the store because it looks like a clear PAN, track data or PIN; names the field."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field

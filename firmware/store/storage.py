@@ -1,0 +1,164 @@
+"""A TinyDB storage that survives a power cut and never loses a damaged file.
+
+TinyDB's own `JSONStorage` rewrites its file in place, so a cut in the middle
+can leave half a file. This storage writes the whole state through
+`write_atomically` (temp file, fsync, rename over, fsync the directory): the
+file holds the old state or the new one, never a mix.
+
+A file that is not a readable store (not UTF-8, not JSON, not tables of
+numbered documents) is never replaced by an empty database: it is renamed to
+`NAME.damaged-<timestamp>` next to it, and `DamagedStoreError` names both
+files. The next read starts from an empty store; the kept-aside file is there
+for the technician.
+
+`transaction()` makes a read-modify-write (any number of TinyDB operations,
+across tables) one step: it holds the file's inter-process lock, later reads
+see the block's own writes, and the new state is written once, at the end,
+only if the block did not raise. A read or write outside a transaction is a
+transaction of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, NoReturn
+
+from tinydb.storages import Storage
+
+from firmware.errors import DamagedStoreError, StoreError
+from firmware.store.atomic_file import locked, write_atomically
+
+__all__ = ["DAMAGED_SUFFIX", "CrashSafeStorage", "StoreData"]
+
+StoreData = dict[str, dict[str, Any]]
+
+DAMAGED_SUFFIX: Final = ".damaged-"
+_NOT_READ: Final = object()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _shape_problem(data: object) -> str | None:
+    """Why `data` is not a TinyDB state (tables of documents under decimal ids), or None."""
+    if not isinstance(data, dict):
+        return f"top level is a JSON {type(data).__name__}, not an object of tables"
+    for table_name, table in data.items():
+        if not isinstance(table, dict):
+            return f"table {table_name!r} is not an object of documents"
+        for doc_id, document in table.items():
+            if not (doc_id.isascii() and doc_id.isdigit()):
+                return f"table {table_name!r} has a document id that is not a number"
+            if not isinstance(document, dict):
+                return f"table {table_name!r} document {doc_id} is not an object"
+    return None
+
+
+class CrashSafeStorage(Storage):
+    """TinyDB storage over one small JSON file, written crash-safe; `clock` dates a damaged file."""
+
+    def __init__(self, path: Path, clock: Callable[[], datetime]) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._clock = clock
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._state: object = _NOT_READ
+        self._dirty = False
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the file's lock; write the state once at the end, and only if the block did not raise.
+
+        A transaction inside a transaction (same thread) is part of the outer one.
+        """
+        with self._thread_lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            with locked(self.path):
+                self._depth, self._state, self._dirty = 1, _NOT_READ, False
+                try:
+                    yield
+                    if self._dirty:
+                        assert isinstance(self._state, dict)
+                        write_atomically(self.path, self._serialise(self._state))
+                finally:
+                    self._depth, self._state, self._dirty = 0, _NOT_READ, False
+
+    def read(self) -> StoreData | None:
+        """The stored state; None for a missing or empty file (DamagedStoreError for an unreadable one)."""
+        with self.transaction():
+            if self._state is _NOT_READ:
+                self._state = self._load()
+            return self._state  # type: ignore[return-value]
+
+    def write(self, data: StoreData) -> None:
+        with self.transaction():
+            self._state, self._dirty = data, True
+
+    def _serialise(self, data: StoreData) -> bytes:
+        try:
+            text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            return text.encode("utf-8")
+        except (TypeError, ValueError) as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError
+            raise StoreError(f"cannot write {self.path}: the data is not plain JSON ({exc})") from exc
+
+    def _load(self) -> StoreData | None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.path}: {exc.strerror}") from exc
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            problem = f"not UTF-8 at byte {exc.start}"
+        except json.JSONDecodeError as exc:
+            problem = f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        else:
+            shape_problem = _shape_problem(data)
+            if shape_problem is None:
+                return data  # type: ignore[no-any-return]
+            problem = shape_problem
+        self._keep_aside(problem)
+
+    def _keep_aside(self, problem: str) -> NoReturn:
+        """Rename the damaged file out of the way (under the file's lock) and raise DamagedStoreError."""
+        stamp = self._clock().strftime("%Y%m%dT%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}{DAMAGED_SUFFIX}{stamp}")
+        number = 1
+        while os.path.lexists(aside):
+            number += 1
+            aside = self.path.with_name(f"{self.path.name}{DAMAGED_SUFFIX}{stamp}-{number}")
+        try:
+            os.rename(self.path, aside)
+            _fsync_dir(self.path.parent)
+        except OSError as exc:
+            raise StoreError(
+                f"{self.path} is damaged ({problem}) and could not be kept aside: {exc.strerror}"
+            ) from exc
+        raise DamagedStoreError(
+            f"{self.path} is damaged ({problem}); it was kept aside as {aside.name}, nothing deleted; "
+            "the store starts again empty",
+            str(self.path),
+            str(aside),
+        )
