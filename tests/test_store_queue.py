@@ -1,0 +1,491 @@
+"""The upload queue: signed at enqueue, verified before upload, nothing lost, no clear card data.
+
+Records are checked against the file as plain JSON (json.load / dump, never the store's own code) and
+their signatures with `cryptography` directly; the simulated acquirer (sim/, its own implementation)
+is the other verifier.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from firmware.errors import ConfigError, DamagedStoreError, SensitiveDataError, StoreError
+from firmware.host.mac import KeyMac, open_answer, seal
+from firmware.host.messages import field60, signed_record_field
+from firmware.host.spec import IsoMessage, pack, unpack
+from firmware.keys.blockcipher import tdes_decrypt_ecb
+from firmware.keys.signing import RecordSigner, private_key_from_bytes
+from firmware.store.queue import Delivery, UploadQueue
+from sim.acquirer import AcquirerHost, TerminalConfig
+
+REPO = Path(__file__).resolve().parent.parent
+DEVICE = RecordSigner(private_key_from_bytes(bytes(range(32))))  # TEST key
+OTHER_DEVICE = RecordSigner(private_key_from_bytes(bytes(range(100, 132))))  # TEST key
+MASKED = "622202******1234"
+T0 = datetime(2026, 3, 14, 15, 9, 26)
+
+
+class Clock:
+    """A clock the test moves: each reading is one second after the last."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+def counting_rng() -> Callable[[int], bytes]:
+    state = {"n": 0}
+
+    def rng(count: int) -> bytes:
+        state["n"] += 1
+        return bytes((state["n"] * 31 + i) % 256 for i in range(count))
+
+    return rng
+
+
+def open_queue(path: Path, signer: RecordSigner = DEVICE, **kwargs: Any) -> UploadQueue:
+    return UploadQueue(path, signer, signer.public_key(), kwargs.pop("clock", Clock()), **kwargs)
+
+
+def notice(amount: int, trace: str) -> dict[str, Any]:
+    return {"type": "refund", "amount": amount, "trace": trace, "pan_masked": MASKED, "applicant": "张三"}
+
+
+def on_disk(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as file:
+        data: dict[str, Any] = json.load(file)
+    return data
+
+
+def edit_on_disk(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    data = on_disk(path)
+    change(data)
+    with path.open("w", encoding="utf-8") as file:
+        json.dump(data, file)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "queue.json"
+
+
+# ----- order, persistence, signatures ------------------------------------------------------------------
+
+
+def test_enqueue_pending_acknowledge_in_order_and_across_a_reopen(path: Path) -> None:
+    clock = Clock()
+    queue = open_queue(path, clock=clock, rng=counting_rng())
+    ids = [queue.enqueue("notice", notice(amount, f"{n:06d}")) for n, amount in enumerate((500, 1250, 90), 1)]
+    assert [record.id for record in queue.pending()] == ids
+    assert [record_id[:11] for record_id in ids] == ["0000000001-", "0000000002-", "0000000003-"]
+    assert len(set(record_id[11:] for record_id in ids)) == 3
+    reopened = open_queue(path)
+    records = reopened.pending()
+    assert [r.id for r in records] == ids and [r.sequence for r in records] == [1, 2, 3]
+    assert [r.payload["amount"] for r in records] == [500, 1250, 90]
+    assert [r.created for r in records] == [T0 + timedelta(seconds=n) for n in (1, 2, 3)]
+    assert records[0].kind == "notice" and records[0].payload == notice(500, "000001")
+    assert records[0].delivery == Delivery(attempts=0, last_error=None, undeliverable=False)
+    reopened.acknowledge(ids[1])
+    assert [r.id for r in open_queue(path).pending()] == [ids[0], ids[2]]
+    reopened.acknowledge(ids[2])
+    fourth = reopened.enqueue("notice", notice(7, "000004"))
+    assert fourth.startswith("0000000004-")  # an acknowledged record's number is never handed out again
+    assert [r.id for r in open_queue(path).pending()] == [ids[0], fourth]
+    assert str(ids[1]) not in path.read_text(encoding="utf-8")  # acknowledged: gone from the file
+
+
+def test_each_record_is_signed_over_its_canonical_json_with_the_device_key(path: Path) -> None:
+    queue = open_queue(path)
+    record_id = queue.enqueue("notice", notice(500, "000001"))
+    stored = on_disk(path)["queue"]["1"]["record"]
+    assert stored["id"] == record_id and stored["payload"]["amount"] == 500
+    body = {key: value for key, value in stored.items() if key != "signature"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    public = Ed25519PublicKey.from_public_bytes(DEVICE.public_key_bytes())
+    public.verify(bytes.fromhex(stored["signature"]), canonical)  # raises if not
+    [record] = queue.pending()
+    assert record.signed_bytes == canonical and record.signature.hex() == stored["signature"]
+
+
+def test_the_signing_key_must_be_the_verifying_key(path: Path) -> None:
+    with pytest.raises(ConfigError, match="signing key"):
+        UploadQueue(path, DEVICE, OTHER_DEVICE.public_key(), Clock())
+    with pytest.raises(ConfigError, match="max_attempts"):
+        open_queue(path, max_attempts=0)
+
+
+# ----- tampering ---------------------------------------------------------------------------------------
+
+
+def test_a_record_edited_on_disk_is_set_aside_not_uploaded_not_deleted(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = open_queue(path)
+    ids = [queue.enqueue("notice", notice(amount, "000001")) for amount in (500, 1250, 90)]
+
+    def raise_the_amount(data: dict[str, Any]) -> None:
+        data["queue"]["2"]["record"]["payload"]["amount"] = 987654
+
+    edit_on_disk(path, raise_the_amount)
+    caplog.set_level(logging.DEBUG)
+    assert [r.id for r in queue.pending()] == [ids[0], ids[2]]
+    [entry] = queue.set_aside()
+    assert entry.record_id == ids[1] and entry.sequence == 2
+    assert "fails its signature check" in entry.reason and ids[1] in entry.reason
+    assert entry.set_aside_at.startswith("2026-03-14T15:09:")
+    assert entry.found["record"]["payload"]["amount"] == 987654  # kept as it was found
+    stored = on_disk(path)
+    assert "2" not in stored["queue"]
+    assert [e["found"]["record"]["id"] for e in stored["set_aside"].values()] == [ids[1]]  # still in the file
+    assert ids[1] in caplog.text and "987654" not in caplog.text and "refund" not in caplog.text
+    # read again (and after a reopen): the same two, and the edited record set aside once
+    assert [r.id for r in open_queue(path).pending()] == [ids[0], ids[2]]
+    assert [e.record_id for e in open_queue(path).set_aside()] == [ids[1]]
+    with pytest.raises(StoreError, match="not in the upload queue"):
+        queue.acknowledge(ids[1])  # a set-aside record cannot be acknowledged away
+    assert len(queue.set_aside()) == 1
+
+
+def test_a_record_signed_by_another_device_is_set_aside(path: Path) -> None:
+    queue = open_queue(path)
+    own = queue.enqueue("notice", notice(500, "000001"))
+    foreign = open_queue(path, signer=OTHER_DEVICE).enqueue("notice", notice(500, "000002"))
+    assert [r.id for r in queue.pending()] == [own]
+    [entry] = queue.set_aside()
+    assert entry.record_id == foreign and "signed by another device" in entry.reason
+
+
+def test_an_edit_re_signed_with_another_key_is_set_aside(path: Path) -> None:
+    queue = open_queue(path)
+    record_id = queue.enqueue("notice", notice(500, "000001"))
+
+    def forge(data: dict[str, Any]) -> None:
+        record = data["queue"]["1"]["record"]
+        record["payload"]["amount"] = 50000
+        del record["signature"]
+        record["signature"] = OTHER_DEVICE.sign_record(record)["signature"]
+
+    edit_on_disk(path, forge)
+    assert queue.pending() == []
+    assert [e.record_id for e in queue.set_aside()] == [record_id]
+
+
+def test_a_set_aside_record_keeps_its_number_even_if_the_counter_is_lost(path: Path) -> None:
+    queue = open_queue(path)
+    queue.enqueue("notice", notice(500, "000001"))
+    edit_on_disk(path, lambda data: data["queue"]["1"]["record"]["payload"].update(amount=1))
+    assert queue.pending() == []
+    edit_on_disk(path, lambda data: data.pop("meta"))
+    assert queue.enqueue("notice", notice(600, "000002")).startswith("0000000002-")
+
+
+MALFORMED: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "signature removed": (lambda doc: doc["record"].pop("signature"), "lacks signature"),
+    "record not an object": (lambda doc: doc.update(record=[1, 2]), "holds no record"),
+    "id of another shape": (lambda doc: doc["record"].update(id="Q-1"), "record id is not one"),
+    "filed under another number": (lambda doc: doc["record"].update(sequence=7), "own sequence number"),
+    "attempts not a number": (lambda doc: doc.update(attempts="many"), "attempt count"),
+    "created not a time": (lambda doc: doc["record"].update(created="yesterday"), "ISO 8601"),
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_a_structurally_broken_record_is_set_aside_with_its_reason(path: Path, name: str) -> None:
+    queue = open_queue(path)
+    first = queue.enqueue("notice", notice(500, "000001"))
+    queue.enqueue("notice", notice(600, "000002"))
+    change, reason = MALFORMED[name]
+    edit_on_disk(path, lambda data: change(data["queue"]["2"]))
+    assert [r.id for r in queue.pending()] == [first]
+    [entry] = queue.set_aside()
+    assert entry.sequence == 2 and reason in entry.reason and "queue entry 2 is malformed" in entry.reason
+    assert on_disk(path)["set_aside"]["1"]["found"] == {**entry.found}
+
+
+# ----- damage and power cuts ---------------------------------------------------------------------------
+
+
+def test_a_damaged_queue_file_is_named_and_preserved(path: Path) -> None:
+    queue = open_queue(path)
+    queue.enqueue("notice", notice(500, "000001"))
+    content = path.read_bytes()
+    path.write_bytes(content[: len(content) // 2])  # truncated JSON
+    with pytest.raises(DamagedStoreError) as caught:
+        open_queue(path)
+    assert str(path) in str(caught.value) and "not JSON" in str(caught.value)
+    kept = Path(caught.value.kept_aside)
+    assert kept.parent == path.parent and kept.name.startswith("queue.json.damaged-")
+    assert kept.read_bytes() == content[: len(content) // 2]
+    reopened = open_queue(path)
+    assert reopened.pending() == [] and reopened.damaged_files() == [kept]
+
+
+# A child that enqueues one record and loses power (os._exit, nothing cleaned up) inside
+# write_atomically, just before the new file would be renamed over the old one.
+ENQUEUE_THEN_CUT = """
+import os, sys
+from datetime import datetime
+from pathlib import Path
+from firmware.keys.signing import RecordSigner, private_key_from_bytes
+from firmware.store.queue import UploadQueue
+signer = RecordSigner(private_key_from_bytes(bytes(range(32))))
+queue = UploadQueue(Path(sys.argv[1]), signer, signer.public_key(), datetime.now)
+os.rename = lambda *args, **kwargs: os._exit(137)
+queue.%s
+"""
+
+
+def run_and_cut(path: Path, call: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", ENQUEUE_THEN_CUT % call, str(path)],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 137, result.stderr
+
+
+def test_a_power_cut_during_enqueue_leaves_the_queue_as_it_was(path: Path) -> None:
+    queue = open_queue(path)
+    ids = [queue.enqueue("notice", notice(amount, "000001")) for amount in (500, 600)]
+    before = path.read_bytes()
+    run_and_cut(path, "enqueue('notice', {'amount': 700})")
+    assert path.read_bytes() == before
+    reopened = open_queue(path)
+    assert [r.id for r in reopened.pending()] == ids
+    assert reopened.enqueue("notice", notice(700, "000003")).startswith("0000000003-")
+    assert not [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # the cut's temp file: gone
+
+
+def test_a_power_cut_while_setting_a_record_aside_loses_nothing(path: Path) -> None:
+    queue = open_queue(path)
+    ids = [queue.enqueue("notice", notice(amount, "000001")) for amount in (500, 600)]
+    edit_on_disk(path, lambda data: data["queue"]["1"]["record"]["payload"].update(amount=1))
+    run_and_cut(path, "pending()")
+    assert on_disk(path)["queue"]["1"]["record"]["payload"]["amount"] == 1  # still there, still edited
+    assert [r.id for r in queue.pending()] == [ids[1]]
+    assert [e.record_id for e in queue.set_aside()] == [ids[0]]
+
+
+def test_two_writers_of_one_queue_never_share_a_number_or_lose_a_record(path: Path) -> None:
+    open_queue(path)
+    made: list[str] = []
+
+    def writer() -> None:
+        queue = open_queue(path)  # its own storage and lock descriptor, as another process has
+        for n in range(15):
+            made.append(queue.enqueue("notice", {"n": n}))
+
+    threads = [threading.Thread(target=writer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pending = open_queue(path).pending()
+    assert sorted(r.id for r in pending) == sorted(made) and len(made) == 30
+    assert [r.sequence for r in pending] == list(range(1, 31))
+
+
+# ----- no clear card data ------------------------------------------------------------------------------
+
+# Published test card numbers (card scheme / payment processor test lists): each passes Luhn.
+TEST_PANS = {
+    "visa 16": "4111111111111111",
+    "visa 13": "4222222222222",
+    "mastercard": "5555555555554444",
+    "amex 15": "378282246310005",
+    "unionpay 16": "6200000000000005",
+    "unionpay 19": "6205500000000000004",
+}
+PLACES: dict[str, Callable[[str], dict[str, Any]]] = {
+    "top-level field": lambda pan: {"pan": pan},
+    "nested field": lambda pan: {"original": {"card": pan, "trace": "000123"}},
+    "inside a list": lambda pan: {"lines": ["ok", f"card {pan} refunded"]},
+    "track 2 text": lambda pan: {"note": f";{pan}=25121011234567890?"},
+    "track 1 text": lambda pan: {"note": f"%B{pan}^ZHANG/SAN^2512101?"},
+    "grouped in fours": lambda pan: {"pan": " ".join(pan[i : i + 4] for i in range(0, len(pan), 4))},
+    "as a number": lambda pan: {"reference": int(pan)},
+}
+FIELD_NAMES = {
+    "top-level field": "payload.pan",
+    "nested field": "payload.original.card",
+    "inside a list": "payload.lines[1]",
+    "track 2 text": "payload.note",
+    "track 1 text": "payload.note",
+    "grouped in fours": "payload.pan",
+    "as a number": "payload.reference",
+}
+
+
+@pytest.mark.parametrize("place", PLACES)
+@pytest.mark.parametrize("card", TEST_PANS)
+def test_a_clear_pan_is_refused_by_field_and_never_reaches_disk(path: Path, card: str, place: str) -> None:
+    queue = open_queue(path)
+    queue.enqueue("notice", notice(500, "000001"))
+    before = path.read_bytes()
+    pan = TEST_PANS[card]
+    with pytest.raises(SensitiveDataError) as caught:
+        queue.enqueue("notice", {"amount": 500, **PLACES[place](pan)})
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, StoreError)
+    assert caught.value.field == FIELD_NAMES[place] and FIELD_NAMES[place] in str(caught.value)
+    assert pan not in str(caught.value) and pan[-4:] not in str(caught.value)
+    assert path.read_bytes() == before  # nothing written at all
+    for directory_file in path.parent.iterdir():
+        assert pan.encode() not in directory_file.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["pin", "PIN_block", "pinBlock", "track2", "Track-1", "cvv2"])
+def test_fields_named_like_a_pin_or_track_data_are_refused_whatever_they_hold(path: Path, name: str) -> None:
+    queue = open_queue(path)
+    with pytest.raises(SensitiveDataError, match=f"payload.extra.{name} is named like a PIN"):
+        queue.enqueue("notice", {"extra": {name: "masked"}})
+    assert not path.exists() or "extra" not in path.read_text(encoding="utf-8")
+
+
+def test_a_pan_in_a_key_is_refused_without_showing_the_key(path: Path) -> None:
+    with pytest.raises(SensitiveDataError) as caught:
+        open_queue(path).enqueue("notice", {"by_card": {"4111111111111111": 1}})
+    assert caught.value.field == "payload.by_card (key number 0)" and "4111" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        MASKED,
+        "6222 02** **** 1234",
+        "4111111111111112",  # 16 digits failing Luhn
+        "411111111111",  # 12 digits
+        "41111111111111111111",  # 20 digits: a longer number, not a PAN
+        "RRN 123456789012 trace 000123",
+        20260314150926,
+        12.5,
+    ],
+)
+def test_card_free_values_are_kept(path: Path, value: object) -> None:
+    queue = open_queue(path)
+    queue.enqueue("notice", {"value": value})
+    assert [r.payload["value"] for r in queue.pending()] == [value]
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "message"),
+    [
+        ("Notice!", {"a": 1}, "record kind"),
+        ("notice", {"a": {1, 2}}, "payload.a holds a set"),
+        ("notice", {"a": float("inf")}, "payload.a is not a finite number"),
+        ("notice", {"a": {3: "x"}}, "payload.a has a key that is not a string"),
+    ],
+)
+def test_what_the_queue_cannot_store_is_refused_before_anything_is_written(
+    path: Path, kind: str, payload: dict[str, Any], message: str
+) -> None:
+    queue = open_queue(path)
+    with pytest.raises(StoreError, match=message):
+        queue.enqueue(kind, payload)
+    assert not path.exists()
+
+
+# ----- bounded retries ---------------------------------------------------------------------------------
+
+
+def test_retries_are_bounded_and_an_undeliverable_record_is_kept(path: Path) -> None:
+    queue = open_queue(path, max_attempts=3)
+    first = queue.enqueue("reversal", notice(500, "000001"))
+    second = queue.enqueue("notice", notice(600, "000002"))
+    assert queue.mark_attempt(first, "host timeout") == Delivery(1, "host timeout", False)
+    assert queue.mark_attempt(first, "connection refused") == Delivery(2, "connection refused", False)
+    assert [r.id for r in queue.pending()] == [first, second]
+    assert queue.mark_attempt(first, "MAC of the answer does not verify") == Delivery(
+        3, "MAC of the answer does not verify", True
+    )
+    reopened = open_queue(path, max_attempts=3)
+    assert [r.id for r in reopened.pending()] == [second]
+    [flagged] = reopened.undeliverable()
+    assert flagged.id == first and flagged.delivery == Delivery(3, "MAC of the answer does not verify", True)
+    assert flagged.payload == notice(500, "000001")
+    assert reopened.mark_attempt(first, "technician retry failed").attempts == 4  # still kept, still flagged
+    assert on_disk(path)["queue"]["1"]["undeliverable"] is True
+    reopened.acknowledge(first)  # a later manual upload that the host acknowledged
+    assert reopened.undeliverable() == [] and [r.id for r in reopened.pending()] == [second]
+
+
+def test_a_last_error_shows_a_pan_only_masked(path: Path) -> None:
+    queue = open_queue(path)
+    record_id = queue.enqueue("notice", {"amount": 1})
+    delivery = queue.mark_attempt(record_id, "declined card 4111111111111111 " + "x" * 500)
+    assert delivery.last_error is not None
+    assert delivery.last_error.startswith("declined card 411111******1111 ")
+    assert len(delivery.last_error) == 200 and b"4111111111111111" not in path.read_bytes()
+
+
+def test_unknown_record_ids_are_refused(path: Path) -> None:
+    queue = open_queue(path)
+    record_id = queue.enqueue("notice", {"amount": 1})
+    queue.acknowledge(record_id)
+    for bad in (record_id, "not an id", "0000000009-" + "0" * 32):
+        with pytest.raises(StoreError):
+            queue.acknowledge(bad)
+        with pytest.raises(StoreError):
+            queue.mark_attempt(bad, "timeout")
+
+
+# ----- the host's verification -------------------------------------------------------------------------
+
+TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")  # TEST key
+IDS = {"41": "00000001", "42": "123456789012345"}
+
+
+class Terminal:
+    """Signs on to the simulated acquirer (single-length keys) and sends MACed messages."""
+
+    def __init__(self, host: AcquirerHost) -> None:
+        self.host = host
+        sign_on = {"t": "0800", "11": "000001", **IDS, "60": field60("00", 1, "001"), "63": "001"}
+        answer = unpack(self._exchange(pack(sign_on)))
+        assert answer["39"] == "00"
+        self.mac = KeyMac("unionpay-ecb", tdes_decrypt_ecb(TMK, bytes.fromhex(answer["62"])[12:20]))
+        self.stan = 100
+
+    def _exchange(self, packed: bytes) -> bytes:
+        reply = self.host.handle(packed)
+        assert reply.action == "answer"
+        return reply.answer
+
+    def send(self, fields: dict[str, str]) -> IsoMessage:
+        self.stan += 1
+        request = {"11": f"{self.stan:06d}", **IDS, **fields}
+        return open_answer(self._exchange(seal(request, self.mac)), self.mac)
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    config = TerminalConfig(IDS["41"], IDS["42"], TMK, device_public_key=DEVICE.public_key_bytes())
+    yield Terminal(AcquirerHost((config,), clock=lambda: T0))
+
+
+def test_the_sim_host_accepts_a_queued_record_and_refuses_it_tampered(path: Path, terminal: Terminal) -> None:
+    queue = open_queue(path)
+    queue.enqueue("notice", {"type": "refund", "amount": 500, "trace": "000123", "pan_masked": MASKED})
+    [record] = queue.pending()
+    upload = {"t": "0320", "4": "000000000500", "60": field60("00", 1, "201")}
+    answer = terminal.send({**upload, "62": signed_record_field(record.signed_bytes, record.signature)})
+    assert answer["39"] == "00"
+    tampered = record.signed_bytes.replace(b'"amount":500', b'"amount":900')
+    assert tampered != record.signed_bytes
+    answer = terminal.send({**upload, "62": signed_record_field(tampered, record.signature)})
+    assert answer["39"] == "63"
+    queue.acknowledge(record.id)
+    assert queue.pending() == []
