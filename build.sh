@@ -62,6 +62,7 @@ cmd_setup() {
 # pcscd: use one that already answers; otherwise start our own in the
 # foreground (as a background job) and stop it when we leave.
 PCSCD_PID=""
+PCSCD_PIDFILE="$ROOT/var/pcscd.pid"
 pcscd_answers() {
     "$PY" - <<'EOF' 2>/dev/null
 import sys
@@ -80,8 +81,12 @@ start_pcscd() {
         sleep 0.5
     fi
     mkdir -p /run/pcscd
-    pcscd --foreground >"$ROOT/var/pcscd.log" 2>&1 &
+    pcscd --foreground >>"$ROOT/var/pcscd.log" 2>&1 &
     PCSCD_PID=$!
+    # The test harness may replace a pcscd whose vpcd driver stopped taking
+    # cards (tests/conftest.py); it writes the new pid here.
+    echo "$PCSCD_PID" >"$PCSCD_PIDFILE"
+    export POS_PCSCD_PIDFILE="$PCSCD_PIDFILE"
     local i
     for i in $(seq 1 100); do
         if pcscd_answers; then
@@ -96,8 +101,18 @@ start_pcscd() {
 
 stop_pcscd() {
     if [ -n "$PCSCD_PID" ]; then
-        kill "$PCSCD_PID" 2>/dev/null || true
+        local pid i
+        for pid in "$PCSCD_PID" "$(cat "$PCSCD_PIDFILE" 2>/dev/null)"; do
+            [ -n "$pid" ] || continue
+            kill "$pid" 2>/dev/null || true
+            for i in $(seq 1 50); do
+                [ -e "/proc/$pid" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ] || break
+                sleep 0.1
+            done
+            kill -9 "$pid" 2>/dev/null || true
+        done
         wait "$PCSCD_PID" 2>/dev/null || true
+        rm -f "$PCSCD_PIDFILE"
         PCSCD_PID=""
     fi
 }

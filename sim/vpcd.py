@@ -14,8 +14,15 @@ for the benchmark.
 
 `run()` also reads commands, one per line, from a stream (stdin for
 `pos-sim card`): ``remove``, ``insert``, ``quit``. It prints ``ready`` each
-time the card is connected and ``removed`` each time it leaves, so a test
+time the card is in the reader and ``removed`` each time it leaves, so a test
 can wait for them; end of input means quit.
+
+vpcd listens with a backlog of 0 and accepts only while it holds no card: a
+TCP connect can succeed in the kernel's queue long before vpcd takes the
+connection, or stay there behind a connection vpcd has not let go of. So
+the card counts as inserted only once vpcd has spoken on the link (it asks
+for the ATR as soon as it accepts), and a link vpcd has not spoken on within
+ACCEPT_TIMEOUT_S is closed and made again.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import os
 import selectors
 import socket
+import time
 from typing import TextIO
 
 from sim.card import Card
@@ -45,6 +53,7 @@ DEFAULT_ADDRESS = ("127.0.0.1", 35963)
 CONTROL_POWER_OFF, CONTROL_POWER_ON, CONTROL_RESET, CONTROL_GET_ATR = 0, 1, 2, 4
 MAX_BACKOFF_S = 1.0
 FIRST_BACKOFF_S = 0.05
+ACCEPT_TIMEOUT_S = 5.0
 
 
 class VpcdError(SimError):
@@ -138,6 +147,8 @@ def run(
     if command_fd is not None:
         selector.register(command_fd, selectors.EVENT_READ, "commands")
     link: VpcdLink | None = None
+    accepted = False  # vpcd has spoken on `link`
+    accept_deadline = 0.0
     inserted = True
     backoff = FIRST_BACKOFF_S
     pending = b""
@@ -164,7 +175,14 @@ def run(
                 else:
                     backoff = FIRST_BACKOFF_S
                     selector.register(link.sock, selectors.EVENT_READ, "vpcd")
-                    say("ready")
+                    accepted = False
+                    accept_deadline = time.monotonic() + ACCEPT_TIMEOUT_S
+            if link is not None and not accepted:
+                left = accept_deadline - time.monotonic()
+                if left <= 0:
+                    disconnect()  # still in the kernel's queue: vpcd never took it
+                    continue
+                wait = left
             if wait is None and link is None and command_fd is None:
                 return 0  # removed for good, and nobody can put it back
             for key, _ in selector.select(wait):
@@ -178,6 +196,9 @@ def run(
                         alive = False
                     if not alive:
                         disconnect()
+                    elif not accepted:
+                        accepted = True
+                        say("ready")
                 elif key.data == "commands" and command_fd is not None:
                     chunk = os.read(command_fd, 4096)
                     if not chunk:
@@ -193,7 +214,7 @@ def run(
                             disconnect()
                             say("removed")
                         elif word == "insert":
-                            if inserted and link is not None:
+                            if inserted and link is not None and accepted:
                                 say("ready")
                             inserted = True
                         elif word:

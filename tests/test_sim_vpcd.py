@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import sim.vpcd
 from sim.card import load_profile_card
 from sim.vpcd import answer, parse_address, run
 
@@ -45,9 +46,12 @@ class FakeVpcd:
         self.server.settimeout(10)
         self.conn: socket.socket | None = None
 
-    def accept(self) -> None:
+    def accept(self, *, speak: bool = True) -> None:
+        """Take the card's connection; like vpcd, ask for the ATR at once unless told not to."""
         self.conn, _ = self.server.accept()
         self.conn.settimeout(10)
+        if speak:
+            self.exchange(b"\x04")
 
     def exchange(self, payload: bytes) -> bytes:
         assert self.conn is not None
@@ -147,6 +151,23 @@ def test_link_waits_for_vpcd_and_reconnects() -> None:
         vpcd.control(1)
         assert vpcd.exchange(SELECT_PSE)[-2:] == b"\x90\x00"
     assert result == [0]  # end of input is quit
+
+
+def test_a_link_vpcd_never_speaks_on_is_made_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sim.vpcd, "ACCEPT_TIMEOUT_S", 0.3)
+    vpcd = FakeVpcd()
+    with card_process("visa-credit", vpcd.port) as (_, out, result):
+        vpcd.accept(speak=False)  # taken from the queue, but nothing said on it
+        stale = vpcd.conn
+        assert stale is not None
+        time.sleep(0.1)
+        assert out.getvalue() == ""  # not in the reader until vpcd speaks
+        assert stale.recv(1) == b""  # the card gave up on that link...
+        vpcd.accept()  # ...and came back on a new one
+        assert wait_for_output(out, 1) == ["ready"]
+        vpcd.control(1)
+        assert vpcd.exchange(SELECT_PSE)[-2:] == b"\x90\x00"
+    assert result == [0]
 
 
 def test_fault_pull_closes_the_link() -> None:

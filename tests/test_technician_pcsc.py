@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import hold_vpcd_slot, vpcd_port, vpcd_reader_name
+from tests.conftest import ensure_vpcd_takes_cards, hold_vpcd_slot, vpcd_port, vpcd_reader_name
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.xdist_group("pcsc")]
 
@@ -21,6 +21,7 @@ POS_EMV = [sys.executable, "-c", "import sys, firmware.__main__ as m; sys.exit(m
 def test_card_started_in_the_background_is_read_through_pcscd() -> None:
     port = vpcd_port()
     with hold_vpcd_slot(vpcd_reader_name(port)):
+        ensure_vpcd_takes_cards(port)
         card = subprocess.Popen(
             [sys.executable, "-m", "sim", "card", "--profile", "visa-credit", "--vpcd", f"127.0.0.1:{port}"],
             stdin=subprocess.DEVNULL,  # what `&` in a script gives it
