@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -230,7 +231,7 @@ def restart_pcscd() -> None:
         ["pcscd", "--foreground"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
     )
     Path(pidfile).write_text(f"{daemon.pid}\n")
-    print(f"\nconftest: vpcd stopped taking cards; pcscd {old} replaced by {daemon.pid}", file=sys.stderr)
+    warnings.warn(f"vpcd stopped taking cards: pcscd {old} replaced by {daemon.pid}", stacklevel=1)
 
     def vpcd_reader_listed() -> bool:
         from smartcard.System import readers
