@@ -140,6 +140,8 @@ class PcscReader:
             data, sw1, sw2 = self._connection.transmit(list(apdu))
         except _PYSCARD_ERRORS as exc:
             if _hresult(exc) in _CARD_GONE or isinstance(exc, NoCardException):
+                # A card that has left cannot be powered down: leave it at disconnect.
+                self._connection.disposition = scard.SCARD_LEAVE_CARD
                 raise CardRemovedError(f"card left reader '{self._name}'") from exc
             if _hresult(exc) in _READER_GONE:
                 raise CardRemovedError(f"reader '{self._name}' went away: {_describe(exc)}") from exc
