@@ -209,6 +209,15 @@ class VpcdCard:
         self._stderr.close()
 
 
+def _process_ended(pid: int) -> bool:
+    """Gone, or a zombie its parent has not reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def restart_pcscd() -> None:
     """Replace the pcscd that `./build.sh test` started (its pid file says which) by a new one.
 
@@ -225,7 +234,7 @@ def restart_pcscd() -> None:
     if old:
         with contextlib.suppress(ProcessLookupError):
             os.kill(old, signal.SIGTERM)
-        _wait_for(lambda: not Path(f"/proc/{old}").exists(), 10, "the stuck pcscd to stop")
+        _wait_for(lambda: _process_ended(old), 10, "the stuck pcscd to stop")
     log = Path(pidfile).with_name("pcscd.log").open("ab")
     daemon = subprocess.Popen(
         ["pcscd", "--foreground"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
