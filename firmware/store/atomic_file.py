@@ -28,13 +28,14 @@ from typing import Final
 
 from firmware.errors import StoreError
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "ensure_private_dir", "locked", "write_atomically"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "ensure_private_dir", "fsync_dir", "locked", "write_atomically"]
 
 DEFAULT_LOCK_TIMEOUT: Final = 10.0
 _LOCK_POLL_SECONDS: Final = 0.01
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename, creation or removal in `directory` durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -63,7 +64,7 @@ def ensure_private_dir(directory: Path) -> None:
             except FileExistsError:
                 if not new.is_dir():
                     raise
-            _fsync_dir(new.parent)
+            fsync_dir(new.parent)
     except OSError as exc:
         raise StoreError(f"cannot create directory {directory}: {exc.strerror}") from exc
 
@@ -114,7 +115,7 @@ def _remove_stale_temp_files(path: Path) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name)
         if stale:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
     except OSError as exc:
         raise StoreError(f"cannot remove the stale temp files of {path}: {exc.strerror}") from exc
 
@@ -134,7 +135,7 @@ def _write_and_rename(path: Path, data: bytes) -> None:
             os.close(fd)
         os.rename(temp, path)
         renamed = True
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror}") from exc
     finally:

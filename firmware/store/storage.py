@@ -32,7 +32,7 @@ from typing import Any, Final, NoReturn
 from tinydb.storages import Storage
 
 from firmware.errors import DamagedStoreError, StoreError
-from firmware.store.atomic_file import locked, write_atomically
+from firmware.store.atomic_file import fsync_dir, locked, write_atomically
 
 __all__ = ["DAMAGED_SUFFIX", "CrashSafeStorage", "StoreData"]
 
@@ -40,14 +40,6 @@ StoreData = dict[str, dict[str, Any]]
 
 DAMAGED_SUFFIX: Final = ".damaged-"
 _NOT_READ: Final = object()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _shape_problem(data: object) -> str | None:
@@ -151,7 +143,7 @@ class CrashSafeStorage(Storage):
             aside = self.path.with_name(f"{self.path.name}{DAMAGED_SUFFIX}{stamp}-{number}")
         try:
             os.rename(self.path, aside)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         except OSError as exc:
             raise StoreError(
                 f"{self.path} is damaged ({problem}) and could not be kept aside: {exc.strerror}"
