@@ -13,6 +13,7 @@ import pytest
 
 from firmware.keys.cli import main
 from firmware.keys.layout import KeyLayout, open_key_store, open_record_signer
+from tests.power_cut import ARM_POWER_CUT
 
 # A payShield 10k K0 key block (collected in openemv/tr31's tests) and its KBPK.
 K0_BLOCK = "B0080K0TN00N00001C414014375212C24995E405B5EE052CB92B67F455EA2680F6751088F9F1C228"
@@ -200,18 +201,9 @@ def test_module_entry_point_prints_no_traceback(tmp_path: Path) -> None:
 
 # Runs `pos-keys provision` and loses power (os._exit, nothing cleaned up) just before the
 # CUT-th call that makes something durable or moves a name: fsync, rename, replace, link, unlink.
-POWER_CUT = """
-import os, sys
-cut_at, calls = int(sys.argv[1]), [0]
-def power_cut_before(function):
-    def call(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == cut_at:
-            os._exit(137)
-        return function(*args, **kwargs)
-    return call
-for name in ("fsync", "rename", "replace", "link", "unlink"):
-    setattr(os, name, power_cut_before(getattr(os, name)))
+POWER_CUT = ARM_POWER_CUT + """
+import sys
+arm_power_cut(int(sys.argv[1]))
 from firmware.keys.cli import main
 sys.exit(main(["--data-dir", sys.argv[2], "provision"]))
 """

@@ -17,6 +17,7 @@ from firmware.errors import DamagedStoreError, StoreError
 from firmware.store import atomic_file
 from firmware.store import storage as storage_module
 from firmware.store.storage import CrashSafeStorage
+from tests.power_cut import ARM_POWER_CUT
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -177,23 +178,15 @@ def test_two_writers_never_lose_each_others_changes(tmp_path: Path) -> None:
 
 # A child that commits one transaction of three inserts and loses power (os._exit, nothing cleaned up)
 # just before the CUT-th call that makes something durable or moves a name.
-POWER_CUT = """
-import os, sys
+POWER_CUT = ARM_POWER_CUT + """
+import sys
 from datetime import datetime
 from pathlib import Path
-cut_at, path, calls = int(sys.argv[1]), Path(sys.argv[2]), [0]
-def power_cut_before(function):
-    def call(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == cut_at:
-            os._exit(137)
-        return function(*args, **kwargs)
-    return call
 from tinydb import TinyDB
 from firmware.store.storage import CrashSafeStorage
-db = TinyDB(path, clock=datetime.now, storage=CrashSafeStorage)
-for name in ("fsync", "rename", "replace", "link", "unlink"):
-    setattr(os, name, power_cut_before(getattr(os, name)))
+from tests.power_cut import ARM_POWER_CUT
+db = TinyDB(Path(sys.argv[2]), clock=datetime.now, storage=CrashSafeStorage)
+arm_power_cut(int(sys.argv[1]))
 with db.storage.transaction():
     for n in (2, 3, 4):
         db.table("queue").insert({"n": n})
@@ -234,6 +227,7 @@ import os, sys
 from datetime import datetime
 from tinydb import TinyDB
 from firmware.store.storage import CrashSafeStorage
+from tests.power_cut import ARM_POWER_CUT
 os.rename = lambda *args, **kwargs: os._exit(137)  # the power goes just as the new file would replace the old
 TinyDB(sys.argv[1], clock=datetime.now, storage=CrashSafeStorage).table("queue").insert({"n": 2})
 """
