@@ -15,6 +15,7 @@ from test_emv_fakes import MC_AID, FakeCard, FakeReader, complete_app, h, tlv_by
 
 from firmware.emv import diag
 from firmware.emv.reader import CardReader
+from firmware.emv.report import expiry_text
 
 
 def run(argv: list[str], open_reader: Callable[[str], CardReader]) -> tuple[int, str, str]:
@@ -169,7 +170,7 @@ def test_card_removed_during_the_read() -> None:
     ],
 )
 def test_expiry_text(value: bytes | None, text: str | None) -> None:
-    assert diag.expiry_text(value) == text
+    assert expiry_text(value) == text
 
 
 def test_a_registered_subcommand_runs_with_the_shared_reader_handling(

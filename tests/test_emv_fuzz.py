@@ -19,7 +19,7 @@ from test_emv_fakes import MC_AID, VISA_AID, CardGone, FakeCard, complete_app, d
 
 from firmware.emv.application import read_application
 from firmware.emv.diag import main as diag_main
-from firmware.emv.diag import read_report, technician_chooser
+from firmware.emv.report import read_report, technician_chooser
 from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transport import Transport
 from firmware.errors import PosError

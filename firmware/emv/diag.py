@@ -19,16 +19,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn, TextIO
 
-from firmware.emv.application import ApplicationData, read_application
 from firmware.emv.kernel_config import load_kernel_config
-from firmware.emv.mask import display_tags
 from firmware.emv.reader import CardReader
-from firmware.emv.selection import Candidate, Chooser
+from firmware.emv.report import read_for_technician, read_report
 from firmware.emv.terminal_config import TerminalConfig, load_terminal_config
 from firmware.emv.transport import Clock, Transport
 from firmware.errors import (
@@ -52,13 +50,9 @@ __all__ = [
     "Subcommand",
     "add_reader_argument",
     "aid_argument",
-    "expiry_text",
     "main",
-    "read_report",
     "register_subcommand",
     "run_with_card",
-    "technician_chooser",
-    "transaction_data_for_read",
 ]
 
 EXIT_OK = 0
@@ -192,72 +186,6 @@ def run_with_card(
 # --- read --------------------------------------------------------------------
 
 
-def transaction_data_for_read(now: datetime, random_bytes: Callable[[int], bytes]) -> dict[int, bytes]:
-    """PDOL data for a read without a sale: zero amounts, goods and services, today."""
-    return {
-        0x9F02: bytes(6),
-        0x9F03: bytes(6),
-        0x9C: b"\x00",
-        0x9A: bytes.fromhex(now.strftime("%y%m%d")),
-        0x9F21: bytes.fromhex(now.strftime("%H%M%S")),
-        0x9F37: random_bytes(4),
-    }
-
-
-def expiry_text(value: bytes | None) -> str | None:
-    """'5F24' (YYMMDD) as YYYY-MM; years 50-99 are 19xx (Book 4 Annex A)."""
-    if value is None or len(value) != 3 or not value.hex().isdigit():
-        return None
-    digits = value.hex()
-    year = int(digits[:2])
-    return f"{1900 + year if year >= 50 else 2000 + year}-{digits[2:4]}"
-
-
-def read_report(transport: Transport, data: ApplicationData) -> dict[str, object]:
-    """The `read` JSON object; every card value in it is masked where sensitive."""
-    fci = data.selected.fci
-    records: list[dict[str, object]] = [
-        {
-            "sfi": record.sfi,
-            "record": record.number,
-            "oda": record.for_oda,
-            "tags": display_tags(record.tags) if record.tags else {},
-            **({} if record.tags else {"length": len(record.data)}),
-        }
-        for record in data.records.records
-    ]
-    application: Mapping[str, object] = {
-        "aid": data.selected.aid.hex().upper(),
-        "label": data.selected.label,
-        "preferred_name": fci.preferred_name,
-        "priority": f"{fci.priority:02X}" if fci.priority is not None else None,
-        "language": fci.language_preference,
-        "pdol": fci.pdol.hex().upper() if fci.pdol is not None else None,
-    }
-    return {
-        "reader": transport.reader_name,
-        "atr": (transport.atr or b"").hex().upper(),
-        "selection": {
-            "method": data.selection_method,
-            "candidates": [
-                {"aid": candidate.aid.hex().upper(), "label": candidate.display_name}
-                for candidate in data.candidates
-            ],
-            "notes": list(data.selection_notes),
-        },
-        "application": dict(application),
-        "pan": data.masked_pan,
-        "expiry": expiry_text(data.records.tags.get(0x5F24)),
-        "aip": data.options.aip.hex().upper(),
-        "afl": data.options.afl.hex().upper(),
-        "gpo_format": f"{data.options.response_format:02X}",
-        "missing_mandatory": [f"{tag:X}" for tag in data.records.missing_mandatory],
-        "oda_record_invalid": data.records.oda_record_invalid,
-        "records": records,
-        "trace": transport.display_trace(),
-    }
-
-
 def aid_argument(text: str) -> bytes:
     """An AID on the command line: hex, 5 to 16 bytes (RID + PIX, ISO/IEC 7816-4)."""
     try:
@@ -267,18 +195,6 @@ def aid_argument(text: str) -> bytes:
     if not 5 <= len(aid) <= 16:
         raise argparse.ArgumentTypeError(f"an AID is 5 to 16 bytes, '{text}' is {len(aid)}")
     return aid
-
-
-def technician_chooser(aid: bytes | None) -> Chooser:
-    """The technician stands in for the cardholder: the application `aid` names
-    (an AID or its beginning), or without one the first offered (highest priority)."""
-
-    def choose(candidates: Sequence[Candidate]) -> Candidate | None:
-        if aid is None:
-            return candidates[0]
-        return next((candidate for candidate in candidates if candidate.aid.startswith(aid)), None)
-
-    return choose
 
 
 def _configure_read(parser: argparse.ArgumentParser) -> None:
@@ -294,18 +210,14 @@ def _configure_read(parser: argparse.ArgumentParser) -> None:
 
 def _run_read(args: argparse.Namespace, env: Environment) -> int:
     def body(transport: Transport, config: TerminalConfig) -> int:
-        data = read_application(
+        data = read_for_technician(
             transport,
             config,
-            transaction_data={
-                **load_kernel_config().terminal_data(),
-                **transaction_data_for_read(env.now(), env.random_bytes),
-            },
-            choose=technician_chooser(args.aid),
+            load_kernel_config().terminal_data(),
+            now=env.now(),
+            random_bytes=env.random_bytes,
+            aid=args.aid,
         )
-        if args.aid is not None and not data.selected.aid.startswith(args.aid):
-            # A single candidate is selected without asking (Book 1 12.4): check it is the one named.
-            raise SelectionError(f"the card offers no application {args.aid.hex().upper()}")
         env.stdout.write(json.dumps(read_report(transport, data), ensure_ascii=False, indent=2) + "\n")
         return EXIT_OK
 

@@ -37,11 +37,11 @@ from firmware.emv.diag import (
     aid_argument,
     register_subcommand,
     run_with_card,
-    technician_chooser,
 )
 from firmware.emv.kernel import KernelServices, process_transaction
 from firmware.emv.kernel_config import load_kernel_config
 from firmware.emv.online import OnlineHandler
+from firmware.emv.report import technician_chooser
 from firmware.emv.result import Outcome
 from firmware.emv.terminal_config import TerminalConfig
 from firmware.emv.transaction import TransactionInput, TransactionType
