@@ -69,7 +69,7 @@ def emv_main(argv: Sequence[str] | None = None) -> int:
 
 
 def keys_main(argv: Sequence[str] | None = None) -> int:
-    from firmware.keys.cli import main as keys_cli_main
+    from firmware.cli.keys import main as keys_cli_main
 
     return keys_cli_main(argv)
 
