@@ -61,7 +61,7 @@ def online_factory(spec: str) -> OnlineHandler | None:
 
 
 def emv_main(argv: Sequence[str] | None = None) -> int:
-    from firmware.emv.diag import main as diag_main
+    from firmware.cli.emv import main as diag_main
     from firmware.emv.diag_txn import register_txn
 
     register_txn(online_factory)

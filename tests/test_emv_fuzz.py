@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_emv_fakes import MC_AID, VISA_AID, CardGone, FakeCard, complete_app, directory_record
 
+from firmware.cli.emv import main as diag_main
 from firmware.emv.application import read_application
-from firmware.emv.diag import main as diag_main
 from firmware.emv.report import read_report, technician_chooser
 from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transport import Transport

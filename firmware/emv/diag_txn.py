@@ -24,9 +24,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from firmware.emv.capk import DEFAULT_CAPK_PATH, load_capk_store
-from firmware.emv.cvm import PinKind
-from firmware.emv.diag import (
+from firmware.cli.emv import (
     EXIT_CARD_ERROR,
     EXIT_CONFIG,
     EXIT_OK,
@@ -38,6 +36,8 @@ from firmware.emv.diag import (
     register_subcommand,
     run_with_card,
 )
+from firmware.emv.capk import DEFAULT_CAPK_PATH, load_capk_store
+from firmware.emv.cvm import PinKind
 from firmware.emv.kernel import KernelServices, process_transaction
 from firmware.emv.kernel_config import load_kernel_config
 from firmware.emv.online import OnlineHandler

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from firmware.__main__ import online_factory, open_reader
-from firmware.emv import diag
+from firmware.cli import emv as diag
 from firmware.emv.diag_txn import parse_amount, register_txn
 from firmware.errors import TransactionInputError
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_emv_fakes import MC_AID, FakeCard, FakeReader, complete_app, h, tlv_bytes
 
-from firmware.emv import diag
+from firmware.cli import emv as diag
 from firmware.emv.reader import CardReader
 from firmware.emv.report import expiry_text
 
