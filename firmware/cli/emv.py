@@ -1,33 +1,69 @@
 """`pos-emv`: the technician's card tool.
 
-    pos-emv read [--reader pcsc[:NAME] | sim:PROFILE] [--config PATH] [--aid HEX]
+    pos-emv read [--reader pcsc[:NAME] | sim:PROFILE] [--config PATH] [--wait SECONDS] [--aid HEX]
+    pos-emv txn --amount 12.34 [--type sale|refund] [--reader SPEC] [--pin 1234|bypass]
+                [--online sim|none] [--aid HEX] [--kernel-config PATH] [--capk PATH] [--sequence N]
 
-prints ONE JSON object: reader, ATR, the selected application, masked PAN,
-expiry, AIP, AFL, the records as tag dictionaries (PAN and track data
-masked) and the APDU trace with response times. Failures print one line on
-stderr and exit non-zero (see EXIT_*), never a traceback.
+`read` prints ONE JSON object: reader, ATR, the selected application, masked
+PAN, expiry, AIP, AFL, the records as tag dictionaries (PAN and track data
+masked) and the APDU trace with response times (`firmware.emv.report`).
 
-More subcommands plug in with `register_subcommand(Subcommand(...))` (the
-EMV kernel adds `txn`); `add_reader_argument` and `run_with_card` give them
-the same reader option and error handling as `read`.
+`txn` runs one whole EMV transaction and prints its result as JSON (masked).
+Without `--pin` the terminal has no PIN pad; `--pin bypass` is a PIN pad
+where the cardholder presses Enter without a PIN. An online PIN is
+encrypted (ISO 9564 format 0) under a one-time random key that never leaves
+the process: this is a diagnostic, the real PIK stays in the key store.
+`--online sim` needs the online factory of the composition root (the
+simulated issuer); `none` means the terminal cannot go online. When the
+card offers several applications the technician confirms for the
+cardholder: `--aid`, else the highest priority.
+
+The subcommands are the static list `SUBCOMMANDS`; `main` receives the
+reader opener and the online factory from `firmware/__main__.py`.
+Failures print one line on stderr and exit non-zero (codes in
+`firmware.cli.common`), never a traceback: 2 no reader or card, 3 no
+supported application, 4 a card error (`txn`: the transaction was
+terminated; its JSON object is printed all the same), 5 configuration,
+64 usage (a bad option or an amount with too many decimals). A completed
+`txn`, approved or declined, exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NoReturn, TextIO
+from pathlib import Path
+from typing import TextIO
 
+from firmware.cli.common import (
+    EXIT_CARD_ERROR,
+    EXIT_CONFIG,
+    EXIT_NO_APPLICATION,
+    EXIT_NO_CARD,
+    EXIT_OK,
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    fail,
+    parse_amount,
+    parse_command_line,
+    write_json,
+)
+from firmware.emv.capk import DEFAULT_CAPK_PATH, load_capk_store
+from firmware.emv.cvm import PinKind
+from firmware.emv.kernel import KernelServices, process_transaction
 from firmware.emv.kernel_config import load_kernel_config
+from firmware.emv.online import OnlineHandler
 from firmware.emv.reader import CardReader
-from firmware.emv.report import read_for_technician, read_report
+from firmware.emv.report import read_for_technician, read_report, technician_chooser
+from firmware.emv.result import Outcome
 from firmware.emv.terminal_config import TerminalConfig, load_terminal_config
+from firmware.emv.transaction import TransactionInput, TransactionType
 from firmware.emv.transport import Clock, Transport
 from firmware.errors import (
     ConfigError,
@@ -36,42 +72,42 @@ from firmware.errors import (
     PosError,
     ReaderError,
     SelectionError,
+    TransactionInputError,
 )
+from firmware.keys.pinblock import encrypt_pin_block
 
 __all__ = [
-    "EXIT_CARD_ERROR",
-    "EXIT_CONFIG",
-    "EXIT_NO_APPLICATION",
-    "EXIT_NO_CARD",
-    "EXIT_OK",
-    "EXIT_USAGE",
+    "PROG",
+    "SUBCOMMANDS",
     "Environment",
+    "OnlineFactory",
     "OpenReader",
     "Subcommand",
     "add_reader_argument",
     "aid_argument",
+    "build_parser",
     "main",
-    "register_subcommand",
     "run_with_card",
 ]
 
-EXIT_OK = 0
-EXIT_NO_CARD = 2  # no reader, no card, card removed
-EXIT_NO_APPLICATION = 3  # no application both card and terminal support
-EXIT_CARD_ERROR = 4  # the card answered something the terminal must refuse
-EXIT_CONFIG = 5  # terminal configuration missing or wrong
-EXIT_USAGE = 64
-
+PROG = "pos-emv"
 CARD_POLL_INTERVAL_S = 0.1
 
 OpenReader = Callable[[str], CardReader]
+OnlineFactory = Callable[[str], "OnlineHandler | None"]
 
 
 @dataclass(frozen=True)
 class Environment:
-    """What a subcommand gets besides its arguments: the outside world, injected."""
+    """What a subcommand gets besides its arguments: the outside world, injected.
+
+    `open_reader` maps a --reader SPEC to a reader; `online_factory` maps an
+    --online SPEC other than `none` to the kernel's host callback (None: the
+    tool was not given one).
+    """
 
     open_reader: OpenReader
+    online_factory: OnlineFactory | None
     clock: Clock
     now: Callable[[], datetime]
     random_bytes: Callable[[int], bytes]
@@ -81,27 +117,15 @@ class Environment:
 
 @dataclass(frozen=True)
 class Subcommand:
+    """One `pos-emv` subcommand: its options (`configure`) and what it does (`run`, returns the exit code)."""
+
     name: str
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace, Environment], int]
 
 
-_SUBCOMMANDS: dict[str, Subcommand] = {}
-
-
-def register_subcommand(subcommand: Subcommand) -> None:
-    """Add (or replace) a `pos-emv` subcommand."""
-    _SUBCOMMANDS[subcommand.name] = subcommand
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(f"{self.format_usage()}{self.prog}: {message}")
+# --- what every card subcommand shares ---------------------------------------
 
 
 def _reader_spec(text: str) -> str:
@@ -144,8 +168,7 @@ def _open_when_card_present(env: Environment, spec: str, wait: float) -> CardRea
 
 
 def _fail(env: Environment, code: int, message: str) -> int:
-    env.stderr.write(f"pos-emv: {message}\n")
-    return code
+    return fail(env.stderr, PROG, code, message)
 
 
 def run_with_card(
@@ -183,9 +206,6 @@ def run_with_card(
         return _fail(env, EXIT_CARD_ERROR, str(exc))
 
 
-# --- read --------------------------------------------------------------------
-
-
 def aid_argument(text: str) -> bytes:
     """An AID on the command line: hex, 5 to 16 bytes (RID + PIX, ISO/IEC 7816-4)."""
     try:
@@ -218,24 +238,109 @@ def _run_read(args: argparse.Namespace, env: Environment) -> int:
             random_bytes=env.random_bytes,
             aid=args.aid,
         )
-        env.stdout.write(json.dumps(read_report(transport, data), ensure_ascii=False, indent=2) + "\n")
+        write_json(env.stdout, read_report(transport, data))
         return EXIT_OK
 
     return run_with_card(args, env, body)
 
 
-register_subcommand(
-    Subcommand("read", "read the card's application data and print it as JSON", _configure_read, _run_read)
-)
+# --- txn ---------------------------------------------------------------------
+
+_TYPES = {"sale": TransactionType.PURCHASE, "refund": TransactionType.REFUND}
+
+
+def _configure_txn(parser: argparse.ArgumentParser) -> None:
+    add_reader_argument(parser)
+    parser.add_argument("--amount", required=True, help="amount in major units, e.g. 12.34")
+    parser.add_argument("--amount-other", default="0", help="cashback amount (default 0)")
+    parser.add_argument("--type", choices=sorted(_TYPES), default="sale")
+    parser.add_argument("--pin", default=None, help="the PIN the cardholder enters, or 'bypass'")
+    parser.add_argument("--online", choices=("sim", "none"), default="none")
+    parser.add_argument("--kernel-config", default=None, metavar="PATH")
+    parser.add_argument("--capk", default=str(DEFAULT_CAPK_PATH), metavar="PATH")
+    parser.add_argument("--sequence", type=int, default=1, help="transaction sequence counter 9F41")
+    parser.add_argument(
+        "--aid",
+        type=aid_argument,
+        default=None,
+        metavar="HEX",
+        help="the application to use when the card offers several (default: highest priority)",
+    )
+
+
+def _pin_entry(pin: str | None) -> Callable[[PinKind, int | None], str | None] | None:
+    if pin is None:
+        return None
+
+    def enter(kind: PinKind, tries_left: int | None) -> str | None:
+        return None if pin == "bypass" else pin
+
+    return enter
+
+
+def _run_txn(args: argparse.Namespace, env: Environment) -> int:
+    try:
+        config = load_kernel_config(None if args.kernel_config is None else Path(args.kernel_config))
+        capks = load_capk_store(args.capk)
+    except ConfigError as exc:
+        return _fail(env, EXIT_CONFIG, str(exc))
+    try:
+        amount = parse_amount(args.amount, config.currency_exponent)
+        amount_other = parse_amount(args.amount_other, config.currency_exponent)
+    except TransactionInputError as exc:
+        return _fail(env, EXIT_USAGE, str(exc))
+    online: OnlineHandler | None = None
+    if args.online != "none":
+        if env.online_factory is None:
+            return _fail(env, EXIT_CONFIG, "no online factory: run through the pos-emv entry point")
+        online = env.online_factory(args.online)
+    one_time_pik = env.random_bytes(16)
+
+    def online_pin_block(pin: str, pan: str) -> bytes:
+        return encrypt_pin_block(one_time_pik, pin, pan, 0, env.random_bytes)
+
+    selection_draw = env.random_bytes(3)
+    txn = TransactionInput(
+        amount=amount,
+        amount_other=amount_other,
+        now=env.now(),
+        unpredictable_number=env.random_bytes(4),
+        random_selection_number=int.from_bytes(selection_draw, "big") % 99 + 1,
+        sequence_counter=args.sequence,
+        transaction_type=_TYPES[args.type],
+    )
+
+    def body(transport: Transport, terminal: TerminalConfig) -> int:
+        services = KernelServices(
+            terminal=terminal,
+            config=config,
+            capks=capks,
+            random_bytes=env.random_bytes,
+            pin_entry=_pin_entry(args.pin),
+            online_pin_block=online_pin_block,
+            online=online,
+            choose=technician_chooser(args.aid),
+        )
+        result = process_transaction(transport, txn, services)
+        env.stdout.write(result.to_json() + "\n")
+        return EXIT_CARD_ERROR if result.outcome is Outcome.TERMINATED else EXIT_OK
+
+    return run_with_card(args, env, body)
 
 
 # --- entry point -------------------------------------------------------------
 
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand("read", "read the card's application data and print it as JSON", _configure_read, _run_read),
+    Subcommand("txn", "run one EMV transaction and print the result as JSON", _configure_txn, _run_txn),
+)
 
-def _build_parser() -> _Parser:
-    parser = _Parser(prog="pos-emv", description="EMV card diagnostics for technicians")
+
+def build_parser() -> Parser:
+    """The `pos-emv` command line: one parser per entry of `SUBCOMMANDS`."""
+    parser = Parser(prog=PROG, description="EMV card diagnostics for technicians")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for subcommand in _SUBCOMMANDS.values():
+    for subcommand in SUBCOMMANDS:
         sub = subparsers.add_parser(subcommand.name, help=subcommand.help, description=subcommand.help)
         subcommand.configure(sub)
         sub.set_defaults(_run=subcommand.run)
@@ -246,26 +351,29 @@ def main(
     argv: Sequence[str] | None = None,
     open_reader: OpenReader | None = None,
     *,
+    online_factory: OnlineFactory | None = None,
     clock: Clock = time.perf_counter,
     now: Callable[[], datetime] = datetime.now,
     random_bytes: Callable[[int], bytes] = os.urandom,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """Run `pos-emv`; returns the exit code. `open_reader` maps a --reader SPEC to a reader."""
+    """Run `pos-emv`; returns the exit code.
+
+    `open_reader` maps a --reader SPEC to a reader and `online_factory` an
+    --online SPEC to the host callback; both come from the composition root.
+    """
     err = stderr if stderr is not None else sys.stderr
     out = stdout if stdout is not None else sys.stdout
     if open_reader is None:
-        err.write("pos-emv: no reader opener given\n")
-        return EXIT_USAGE
-    parser = _build_parser()
+        return fail(err, PROG, EXIT_USAGE, "no reader opener given")
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    except _UsageError as exc:
-        err.write(f"{exc}\n")
+        args = parse_command_line(build_parser(), sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        err.write(f"{exc.usage}{exc.prog}: {exc.message}\n")
         return EXIT_USAGE
-    except SystemExit as exc:  # --help
-        return exc.code if isinstance(exc.code, int) else EXIT_OK
-    env = Environment(open_reader, clock, now, random_bytes, out, err)
+    if isinstance(args, int):
+        return args
+    env = Environment(open_reader, online_factory, clock, now, random_bytes, out, err)
     run: Callable[[argparse.Namespace, Environment], int] = args._run
     return run(args, env)
