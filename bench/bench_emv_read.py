@@ -20,8 +20,8 @@ from _harness import VPCD_READER, median_seconds, vpcd_card, vpcd_slot
 
 from firmware.emv.apdu import select_by_name
 from firmware.emv.application import ApplicationData, read_application
-from firmware.emv.diag import technician_chooser
 from firmware.emv.reader import CardReader, open_pcsc_reader
+from firmware.emv.report import technician_chooser
 from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transport import Transport
 from sim.card import load_profile_card

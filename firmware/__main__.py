@@ -61,15 +61,15 @@ def online_factory(spec: str) -> OnlineHandler | None:
 
 
 def emv_main(argv: Sequence[str] | None = None) -> int:
-    from firmware.emv.diag import main as diag_main
-    from firmware.emv.diag_txn import register_txn
+    """`pos-emv` (firmware.cli.emv) with the reader opener and the online factory chosen here."""
+    from firmware.cli.emv import main as emv_cli_main
 
-    register_txn(online_factory)
-    return diag_main(argv, open_reader=open_reader)
+    return emv_cli_main(argv, open_reader=open_reader, online_factory=online_factory)
 
 
 def keys_main(argv: Sequence[str] | None = None) -> int:
-    from firmware.keys.cli import main as keys_cli_main
+    """`pos-keys` (firmware.cli.keys)."""
+    from firmware.cli.keys import main as keys_cli_main
 
     return keys_cli_main(argv)
 

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_emv_fakes import MC_AID, VISA_AID, CardGone, FakeCard, complete_app, directory_record
 
+from firmware.cli.emv import main as pos_emv
 from firmware.emv.application import read_application
-from firmware.emv.diag import main as diag_main
-from firmware.emv.diag import read_report, technician_chooser
+from firmware.emv.report import read_report, technician_chooser
 from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transport import Transport
 from firmware.errors import PosError
@@ -135,7 +135,7 @@ def test_random_answers_to_every_command(data: st.DataObject) -> None:
 def test_pos_emv_read_never_tracebacks(data: st.DataObject, t0: bool) -> None:
     reader = fuzz_reader(data, make_card(t0, True))
     out, err = io.StringIO(), io.StringIO()
-    code = diag_main(
+    code = pos_emv(
         ["read", "--reader", "sim:fuzz"],
         open_reader=lambda spec: reader,
         clock=lambda: 0.0,

@@ -18,8 +18,8 @@ import pytest
 from conftest import VpcdCard
 
 from firmware.emv.application import ApplicationData, read_application
-from firmware.emv.diag import technician_chooser
 from firmware.emv.reader import CardReader, PcscReader, open_pcsc_reader
+from firmware.emv.report import technician_chooser
 from firmware.emv.selection import Candidate, Chooser
 from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transport import Transport

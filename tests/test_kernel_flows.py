@@ -24,12 +24,12 @@ import pytest
 from firmware.__main__ import issuer_online
 from firmware.emv import tlv
 from firmware.emv.capk import CapkStore, Revocation, load_capk_store
-from firmware.emv.diag import technician_chooser
 from firmware.emv.genac import CryptogramType
 from firmware.emv.kernel import KernelServices, run_transaction
 from firmware.emv.kernel_config import load_kernel_config
 from firmware.emv.online import OnlineHandler, OnlineRequest
 from firmware.emv.reader import CardReader, open_pcsc_reader
+from firmware.emv.report import technician_chooser
 from firmware.emv.result import Outcome, TransactionResult
 from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transaction import TransactionInput, TransactionType

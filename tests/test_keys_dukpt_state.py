@@ -35,9 +35,9 @@ from test_keys_dukpt import (
     no_rng,
 )
 
+from firmware.cli.keys import main as pos_keys
 from firmware.errors import CryptoError, KeyBlockError, KeyExhaustedError, KeyStoreError
 from firmware.keys import dukpt_aes, dukpt_state, dukpt_tdes
-from firmware.keys.cli import main as pos_keys
 from firmware.keys.device import load_device_key
 from firmware.keys.dukpt import AesTransactionKeys, KeyType, KeyUsage, TdesTransactionKeys
 from firmware.keys.dukpt_load import unwrap_initial_dukpt_key

@@ -20,8 +20,8 @@ from pathlib import Path
 import psec
 import pytest
 
+from firmware.cli.keys import main as pos_keys
 from firmware.errors import VerificationError
-from firmware.keys.cli import main as pos_keys
 from firmware.keys.dukpt import AesDukptTerminal, KeyUsage, TdesDukptTerminal
 from firmware.keys.dukpt_aes import derive_initial_key
 from firmware.keys.dukpt_tdes import derive_ipek

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import itertools
 import json
@@ -13,14 +12,15 @@ from pathlib import Path
 import pytest
 from test_emv_fakes import MC_AID, FakeCard, FakeReader, complete_app, h, tlv_bytes
 
-from firmware.emv import diag
+from firmware.cli import common, emv
 from firmware.emv.reader import CardReader
+from firmware.emv.report import expiry_text
 
 
 def run(argv: list[str], open_reader: Callable[[str], CardReader]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     ticks = itertools.count(step=0.002)
-    code = diag.main(
+    code = emv.main(
         argv,
         open_reader,
         clock=lambda: next(ticks),
@@ -66,14 +66,14 @@ def test_read_prints_one_masked_json_object() -> None:
 
 def test_no_card_is_one_line_and_exit_2() -> None:
     code, out, err = run(["read", "--reader", "pcsc"], card_reader(None))
-    assert (code, out) == (diag.EXIT_NO_CARD, "")
+    assert (code, out) == (common.EXIT_NO_CARD, "")
     assert err.startswith("pos-emv: no card") and err.count("\n") == 1
 
 
 def test_no_supported_application_is_exit_3() -> None:
     card = FakeCard([complete_app(h("A0000009999999"))])
     code, out, err = run(["read", "--reader", "sim:fake"], card_reader(card))
-    assert (code, out) == (diag.EXIT_NO_APPLICATION, "")
+    assert (code, out) == (common.EXIT_NO_APPLICATION, "")
     assert (
         err
         == "pos-emv: no supported application: no application supported by both the card and the terminal\n"
@@ -84,7 +84,7 @@ def test_bad_card_data_is_exit_4() -> None:
     bad_afl = tlv_bytes(0x77, tlv_bytes(0x82, h("1980")) + tlv_bytes(0x94, h("00010100")))
     card = FakeCard([complete_app(gpo_response=bad_afl)])
     code, out, err = run(["read", "--reader", "sim:fake"], card_reader(card))
-    assert (code, out) == (diag.EXIT_CARD_ERROR, "")
+    assert (code, out) == (common.EXIT_CARD_ERROR, "")
     assert "AFL entry 1" in err and err.count("\n") == 1
 
 
@@ -92,7 +92,7 @@ def test_bad_configuration_is_exit_5(tmp_path: Path) -> None:
     config = tmp_path / "terminal.json"
     config.write_text("{}")
     code, _, err = run(["read", "--config", str(config)], card_reader(FakeCard([])))
-    assert code == diag.EXIT_CONFIG
+    assert code == common.EXIT_CONFIG
     assert "missing key 'aids'" in err
 
 
@@ -112,7 +112,7 @@ def test_aid_option_picks_the_application() -> None:
 def test_aid_option_naming_an_absent_application() -> None:
     card = FakeCard([complete_app()])
     code, out, err = run(["read", "--aid", "A0000000031010"], card_reader(card))
-    assert (code, out) == (diag.EXIT_NO_APPLICATION, "")
+    assert (code, out) == (common.EXIT_NO_APPLICATION, "")
     assert err == "pos-emv: no supported application: the card offers no application A0000000031010\n"
 
 
@@ -129,7 +129,7 @@ def test_aid_option_naming_an_absent_application() -> None:
 )
 def test_usage_errors(argv: list[str]) -> None:
     code, out, err = run(argv, card_reader(None))
-    assert (code, out) == (diag.EXIT_USAGE, "")
+    assert (code, out) == (common.EXIT_USAGE, "")
     assert "usage: pos-emv" in err
 
 
@@ -138,7 +138,7 @@ def test_an_opener_failing_outside_the_firmware_is_one_line() -> None:
         raise LookupError("no profile named 'nope'")
 
     code, out, err = run(["read", "--reader", "sim:nope"], opener)
-    assert (code, out) == (diag.EXIT_NO_CARD, "")
+    assert (code, out) == (common.EXIT_NO_CARD, "")
     assert err == "pos-emv: cannot open reader 'sim:nope': no profile named 'nope'\n"
 
 
@@ -154,7 +154,7 @@ def test_card_removed_during_the_read() -> None:
 
     reader.card = leaving
     code, out, err = run(["read"], lambda spec: reader)
-    assert (code, out) == (diag.EXIT_NO_CARD, "")
+    assert (code, out) == (common.EXIT_NO_CARD, "")
     assert "card left reader" in err
 
 
@@ -169,29 +169,37 @@ def test_card_removed_during_the_read() -> None:
     ],
 )
 def test_expiry_text(value: bytes | None, text: str | None) -> None:
-    assert diag.expiry_text(value) == text
+    assert expiry_text(value) == text
 
 
-def test_a_registered_subcommand_runs_with_the_shared_reader_handling(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(diag, "_SUBCOMMANDS", dict(diag._SUBCOMMANDS))
+def test_a_card_subcommand_runs_with_the_shared_reader_handling() -> None:
     seen: list[str] = []
+    parser = common.Parser(prog="pos-emv txn")
+    emv.add_reader_argument(parser)
+    parser.add_argument("--amount", type=int, required=True)
 
-    def configure(parser: argparse.ArgumentParser) -> None:
-        diag.add_reader_argument(parser)
-        parser.add_argument("--amount", type=int, required=True)
+    def run_txn(argv: list[str], open_reader: Callable[[str], CardReader]) -> tuple[int, str, str]:
+        args = parser.parse_args(argv)
+        out, err = io.StringIO(), io.StringIO()
+        env = emv.Environment(
+            open_reader, None, lambda: 0.0, lambda: datetime(2025, 6, 1), bytes, out, err
+        )
 
-    def run_txn(args: argparse.Namespace, env: diag.Environment) -> int:
         def body(transport: object, config: object) -> int:
             seen.append(f"{args.reader} {args.amount}")
             env.stdout.write("done\n")
             return 0
 
-        return diag.run_with_card(args, env, body)
+        return emv.run_with_card(args, env, body), out.getvalue(), err.getvalue()
 
-    diag.register_subcommand(diag.Subcommand("txn", "a transaction", configure, run_txn))
-    code, out, _ = run(["txn", "--reader", "sim:x", "--amount", "100"], card_reader(FakeCard([])))
+    code, out, _ = run_txn(["--reader", "sim:x", "--amount", "100"], card_reader(FakeCard([])))
     assert (code, out, seen) == (0, "done\n", ["sim:x 100"])
-    code, _, err = run(["txn", "--amount", "100"], card_reader(None))
-    assert code == diag.EXIT_NO_CARD and err.startswith("pos-emv: no card")
+    code, _, err = run_txn(["--amount", "100"], card_reader(None))
+    assert code == common.EXIT_NO_CARD and err.startswith("pos-emv: no card")
+
+
+def test_the_subcommands_are_a_static_list() -> None:
+    assert [subcommand.name for subcommand in emv.SUBCOMMANDS] == ["read", "txn"]
+    code, out, err = run(["txn", "--amount", "1.00", "--online", "sim"], card_reader(FakeCard([])))
+    assert (code, out) == (common.EXIT_CONFIG, "")
+    assert err == "pos-emv: no online factory: run through the pos-emv entry point\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 import psec
 import pytest
 
-from firmware.keys.cli import main
+from firmware.cli.keys import main
 from firmware.keys.layout import KeyLayout, open_key_store, open_record_signer
 from tests.power_cut import ARM_POWER_CUT
 
@@ -184,10 +184,11 @@ def test_usage_error_is_one_line_exit_2(tmp_path: Path) -> None:
         assert code == 2 and err.count("\n") == 1 and err.startswith("pos-keys: usage error")
 
 
-def test_module_entry_point_prints_no_traceback(tmp_path: Path) -> None:
+def test_entry_point_prints_no_traceback(tmp_path: Path) -> None:
     env = dict(os.environ, POS_DATA_DIR=str(tmp_path / "nothing"))
+    pos_keys = "import sys, firmware.__main__ as m; sys.exit(m.keys_main(sys.argv[1:]))"  # the console script
     result = subprocess.run(
-        [sys.executable, "-m", "firmware.keys.cli", "list"],
+        [sys.executable, "-c", pos_keys, "list"],
         capture_output=True,
         text=True,
         env=env,
@@ -204,7 +205,7 @@ def test_module_entry_point_prints_no_traceback(tmp_path: Path) -> None:
 POWER_CUT = ARM_POWER_CUT + """
 import sys
 arm_power_cut(int(sys.argv[1]))
-from firmware.keys.cli import main
+from firmware.cli.keys import main
 sys.exit(main(["--data-dir", sys.argv[2], "provision"]))
 """
 

@@ -12,18 +12,18 @@ from typing import Any
 import pytest
 
 from firmware.__main__ import online_factory, open_reader
-from firmware.emv import diag
-from firmware.emv.diag_txn import parse_amount, register_txn
+from firmware.cli import common, emv
+from firmware.cli.common import parse_amount
 from firmware.errors import TransactionInputError
 
 
 def run(argv: list[str]) -> tuple[int, dict[str, Any] | None, str]:
-    register_txn(online_factory)
     generator = random.Random(3)
     out, err = io.StringIO(), io.StringIO()
-    code = diag.main(
+    code = emv.main(
         argv,
         open_reader=open_reader,
+        online_factory=online_factory,
         now=lambda: datetime(2025, 6, 15, 9, 0, 0),
         random_bytes=lambda n: bytes(generator.getrandbits(8) for _ in range(n)),
         stdout=out,
@@ -80,12 +80,12 @@ def test_multi_application_card_takes_the_technicians_aid() -> None:
 
 def test_terminated_transaction_exits_four_with_json() -> None:
     code, report, _ = run(["txn", "--amount", "1.00", "--reader", "sim:blocked"])
-    assert code == diag.EXIT_CARD_ERROR and report is not None and report["outcome"] == "TERMINATED"
+    assert code == common.EXIT_CARD_ERROR and report is not None and report["outcome"] == "TERMINATED"
 
 
 def test_bad_amount_is_a_usage_error() -> None:
     code, report, err = run(["txn", "--amount", "12.345", "--reader", "sim:visa-credit"])
-    assert code == diag.EXIT_USAGE and report is None and "12.345" in err
+    assert code == common.EXIT_USAGE and report is None and "12.345" in err
 
 
 @pytest.mark.parametrize(

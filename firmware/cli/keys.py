@@ -21,40 +21,37 @@ never printed: keys are shown by name, kind, version and KCV.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TextIO
 
+from firmware.cli.common import (
+    EXIT_FAILED,
+    EXIT_KEYS_USAGE,
+    EXIT_OK,
+    Parser,
+    UsageError,
+    fail,
+    parse_command_line,
+)
 from firmware.errors import KeyBlockError, KeyStoreError, PosError
-from firmware.keys.device import load_device_key, provision_device_key
 from firmware.keys.dukpt_load import load_dukpt_initial_key
 from firmware.keys.dukpt_state import DukptInfo
-from firmware.keys.kcv import KIND_ED25519
 from firmware.keys.layout import KeyLayout, open_dukpt_terminal, open_key_store, open_record_signer
-from firmware.keys.signing import SIGNING_KEY_NAME, RecordSigner, new_signing_key, private_key_bytes
-from firmware.keys.store import STORE_FILE_NAME, KeyChange, KeyInfo, KeyStore, NewKey
+from firmware.keys.provision import provision
 from firmware.keys.tmk import install_tmk
 
-__all__ = ["DEFAULT_DATA_DIR", "main"]
+__all__ = ["DEFAULT_DATA_DIR", "PROG", "build_parser", "main"]
 
 DEFAULT_DATA_DIR = "var/data"
-_PROG = "pos-keys"
+PROG = "pos-keys"
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=_PROG, description="Terminal key management (keys are shown only by KCV).")
+def build_parser() -> Parser:
+    """The `pos-keys` command line: global options, then one of a fixed set of subcommands."""
+    parser = Parser(prog=PROG, description="Terminal key management (keys are shown only by KCV).")
     parser.add_argument("--data-dir", help="data directory (default: $POS_DATA_DIR or var/data)")
     parser.add_argument(
         "--device-key", help="device key file (default: $POS_DEVICE_KEY or DATA_DIR/device.key)"
@@ -110,31 +107,10 @@ def _read_kbpk(path: str, stdin: TextIO) -> bytes:
 
 
 def _provision(layout: KeyLayout, rng: Callable[[int], bytes], out: TextIO) -> None:
-    """Create the device key, then the signing key; a run cut short between the two is completed."""
-    if layout.device_key_path.exists():
-        device_key = load_device_key(layout.device_key_path)
-        resumed = True
-    else:
-        if (layout.keys_dir / STORE_FILE_NAME).exists():
-            raise KeyStoreError(
-                f"a key store already exists in {layout.keys_dir} without its device key; not touching it"
-            )
-        device_key = provision_device_key(layout.device_key_path, rng)
-        resumed = False
-    signing_key = new_signing_key(rng)
-
-    def add_signing_key(current: Mapping[str, KeyInfo]) -> KeyChange:
-        if SIGNING_KEY_NAME in current:
-            raise KeyStoreError(
-                f"already provisioned: device key exists at {layout.device_key_path} and the record "
-                "signing key is in the key store; refusing to overwrite them"
-            )
-        return KeyChange({SIGNING_KEY_NAME: NewKey(private_key_bytes(signing_key), KIND_ED25519, 1)})
-
-    KeyStore(layout.keys_dir, device_key, rng).update(add_signing_key)
-    how = " (already there: provisioning completed)" if resumed else ""
-    out.write(f"provisioned: device key {device_key.key_id} at {layout.device_key_path}{how}\n")
-    out.write(f"record signing public key: {RecordSigner(signing_key).public_key_bytes().hex()}\n")
+    done = provision(layout, rng)
+    how = " (already there: provisioning completed)" if done.resumed else ""
+    out.write(f"provisioned: device key {done.device_key_id} at {done.device_key_path}{how}\n")
+    out.write(f"record signing public key: {done.signing_public_key.hex()}\n")
 
 
 def _load_tmk(layout: KeyLayout, block_path: str, kbpk_path: str, stdin: TextIO, out: TextIO) -> None:
@@ -209,10 +185,11 @@ def main(
     env = os.environ if env is None else env
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     try:
-        args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    except _UsageError as exc:
-        stderr.write(f"{_PROG}: usage error: {exc}\n")
-        return 2
+        args = parse_command_line(build_parser(), sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        return fail(stderr, PROG, EXIT_KEYS_USAGE, f"usage error: {exc.message}")
+    if isinstance(args, int):
+        return args
     data_dir = Path(args.data_dir or env.get("POS_DATA_DIR") or DEFAULT_DATA_DIR)
     device_key = args.device_key or env.get("POS_DEVICE_KEY")
     layout = KeyLayout.under(data_dir, Path(device_key) if device_key else None)
@@ -228,10 +205,5 @@ def main(
         else:
             _public_key(layout, stdout)
     except PosError as exc:
-        stderr.write(f"{_PROG}: error: {exc}\n")
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        return fail(stderr, PROG, EXIT_FAILED, f"error: {exc}")
+    return EXIT_OK

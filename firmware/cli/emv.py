@@ -1,0 +1,379 @@
+"""`pos-emv`: the technician's card tool.
+
+    pos-emv read [--reader pcsc[:NAME] | sim:PROFILE] [--config PATH] [--wait SECONDS] [--aid HEX]
+    pos-emv txn --amount 12.34 [--type sale|refund] [--reader SPEC] [--pin 1234|bypass]
+                [--online sim|none] [--aid HEX] [--kernel-config PATH] [--capk PATH] [--sequence N]
+
+`read` prints ONE JSON object: reader, ATR, the selected application, masked
+PAN, expiry, AIP, AFL, the records as tag dictionaries (PAN and track data
+masked) and the APDU trace with response times (`firmware.emv.report`).
+
+`txn` runs one whole EMV transaction and prints its result as JSON (masked).
+Without `--pin` the terminal has no PIN pad; `--pin bypass` is a PIN pad
+where the cardholder presses Enter without a PIN. An online PIN is
+encrypted (ISO 9564 format 0) under a one-time random key that never leaves
+the process: this is a diagnostic, the real PIK stays in the key store.
+`--online sim` needs the online factory of the composition root (the
+simulated issuer); `none` means the terminal cannot go online. When the
+card offers several applications the technician confirms for the
+cardholder: `--aid`, else the highest priority.
+
+The subcommands are the static list `SUBCOMMANDS`; `main` receives the
+reader opener and the online factory from `firmware/__main__.py`.
+Failures print one line on stderr and exit non-zero (codes in
+`firmware.cli.common`), never a traceback: 2 no reader or card, 3 no
+supported application, 4 a card error (`txn`: the transaction was
+terminated; its JSON object is printed all the same), 5 configuration,
+64 usage (a bad option or an amount with too many decimals). A completed
+`txn`, approved or declined, exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from firmware.cli.common import (
+    EXIT_CARD_ERROR,
+    EXIT_CONFIG,
+    EXIT_NO_APPLICATION,
+    EXIT_NO_CARD,
+    EXIT_OK,
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    fail,
+    parse_amount,
+    parse_command_line,
+    write_json,
+)
+from firmware.emv.capk import DEFAULT_CAPK_PATH, load_capk_store
+from firmware.emv.cvm import PinKind
+from firmware.emv.kernel import KernelServices, process_transaction
+from firmware.emv.kernel_config import load_kernel_config
+from firmware.emv.online import OnlineHandler
+from firmware.emv.reader import CardReader
+from firmware.emv.report import read_for_technician, read_report, technician_chooser
+from firmware.emv.result import Outcome
+from firmware.emv.terminal_config import TerminalConfig, load_terminal_config
+from firmware.emv.transaction import TransactionInput, TransactionType
+from firmware.emv.transport import Clock, Transport
+from firmware.errors import (
+    ConfigError,
+    NoCardError,
+    NoReaderError,
+    PosError,
+    ReaderError,
+    SelectionError,
+    TransactionInputError,
+)
+from firmware.keys.pinblock import encrypt_pin_block
+
+__all__ = [
+    "PROG",
+    "SUBCOMMANDS",
+    "Environment",
+    "OnlineFactory",
+    "OpenReader",
+    "Subcommand",
+    "add_reader_argument",
+    "aid_argument",
+    "build_parser",
+    "main",
+    "run_with_card",
+]
+
+PROG = "pos-emv"
+CARD_POLL_INTERVAL_S = 0.1
+
+OpenReader = Callable[[str], CardReader]
+OnlineFactory = Callable[[str], "OnlineHandler | None"]
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What a subcommand gets besides its arguments: the outside world, injected.
+
+    `open_reader` maps a --reader SPEC to a reader; `online_factory` maps an
+    --online SPEC other than `none` to the kernel's host callback (None: the
+    tool was not given one).
+    """
+
+    open_reader: OpenReader
+    online_factory: OnlineFactory | None
+    clock: Clock
+    now: Callable[[], datetime]
+    random_bytes: Callable[[int], bytes]
+    stdout: TextIO
+    stderr: TextIO
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One `pos-emv` subcommand: its options (`configure`) and what it does (`run`, returns the exit code)."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, Environment], int]
+
+
+# --- what every card subcommand shares ---------------------------------------
+
+
+def _reader_spec(text: str) -> str:
+    if text == "pcsc" or (text.startswith("pcsc:") and len(text) > 5):
+        return text
+    if text.startswith("sim:") and len(text) > 4:
+        return text
+    raise argparse.ArgumentTypeError(f"'{text}' is not pcsc, pcsc:NAME or sim:PROFILE")
+
+
+def add_reader_argument(parser: argparse.ArgumentParser) -> None:
+    """`--reader` and `--config`, as every card subcommand takes them."""
+    parser.add_argument(
+        "--reader",
+        type=_reader_spec,
+        default="pcsc",
+        metavar="SPEC",
+        help="pcsc (first reader with a card), pcsc:NAME, or sim:PROFILE (default: pcsc)",
+    )
+    parser.add_argument("--config", default=None, metavar="PATH", help="terminal configuration JSON")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long to wait for a card to be presented (default: 2)",
+    )
+
+
+def _open_when_card_present(env: Environment, spec: str, wait: float) -> CardReader:
+    """Open the reader, giving a card just being inserted `wait` seconds to show up."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return env.open_reader(spec)
+        except NoCardError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(CARD_POLL_INTERVAL_S)
+
+
+def _fail(env: Environment, code: int, message: str) -> int:
+    return fail(env.stderr, PROG, code, message)
+
+
+def run_with_card(
+    args: argparse.Namespace,
+    env: Environment,
+    body: Callable[[Transport, TerminalConfig], int],
+) -> int:
+    """Load the configuration, open the reader, power the card, run `body`, power off.
+
+    Every firmware error becomes one line on stderr and an EXIT_* code.
+    """
+    try:
+        config = load_terminal_config(args.config)
+    except ConfigError as exc:
+        return _fail(env, EXIT_CONFIG, str(exc))
+    try:
+        reader = _open_when_card_present(env, args.reader, args.wait)
+    except PosError as exc:
+        return _fail(env, EXIT_NO_CARD, str(exc))
+    except Exception as exc:  # the injected opener (sim profiles...) is outside the firmware hierarchy
+        return _fail(env, EXIT_NO_CARD, f"cannot open reader '{args.reader}': {exc}")
+    transport = Transport(reader, clock=env.clock)
+    try:
+        with transport.session():
+            return body(transport, config)
+    except (NoReaderError, NoCardError) as exc:
+        return _fail(env, EXIT_NO_CARD, str(exc))
+    except ReaderError as exc:
+        return _fail(env, EXIT_NO_CARD, str(exc))
+    except SelectionError as exc:
+        return _fail(env, EXIT_NO_APPLICATION, f"no supported application: {exc}")
+    except ConfigError as exc:
+        return _fail(env, EXIT_CONFIG, str(exc))
+    except PosError as exc:
+        return _fail(env, EXIT_CARD_ERROR, str(exc))
+
+
+def aid_argument(text: str) -> bytes:
+    """An AID on the command line: hex, 5 to 16 bytes (RID + PIX, ISO/IEC 7816-4)."""
+    try:
+        aid = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not hex") from None
+    if not 5 <= len(aid) <= 16:
+        raise argparse.ArgumentTypeError(f"an AID is 5 to 16 bytes, '{text}' is {len(aid)}")
+    return aid
+
+
+def _configure_read(parser: argparse.ArgumentParser) -> None:
+    add_reader_argument(parser)
+    parser.add_argument(
+        "--aid",
+        type=aid_argument,
+        default=None,
+        metavar="HEX",
+        help="the application to read when the card offers several (default: highest priority)",
+    )
+
+
+def _run_read(args: argparse.Namespace, env: Environment) -> int:
+    def body(transport: Transport, config: TerminalConfig) -> int:
+        data = read_for_technician(
+            transport,
+            config,
+            load_kernel_config().terminal_data(),
+            now=env.now(),
+            random_bytes=env.random_bytes,
+            aid=args.aid,
+        )
+        write_json(env.stdout, read_report(transport, data))
+        return EXIT_OK
+
+    return run_with_card(args, env, body)
+
+
+# --- txn ---------------------------------------------------------------------
+
+_TYPES = {"sale": TransactionType.PURCHASE, "refund": TransactionType.REFUND}
+
+
+def _configure_txn(parser: argparse.ArgumentParser) -> None:
+    add_reader_argument(parser)
+    parser.add_argument("--amount", required=True, help="amount in major units, e.g. 12.34")
+    parser.add_argument("--amount-other", default="0", help="cashback amount (default 0)")
+    parser.add_argument("--type", choices=sorted(_TYPES), default="sale")
+    parser.add_argument("--pin", default=None, help="the PIN the cardholder enters, or 'bypass'")
+    parser.add_argument("--online", choices=("sim", "none"), default="none")
+    parser.add_argument("--kernel-config", default=None, metavar="PATH")
+    parser.add_argument("--capk", default=str(DEFAULT_CAPK_PATH), metavar="PATH")
+    parser.add_argument("--sequence", type=int, default=1, help="transaction sequence counter 9F41")
+    parser.add_argument(
+        "--aid",
+        type=aid_argument,
+        default=None,
+        metavar="HEX",
+        help="the application to use when the card offers several (default: highest priority)",
+    )
+
+
+def _pin_entry(pin: str | None) -> Callable[[PinKind, int | None], str | None] | None:
+    if pin is None:
+        return None
+
+    def enter(kind: PinKind, tries_left: int | None) -> str | None:
+        return None if pin == "bypass" else pin
+
+    return enter
+
+
+def _run_txn(args: argparse.Namespace, env: Environment) -> int:
+    try:
+        config = load_kernel_config(None if args.kernel_config is None else Path(args.kernel_config))
+        capks = load_capk_store(args.capk)
+    except ConfigError as exc:
+        return _fail(env, EXIT_CONFIG, str(exc))
+    try:
+        amount = parse_amount(args.amount, config.currency_exponent)
+        amount_other = parse_amount(args.amount_other, config.currency_exponent)
+    except TransactionInputError as exc:
+        return _fail(env, EXIT_USAGE, str(exc))
+    online: OnlineHandler | None = None
+    if args.online != "none":
+        if env.online_factory is None:
+            return _fail(env, EXIT_CONFIG, "no online factory: run through the pos-emv entry point")
+        online = env.online_factory(args.online)
+    one_time_pik = env.random_bytes(16)
+
+    def online_pin_block(pin: str, pan: str) -> bytes:
+        return encrypt_pin_block(one_time_pik, pin, pan, 0, env.random_bytes)
+
+    selection_draw = env.random_bytes(3)
+    txn = TransactionInput(
+        amount=amount,
+        amount_other=amount_other,
+        now=env.now(),
+        unpredictable_number=env.random_bytes(4),
+        random_selection_number=int.from_bytes(selection_draw, "big") % 99 + 1,
+        sequence_counter=args.sequence,
+        transaction_type=_TYPES[args.type],
+    )
+
+    def body(transport: Transport, terminal: TerminalConfig) -> int:
+        services = KernelServices(
+            terminal=terminal,
+            config=config,
+            capks=capks,
+            random_bytes=env.random_bytes,
+            pin_entry=_pin_entry(args.pin),
+            online_pin_block=online_pin_block,
+            online=online,
+            choose=technician_chooser(args.aid),
+        )
+        result = process_transaction(transport, txn, services)
+        env.stdout.write(result.to_json() + "\n")
+        return EXIT_CARD_ERROR if result.outcome is Outcome.TERMINATED else EXIT_OK
+
+    return run_with_card(args, env, body)
+
+
+# --- entry point -------------------------------------------------------------
+
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand("read", "read the card's application data and print it as JSON", _configure_read, _run_read),
+    Subcommand("txn", "run one EMV transaction and print the result as JSON", _configure_txn, _run_txn),
+)
+
+
+def build_parser() -> Parser:
+    """The `pos-emv` command line: one parser per entry of `SUBCOMMANDS`."""
+    parser = Parser(prog=PROG, description="EMV card diagnostics for technicians")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for subcommand in SUBCOMMANDS:
+        sub = subparsers.add_parser(subcommand.name, help=subcommand.help, description=subcommand.help)
+        subcommand.configure(sub)
+        sub.set_defaults(_run=subcommand.run)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    open_reader: OpenReader | None = None,
+    *,
+    online_factory: OnlineFactory | None = None,
+    clock: Clock = time.perf_counter,
+    now: Callable[[], datetime] = datetime.now,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run `pos-emv`; returns the exit code.
+
+    `open_reader` maps a --reader SPEC to a reader and `online_factory` an
+    --online SPEC to the host callback; both come from the composition root.
+    """
+    err = stderr if stderr is not None else sys.stderr
+    out = stdout if stdout is not None else sys.stdout
+    if open_reader is None:
+        return fail(err, PROG, EXIT_USAGE, "no reader opener given")
+    try:
+        args = parse_command_line(build_parser(), sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        err.write(f"{exc.usage}{exc.prog}: {exc.message}\n")
+        return EXIT_USAGE
+    if isinstance(args, int):
+        return args
+    env = Environment(open_reader, online_factory, clock, now, random_bytes, out, err)
+    run: Callable[[argparse.Namespace, Environment], int] = args._run
+    return run(args, env)
