@@ -24,7 +24,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from firmware.emv.capk import DEFAULT_CAPK_PATH, load_capk_store
+from firmware.emv.capk import load_capk_store
 from firmware.emv.cvm import PinKind
 from firmware.emv.diag import (
     EXIT_CARD_ERROR,
@@ -81,7 +81,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pin", default=None, help="the PIN the cardholder enters, or 'bypass'")
     parser.add_argument("--online", choices=("sim", "none"), default="none")
     parser.add_argument("--kernel-config", default=None, metavar="PATH")
-    parser.add_argument("--capk", default=str(DEFAULT_CAPK_PATH), metavar="PATH")
+    parser.add_argument("--capk", default=None, metavar="PATH")
     parser.add_argument("--sequence", type=int, default=1, help="transaction sequence counter 9F41")
     parser.add_argument(
         "--aid",
