@@ -61,7 +61,7 @@ def test_a_wrong_value_names_the_file_and_the_key(raw: object, read: object, mes
 
 
 def test_the_shipped_files_are_found_as_package_data() -> None:
-    for name in ("kernel.json", "capk.json"):
+    for name in ("identity.json", "applications.json", "kernel.json", "capk.json"):
         assert read_config(name).file == name
 
 

@@ -25,11 +25,11 @@ from datetime import datetime
 from typing import NoReturn, TextIO
 
 from firmware.emv.application import ApplicationData, read_application
+from firmware.emv.application_list import ApplicationList, load_application_list
 from firmware.emv.kernel_config import load_kernel_config
 from firmware.emv.mask import display_tags
 from firmware.emv.reader import CardReader
 from firmware.emv.selection import Candidate, Chooser
-from firmware.emv.terminal_config import TerminalConfig, load_terminal_config
 from firmware.emv.transport import Clock, Transport
 from firmware.errors import (
     ConfigError,
@@ -127,7 +127,7 @@ def add_reader_argument(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="pcsc (first reader with a card), pcsc:NAME, or sim:PROFILE (default: pcsc)",
     )
-    parser.add_argument("--config", default=None, metavar="PATH", help="terminal configuration JSON")
+    parser.add_argument("--config", default=None, metavar="PATH", help="application list JSON")
     parser.add_argument(
         "--wait",
         type=float,
@@ -157,14 +157,14 @@ def _fail(env: Environment, code: int, message: str) -> int:
 def run_with_card(
     args: argparse.Namespace,
     env: Environment,
-    body: Callable[[Transport, TerminalConfig], int],
+    body: Callable[[Transport, ApplicationList], int],
 ) -> int:
     """Load the configuration, open the reader, power the card, run `body`, power off.
 
     Every firmware error becomes one line on stderr and an EXIT_* code.
     """
     try:
-        config = load_terminal_config(args.config)
+        config = load_application_list(args.config)
     except ConfigError as exc:
         return _fail(env, EXIT_CONFIG, str(exc))
     try:
@@ -293,7 +293,7 @@ def _configure_read(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_read(args: argparse.Namespace, env: Environment) -> int:
-    def body(transport: Transport, config: TerminalConfig) -> int:
+    def body(transport: Transport, config: ApplicationList) -> int:
         data = read_application(
             transport,
             config,

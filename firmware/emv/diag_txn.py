@@ -24,6 +24,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from firmware.emv.application_list import ApplicationList
 from firmware.emv.capk import load_capk_store
 from firmware.emv.cvm import PinKind
 from firmware.emv.diag import (
@@ -43,7 +44,6 @@ from firmware.emv.kernel import KernelServices, process_transaction
 from firmware.emv.kernel_config import load_kernel_config
 from firmware.emv.online import OnlineHandler
 from firmware.emv.result import Outcome
-from firmware.emv.terminal_config import TerminalConfig
 from firmware.emv.transaction import TransactionInput, TransactionType
 from firmware.emv.transport import Transport
 from firmware.errors import ConfigError, TransactionInputError
@@ -140,7 +140,7 @@ def txn_subcommand(online_factory: OnlineFactory | None = None) -> Subcommand:
             transaction_type=_TYPES[args.type],
         )
 
-        def body(transport: Transport, terminal: TerminalConfig) -> int:
+        def body(transport: Transport, terminal: ApplicationList) -> int:
             services = KernelServices(
                 terminal=terminal,
                 config=config,
