@@ -20,15 +20,15 @@ from _harness import VPCD_READER, median_seconds, vpcd_card, vpcd_slot
 
 from firmware.emv.apdu import select_by_name
 from firmware.emv.application import ApplicationData, read_application
+from firmware.emv.application_list import load_application_list
 from firmware.emv.reader import CardReader, open_pcsc_reader
 from firmware.emv.report import technician_chooser
-from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transport import Transport
 from sim.card import load_profile_card
 from sim.reader import SimReader
 
 PROFILES = ("visa-credit", "unionpay-debit")  # T=1 and T=0 (61xx / 6Cxx)
-CONFIG = load_terminal_config()
+CONFIG = load_application_list()
 TRANSACTION = {0x9F02: bytes(6), 0x9A: bytes.fromhex("250601"), 0x9C: b"\x00", 0x9F37: bytes(4)}
 
 

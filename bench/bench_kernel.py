@@ -30,13 +30,13 @@ from datetime import datetime
 from _harness import VPCD_READER, fail, vpcd_card, vpcd_slot
 
 from firmware.__main__ import issuer_online
+from firmware.emv.application_list import load_application_list
 from firmware.emv.capk import load_capk_store
 from firmware.emv.kernel import KernelServices, run_transaction
 from firmware.emv.kernel_config import load_kernel_config
 from firmware.emv.online import OnlineRequest, OnlineResponse
 from firmware.emv.reader import CardReader, open_pcsc_reader
 from firmware.emv.result import Outcome
-from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transaction import TransactionInput
 from sim.acquirer import issuer_from_profiles
 
@@ -95,7 +95,7 @@ def measure(profile: str, pin: str) -> Figures:
             host_cpu += time.process_time() - start
 
     services = KernelServices(
-        terminal=load_terminal_config(),
+        terminal=load_application_list(),
         config=load_kernel_config(),
         capks=load_capk_store(),
         random_bytes=os.urandom,

@@ -89,11 +89,11 @@ def test_bad_card_data_is_exit_4() -> None:
 
 
 def test_bad_configuration_is_exit_5(tmp_path: Path) -> None:
-    config = tmp_path / "terminal.json"
+    config = tmp_path / "applications.json"
     config.write_text("{}")
     code, _, err = run(["read", "--config", str(config)], card_reader(FakeCard([])))
     assert code == common.EXIT_CONFIG
-    assert "missing key 'aids'" in err
+    assert f"{config}: applications: missing" in err
 
 
 def test_aid_option_picks_the_application() -> None:

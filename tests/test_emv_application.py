@@ -29,15 +29,15 @@ from firmware.emv.application import (
     read_application,
     read_records,
 )
-from firmware.emv.terminal_config import AidEntry, TerminalConfig
+from firmware.emv.application_list import AidEntry, ApplicationList
 from firmware.emv.transport import Transport
 from firmware.errors import CardDataError, SelectionError, StatusWordError, TlvError
 
 TERMINAL_DATA = {0x9F1A: h("0156"), 0x5F2A: h("0156")}
 
 
-def config(*aids: bytes, use_pse: bool = False) -> TerminalConfig:
-    return TerminalConfig(tuple(AidEntry(aid) for aid in aids), use_pse)
+def config(*aids: bytes, use_pse: bool = False) -> ApplicationList:
+    return ApplicationList(tuple(AidEntry(aid) for aid in aids), use_pse)
 
 
 def powered(card: FakeCard) -> Transport:

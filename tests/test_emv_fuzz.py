@@ -19,13 +19,13 @@ from test_emv_fakes import MC_AID, VISA_AID, CardGone, FakeCard, complete_app, d
 
 from firmware.cli.emv import main as pos_emv
 from firmware.emv.application import read_application
+from firmware.emv.application_list import load_application_list
 from firmware.emv.report import read_report, technician_chooser
-from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transport import Transport
 from firmware.errors import PosError
 
 CLEAR_PAN = "5413330089020094"
-CONFIG = load_terminal_config()
+CONFIG = load_application_list()
 
 
 def make_card(t0: bool, pse: bool) -> FakeCard:

@@ -25,6 +25,7 @@ from test_emv_fakes import (
     tlv_bytes,
 )
 
+from firmware.emv.application_list import AidEntry, ApplicationList
 from firmware.emv.selection import (
     ApplicationSelector,
     Candidate,
@@ -32,7 +33,6 @@ from firmware.emv.selection import (
     parse_directory_record,
     parse_fci,
 )
-from firmware.emv.terminal_config import AidEntry, TerminalConfig
 from firmware.emv.transport import Transport
 from firmware.errors import CardDataError, SelectionError, TlvError
 
@@ -40,12 +40,12 @@ JER_VISA = h("A1 23 45 67 89 10 10")
 JER_BANKAXEPT = h("D5 78 00 00 02 10 10")
 
 
-def config(*aids: bytes | AidEntry, use_pse: bool = True) -> TerminalConfig:
+def config(*aids: bytes | AidEntry, use_pse: bool = True) -> ApplicationList:
     entries = tuple(aid if isinstance(aid, AidEntry) else AidEntry(aid) for aid in aids)
-    return TerminalConfig(aids=entries, use_pse=use_pse)
+    return ApplicationList(aids=entries, use_pse=use_pse)
 
 
-def selector_for(card: FakeCard, cfg: TerminalConfig, **kwargs: object) -> ApplicationSelector:
+def selector_for(card: FakeCard, cfg: ApplicationList, **kwargs: object) -> ApplicationSelector:
     transport = Transport(FakeReader(card))
     transport.power_on()
     return ApplicationSelector(transport, cfg, **kwargs)  # type: ignore[arg-type]

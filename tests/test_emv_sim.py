@@ -18,10 +18,10 @@ import pytest
 from conftest import VpcdCard
 
 from firmware.emv.application import ApplicationData, read_application
+from firmware.emv.application_list import load_application_list
 from firmware.emv.reader import CardReader, PcscReader, open_pcsc_reader
 from firmware.emv.report import technician_chooser
 from firmware.emv.selection import Candidate, Chooser
-from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transport import Transport
 from firmware.errors import CardRemovedError, SelectionError
 from sim.card import load_profile_card
@@ -29,7 +29,7 @@ from sim.profile import AppProfile, CardProfile, load_profile, profile_names
 from sim.reader import SimReader
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG = load_terminal_config()
+CONFIG = load_application_list()
 PROFILES = profile_names()
 # Profiles whose reading must end in "no supported application".
 NOT_READABLE = {"blocked"}

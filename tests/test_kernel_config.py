@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from firmware.config import DATA_PACKAGE, Section
+from firmware.emv.application_list import load_application_list
 from firmware.emv.kernel_config import (
-    DEFAULT_CONFIG_PATH,
     DEFAULT_FIELD55_TAGS,
-    kernel_config_from_dict,
+    KERNEL_FILE,
+    KernelConfig,
+    kernel_config_from_section,
     load_kernel_config,
 )
 from firmware.emv.online import HostDecision, OnlineResponse, host_decision
-from firmware.emv.terminal_config import load_terminal_config
 from firmware.errors import ConfigError, MessageFormatError
+from firmware.identity import load_identity
 
 
 def shipped() -> dict[str, Any]:
-    raw: dict[str, Any] = json.loads(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    raw: dict[str, Any] = json.loads((resources.files(DATA_PACKAGE) / KERNEL_FILE).read_text("utf-8"))
     return raw
+
+
+def kernel_config_from_dict(raw: dict[str, Any]) -> KernelConfig:
+    """kernel.json as `raw`, with the shipped identity and application list."""
+    return kernel_config_from_section(Section.of(raw, KERNEL_FILE), load_identity(), load_application_list())
 
 
 # --- approval response codes (ISO 8583 field 39) -------------------------------------------------
@@ -74,12 +84,12 @@ def test_negative_approved_amount_is_malformed() -> None:
 
 def test_every_terminal_aid_has_kernel_parameters() -> None:
     config = load_kernel_config()
-    for entry in load_terminal_config().aids:
+    for entry in load_application_list().aids:
         # the card's AID is the terminal's or (partial selection) begins with it
         params = config.application(entry.aid)
         assert params is not None, f"{entry.label} ({entry.aid.hex().upper()}) has no kernel parameters"
         assert entry.aid.startswith(params.aid)
-
+        assert entry.parameters == params
 
 
 # --- the tags of field 55 --------------------------------------------------------------------------
@@ -95,3 +105,67 @@ def test_field55_tags_come_from_the_configuration_in_its_order() -> None:
 def test_bad_field55_tags(tags: object) -> None:
     with pytest.raises(ConfigError, match="field55_tags"):
         kernel_config_from_dict(shipped() | {"field55_tags": tags})
+
+
+# --- errors name the file and the key ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"terminal_type": "22"}, "kernel.json: terminal_type: must be an integer"),
+        ({"terminal_type": 27}, "kernel.json: terminal_type: 27 is not a Book 4 terminal type"),
+        ({"terminal_capabilities": "E0F8"}, "kernel.json: terminal_capabilities: must be 3 bytes, got 2"),
+        (
+            {"additional_terminal_capabilities": "XX"},
+            "kernel.json: additional_terminal_capabilities: 'XX' is not hex",
+        ),
+        (
+            {"floor_limit_uses_transaction_log": 0},
+            "kernel.json: floor_limit_uses_transaction_log: must be true or",
+        ),
+        (
+            {"approval_response_codes": ["000"]},
+            "kernel.json: approval_response_codes[0]: must be a string of 2",
+        ),
+        ({"exception_file": {"salt": 5}}, "kernel.json: exception_file.salt: must be a hex string"),
+        (
+            {"exception_file": {"pan_sha256": [1]}},
+            "kernel.json: exception_file.pan_sha256[0]: must be a string",
+        ),
+        (
+            {"field55_tags": ["9F26", "9F"]},
+            "kernel.json: field55_tags[1]: '9F' is not a one- or two-byte hex tag",
+        ),
+        ({"terminal_id": "TERM0001"}, "kernel.json: unknown key(s) terminal_id"),  # identity.json's
+        ({"applications": []}, "kernel.json: unknown key(s) applications"),  # applications.json's
+    ],
+)
+def test_a_wrong_value_names_the_file_and_the_key(change: dict[str, Any], words: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        kernel_config_from_dict(shipped() | change)
+    assert words in str(raised.value)
+
+
+def test_a_missing_key_and_a_file_given_by_path(tmp_path: Path) -> None:
+    raw = shipped()
+    del raw["terminal_capabilities"]
+    path = tmp_path / "kernel.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_kernel_config(path)
+    assert str(raised.value) == f"{path}: terminal_capabilities: missing"
+    path.write_text(json.dumps(shipped() | {"terminal_type": 14}), encoding="utf-8")
+    assert load_kernel_config(path).terminal_type == 14
+    assert load_kernel_config(str(path)).terminal_type == 14
+
+
+def test_identity_and_applications_come_from_their_own_files() -> None:
+    config = load_kernel_config()
+    identity = load_identity()
+    assert config.identity == identity
+    data = config.terminal_data()
+    assert data[0x9F1C] == identity.terminal_id.encode("ascii")
+    assert data[0x9F16] == identity.merchant_id.encode("ascii")
+    assert (config.country_code, config.currency_code) == (identity.country_code, identity.currency_code)
+    assert config.applications == load_application_list().parameters

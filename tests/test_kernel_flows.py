@@ -23,6 +23,7 @@ import pytest
 
 from firmware.__main__ import issuer_online
 from firmware.emv import tlv
+from firmware.emv.application_list import load_application_list
 from firmware.emv.capk import CapkStore, Revocation, load_capk_store
 from firmware.emv.genac import CryptogramType
 from firmware.emv.kernel import KernelServices, run_transaction
@@ -31,7 +32,6 @@ from firmware.emv.online import OnlineHandler, OnlineRequest
 from firmware.emv.reader import CardReader, open_pcsc_reader
 from firmware.emv.report import technician_chooser
 from firmware.emv.result import Outcome, TransactionResult
-from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transaction import TransactionInput, TransactionType
 from sim.acquirer import issuer_from_profiles
 from sim.card import load_profile_card
@@ -189,7 +189,7 @@ def services(case: Case, online: OnlineHandler | None) -> KernelServices:
         return None if pin == "bypass" else pin
 
     return KernelServices(
-        terminal=load_terminal_config(),
+        terminal=load_application_list(),
         config=load_kernel_config(),
         capks=capk_store(case.capks),
         random_bytes=seeded(7),

@@ -22,13 +22,13 @@ import pytest
 
 from firmware.__main__ import issuer_online
 from firmware.emv import tlv
+from firmware.emv.application_list import load_application_list
 from firmware.emv.capk import load_capk_store
 from firmware.emv.cvm import PinEntry
 from firmware.emv.kernel import KernelServices, run_transaction
 from firmware.emv.kernel_config import ExceptionFile, KernelConfig, load_kernel_config, pan_fingerprint
 from firmware.emv.online import OnlineHandler, OnlineRequest, OnlineResponse
 from firmware.emv.result import Outcome, TransactionResult
-from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transaction import TransactionInput
 from firmware.emv.tvr import Tvr, TvrBit
 from firmware.errors import HostTimeoutError
@@ -88,7 +88,7 @@ def run(
 ) -> TransactionResult:
     """One purchase on `profile` (or on a card already made), its randomness seeded; "sim": the sim issuer."""
     services = KernelServices(
-        terminal=load_terminal_config(),
+        terminal=load_application_list(),
         config=config or load_kernel_config(),
         capks=load_capk_store(),
         random_bytes=seeded(2),

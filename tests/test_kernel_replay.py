@@ -10,11 +10,11 @@ from datetime import datetime
 import pytest
 
 from firmware.__main__ import issuer_online
+from firmware.emv.application_list import load_application_list
 from firmware.emv.capk import load_capk_store
 from firmware.emv.kernel import KernelServices, run_transaction
 from firmware.emv.kernel_config import load_kernel_config
 from firmware.emv.result import TransactionResult
-from firmware.emv.terminal_config import load_terminal_config
 from firmware.emv.transaction import TransactionInput
 from sim.acquirer import issuer_from_profiles
 from sim.card import load_profile_card
@@ -54,7 +54,7 @@ def run_once(
 ) -> tuple[list[tuple[bytes, bytes]], TransactionResult]:
     reader = RecordingReader(SimReader(load_profile_card(profile, rng=seeded(11))))
     services = KernelServices(
-        terminal=load_terminal_config(),
+        terminal=load_application_list(),
         config=load_kernel_config(),
         capks=load_capk_store(),
         random_bytes=seeded(5),

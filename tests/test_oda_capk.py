@@ -6,13 +6,15 @@ import copy
 import hashlib
 import json
 from datetime import date
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from firmware.config import DATA_PACKAGE
 from firmware.emv.capk import (
-    DEFAULT_CAPK_PATH,
+    CAPK_FILE,
     CapkStore,
     CaPublicKey,
     Revocation,
@@ -49,7 +51,7 @@ TODAY = date(2026, 6, 1)
 
 
 def shipped_document() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(DEFAULT_CAPK_PATH.read_text(encoding="utf-8"))
+    document: dict[str, Any] = json.loads((resources.files(DATA_PACKAGE) / CAPK_FILE).read_text("utf-8"))
     return document
 
 
@@ -123,6 +125,27 @@ def test_malformed_entries_are_refused(change: dict[str, Any], complaint: str) -
         parse_capk_document(_with_first_key(change))
 
 
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"modulus": "zz"}, "capk.json: keys[0].modulus: 'zz' is not hex"),
+        ({"expiry": 20991231}, "capk.json: keys[0].expiry: must be a YYYY-MM-DD date"),
+        ({"index": "0101"}, "capk.json: keys[0].index: must be 1 bytes, got 2"),
+        ({"bits": "1408"}, "capk.json: keys[0].bits: must be an integer"),
+        ({"kind": 1}, "capk.json: keys[0].kind: must be a string"),
+        (
+            {"exponent": "05"},
+            "capk.json: keys[0]: CA public key A000000003/92: exponent 05 is not 03 or 010001",
+        ),
+        ({"modulos": "00"}, "capk.json: keys[0]: unknown key(s) modulos"),
+    ],
+)
+def test_a_wrong_value_names_the_file_and_the_key(change: dict[str, Any], words: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_capk_document(_with_first_key(change))
+    assert words in str(raised.value)
+
+
 def test_duplicate_key_is_refused() -> None:
     document = copy.deepcopy(shipped_document())
     document["keys"].append(copy.deepcopy(document["keys"][0]))
@@ -137,7 +160,7 @@ def test_wrong_format_and_bad_files(tmp_path: Path) -> None:
         load_capk_store(tmp_path / "absent.json")
     broken = tmp_path / "broken.json"
     broken.write_text("{", encoding="utf-8")
-    with pytest.raises(ConfigError, match="bad JSON"):
+    with pytest.raises(ConfigError, match="not JSON"):
         load_capk_store(broken)
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date
+from importlib import resources
 from typing import Any
 
 import pytest
 
+from firmware.config import DATA_PACKAGE
 from firmware.emv import oda, tlv
-from firmware.emv.capk import DEFAULT_CAPK_PATH, CapkStore, Revocation, load_capk_store
+from firmware.emv.capk import CAPK_FILE, CapkStore, Revocation, load_capk_store
 from firmware.emv.certificates import Check, Stage
 from firmware.emv.tags import format_of
 from firmware.emv.tvr import Tsi, TsiBit, Tvr, TvrBit
@@ -191,7 +193,7 @@ def public_modulus(path: Any) -> bytes:
 
 def test_capk_file_holds_the_simulator_ca_keys() -> None:
     sim_keys = json.loads((sim_pki.PKI_DIR / "test-ca-keys.json").read_text(encoding="utf-8"))["keys"]
-    shipped = json.loads(DEFAULT_CAPK_PATH.read_text(encoding="utf-8"))["keys"]
+    shipped = json.loads((resources.files(DATA_PACKAGE) / CAPK_FILE).read_text("utf-8"))["keys"]
     copied = {(k["rid"], k["index"]): k for k in shipped if k["kind"] == "simulator"}
     assert set(copied) == {(k["rid"], k["index"]) for k in sim_keys}
     for key in sim_keys:

@@ -54,7 +54,8 @@ from firmware.cli.common import (
     parse_command_line,
     write_json,
 )
-from firmware.emv.capk import DEFAULT_CAPK_PATH, load_capk_store
+from firmware.emv.application_list import ApplicationList, load_application_list
+from firmware.emv.capk import load_capk_store
 from firmware.emv.cvm import PinKind
 from firmware.emv.kernel import KernelServices, process_transaction
 from firmware.emv.kernel_config import load_kernel_config
@@ -62,7 +63,6 @@ from firmware.emv.online import OnlineHandler
 from firmware.emv.reader import CardReader
 from firmware.emv.report import read_for_technician, read_report, technician_chooser
 from firmware.emv.result import Outcome
-from firmware.emv.terminal_config import TerminalConfig, load_terminal_config
 from firmware.emv.transaction import TransactionInput, TransactionType
 from firmware.emv.transport import Clock, Transport
 from firmware.errors import (
@@ -145,7 +145,7 @@ def add_reader_argument(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="pcsc (first reader with a card), pcsc:NAME, or sim:PROFILE (default: pcsc)",
     )
-    parser.add_argument("--config", default=None, metavar="PATH", help="terminal configuration JSON")
+    parser.add_argument("--config", default=None, metavar="PATH", help="application list JSON")
     parser.add_argument(
         "--wait",
         type=float,
@@ -174,14 +174,14 @@ def _fail(env: Environment, code: int, message: str) -> int:
 def run_with_card(
     args: argparse.Namespace,
     env: Environment,
-    body: Callable[[Transport, TerminalConfig], int],
+    body: Callable[[Transport, ApplicationList], int],
 ) -> int:
     """Load the configuration, open the reader, power the card, run `body`, power off.
 
     Every firmware error becomes one line on stderr and an EXIT_* code.
     """
     try:
-        config = load_terminal_config(args.config)
+        config = load_application_list(args.config)
     except ConfigError as exc:
         return _fail(env, EXIT_CONFIG, str(exc))
     try:
@@ -229,7 +229,7 @@ def _configure_read(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_read(args: argparse.Namespace, env: Environment) -> int:
-    def body(transport: Transport, config: TerminalConfig) -> int:
+    def body(transport: Transport, config: ApplicationList) -> int:
         data = read_for_technician(
             transport,
             config,
@@ -257,7 +257,7 @@ def _configure_txn(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pin", default=None, help="the PIN the cardholder enters, or 'bypass'")
     parser.add_argument("--online", choices=("sim", "none"), default="none")
     parser.add_argument("--kernel-config", default=None, metavar="PATH")
-    parser.add_argument("--capk", default=str(DEFAULT_CAPK_PATH), metavar="PATH")
+    parser.add_argument("--capk", default=None, metavar="PATH")
     parser.add_argument("--sequence", type=int, default=1, help="transaction sequence counter 9F41")
     parser.add_argument(
         "--aid",
@@ -310,7 +310,7 @@ def _run_txn(args: argparse.Namespace, env: Environment) -> int:
         transaction_type=_TYPES[args.type],
     )
 
-    def body(transport: Transport, terminal: TerminalConfig) -> int:
+    def body(transport: Transport, terminal: ApplicationList) -> int:
         services = KernelServices(
             terminal=terminal,
             config=config,

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from firmware.emv import tags, tlv
 from firmware.emv.apdu import get_processing_options as gpo_command
 from firmware.emv.apdu import read_record
+from firmware.emv.application_list import ApplicationList
 from firmware.emv.carddata import pan_digits
 from firmware.emv.mask import mask_pan
 from firmware.emv.selection import ApplicationSelector, Candidate, Chooser, Processable, SelectedApplication
-from firmware.emv.terminal_config import TerminalConfig
 from firmware.emv.transport import Transport
 from firmware.errors import CardDataError, SelectionError, StatusWordError, TlvError
 
@@ -276,7 +276,7 @@ class ApplicationData:
 
 def read_application(
     transport: Transport,
-    config: TerminalConfig,
+    config: ApplicationList,
     *,
     transaction_data: Mapping[int, bytes] | None = None,
     choose: Chooser | None = None,

@@ -5,7 +5,9 @@ RID, index, modulus, exponent, hash and key algorithm indicators, the SHA-1
 checksum over RID || index || modulus || exponent, and the terminal-side
 withdrawal date. The checksum is recomputed when the file is loaded: a key
 whose checksum does not match is refused with a ConfigError that names the
-RID and index, so a mistyped modulus never reaches a transaction.
+file, the entry and the key's RID and index, so a mistyped modulus never
+reaches a transaction. The file is read through `firmware.config` like every
+configuration file: the shipped one, or the one at a path the caller gives.
 
 The revocation list holds (RID, CA index, certificate serial number) triples
 of issuer public key certificates the terminal must no longer accept
@@ -19,27 +21,31 @@ of issuer public key certificates the terminal must no longer accept
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Final
 
+from firmware.config import Section, read_config
 from firmware.errors import ConfigError
 
 __all__ = [
-    "DEFAULT_CAPK_PATH",
+    "CAPK_FILE",
+    "CAPK_FORMAT",
     "HASH_SHA1",
     "KEY_RSA",
     "CaPublicKey",
     "CapkStore",
     "Revocation",
     "capk_checksum",
+    "capk_store_from_section",
     "load_capk_store",
     "parse_capk_document",
 ]
 
-DEFAULT_CAPK_PATH = Path(__file__).resolve().parent.parent / "data" / "capk.json"
+CAPK_FILE: Final = "capk.json"
+CAPK_FORMAT: Final = "capk/1"
 
 HASH_SHA1 = 0x01
 KEY_RSA = 0x01
@@ -48,6 +54,20 @@ _SERIAL_LENGTH = 3
 _MIN_MODULUS = 64  # 512 bits
 _MAX_MODULUS = 248  # 1984 bits, the largest a short READ RECORD can carry
 _ALLOWED_EXPONENTS = (b"\x03", b"\x01\x00\x01")
+_KEY_FIELDS: Final = (
+    "rid",
+    "index",
+    "modulus",
+    "exponent",
+    "bits",
+    "expiry",
+    "hash_algorithm",
+    "key_algorithm",
+    "checksum",
+    "scheme",
+    "kind",
+    "source",
+)
 
 
 def capk_checksum(rid: bytes, index: int, modulus: bytes, exponent: bytes) -> bytes:
@@ -147,96 +167,59 @@ def _check_key(key: CaPublicKey) -> None:
         )
 
 
-def _hex_field(entry: Mapping[str, object], name: str, where: str, length: int | None = None) -> bytes:
-    value = entry.get(name)
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: field '{name}' missing or not a hex string")
-    try:
-        data = bytes.fromhex(value)
-    except ValueError:
-        raise ConfigError(f"{where}: field '{name}' is not hex") from None
-    if length is not None and len(data) != length:
-        raise ConfigError(f"{where}: field '{name}' must be {length} bytes, got {len(data)}")
-    return data
-
-
-def _text_field(entry: Mapping[str, object], name: str) -> str:
-    value = entry.get(name, "")
-    return value if isinstance(value, str) else ""
-
-
-def _date_field(entry: Mapping[str, object], name: str, where: str) -> date:
-    value = entry.get(name)
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: field '{name}' missing (YYYY-MM-DD)")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{where}: field '{name}' is not a YYYY-MM-DD date: {value!r}") from None
-
-
-def _parse_key(entry: object, position: int) -> CaPublicKey:
-    if not isinstance(entry, dict):
-        raise ConfigError(f"capk keys[{position}] is not an object")
-    where = f"capk keys[{position}]"
-    rid = _hex_field(entry, "rid", where, _RID_LENGTH)
-    index = _hex_field(entry, "index", where, 1)[0]
-    where = f"CA public key {rid.hex().upper()}/{index:02X}"
-    modulus = _hex_field(entry, "modulus", where)
-    bits = entry.get("bits")
-    if bits is not None and bits != len(modulus) * 8:
-        raise ConfigError(f"{where}: 'bits' says {bits} but the modulus has {len(modulus) * 8}")
-    return CaPublicKey(
-        rid=rid,
-        index=index,
+def _parse_key(entry: Section) -> CaPublicKey:
+    entry.only(*_KEY_FIELDS)
+    modulus = entry.binary("modulus")
+    if entry.has("bits") and entry.integer("bits") != len(modulus) * 8:
+        raise entry.error("bits", f"says {entry.integer('bits')} but the modulus has {len(modulus) * 8}")
+    key = CaPublicKey(
+        rid=entry.binary("rid", length=_RID_LENGTH),
+        index=entry.binary("index", length=1)[0],
         modulus=modulus,
-        exponent=_hex_field(entry, "exponent", where),
-        expiry=_date_field(entry, "expiry", where),
-        hash_algorithm=_hex_field(entry, "hash_algorithm", where, 1)[0],
-        key_algorithm=_hex_field(entry, "key_algorithm", where, 1)[0],
-        checksum=_hex_field(entry, "checksum", where, 20),
-        scheme=_text_field(entry, "scheme"),
-        kind=_text_field(entry, "kind"),
-        source=_text_field(entry, "source"),
+        exponent=entry.binary("exponent"),
+        expiry=entry.day("expiry"),
+        hash_algorithm=entry.binary("hash_algorithm", length=1)[0],
+        key_algorithm=entry.binary("key_algorithm", length=1)[0],
+        checksum=entry.binary("checksum", length=20),
+        scheme=entry.text("scheme", default=""),
+        kind=entry.text("kind", default=""),
+        source=entry.text("source", default=""),
     )
+    try:
+        _check_key(key)
+    except ConfigError as error:
+        raise ConfigError(f"{entry.where()}: {error}") from None
+    return key
 
 
-def _parse_revocation(entry: object, position: int) -> Revocation:
-    if not isinstance(entry, dict):
-        raise ConfigError(f"capk revocations[{position}] is not an object")
-    where = f"capk revocations[{position}]"
+def _parse_revocation(entry: Section) -> Revocation:
+    entry.only("rid", "index", "serial", "note")
     return Revocation(
-        rid=_hex_field(entry, "rid", where, _RID_LENGTH),
-        index=_hex_field(entry, "index", where, 1)[0],
-        serial=_hex_field(entry, "serial", where, _SERIAL_LENGTH),
-        note=_text_field(entry, "note"),
+        rid=entry.binary("rid", length=_RID_LENGTH),
+        index=entry.binary("index", length=1)[0],
+        serial=entry.binary("serial", length=_SERIAL_LENGTH),
+        note=entry.text("note", default=""),
     )
 
 
-def parse_capk_document(document: object) -> CapkStore:
-    """A store from the decoded JSON document; every key checked, bad ones refused."""
-    if not isinstance(document, dict):
-        raise ConfigError("capk document is not a JSON object")
-    if document.get("format") != "capk/1":
-        raise ConfigError(f"capk document format {document.get('format')!r} is not 'capk/1'")
-    keys = document.get("keys")
-    revocations = document.get("revocations", [])
-    if not isinstance(keys, list) or not isinstance(revocations, list):
-        raise ConfigError("capk document needs a 'keys' list (and 'revocations', if any, a list)")
-    return CapkStore.of(
-        (_parse_key(entry, i) for i, entry in enumerate(keys)),
-        (_parse_revocation(entry, i) for i, entry in enumerate(revocations)),
-    )
+def capk_store_from_section(section: Section) -> CapkStore:
+    """A store from the CA public key file; every key checked, bad ones refused."""
+    section.only("format", "about", "keys", "revocations")
+    if section.text("format") != CAPK_FORMAT:
+        raise section.error("format", f"{section.text('format')!r} is not {CAPK_FORMAT!r}")
+    keys = [_parse_key(entry) for entry in section.sections("keys")]
+    revocations = [_parse_revocation(entry) for entry in section.sections("revocations", default=[])]
+    try:
+        return CapkStore.of(keys, revocations)
+    except ConfigError as error:  # a key listed twice
+        raise ConfigError(f"{section.where('keys')}: {error}") from None
 
 
-def load_capk_store(path: Path | str = DEFAULT_CAPK_PATH) -> CapkStore:
-    """Read and check a CA public key file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"cannot read CA public key file {path}: {error.strerror}") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"CA public key file {path}: bad JSON at line {error.lineno}") from None
-    return parse_capk_document(document)
+def parse_capk_document(document: object, file: str = CAPK_FILE) -> CapkStore:
+    """A store from the decoded JSON document read from `file`."""
+    return capk_store_from_section(Section.of(document, file))
+
+
+def load_capk_store(path: Path | str | None = None) -> CapkStore:
+    """Read and check a CA public key file: the one at `path`, or the shipped `firmware/data/capk.json`."""
+    return capk_store_from_section(read_config(CAPK_FILE, path))

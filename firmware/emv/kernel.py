@@ -37,6 +37,7 @@ from firmware.emv.action import (
     terminal_action_analysis,
 )
 from firmware.emv.application import ApplicationData, read_application
+from firmware.emv.application_list import ApplicationList
 from firmware.emv.capk import CapkStore
 from firmware.emv.carddata import pan_digits, pan_sequence_number, track2_equivalent_data
 from firmware.emv.certificates import RecoveredKey, recover_icc_key
@@ -83,7 +84,6 @@ from firmware.emv.scripts import (
     run_script,
 )
 from firmware.emv.selection import Chooser
-from firmware.emv.terminal_config import TerminalConfig
 from firmware.emv.transaction import (
     TransactionInput,
     TransactionType,
@@ -137,7 +137,7 @@ class KernelServices:
     approved offline for this card (floor limit check, Book 3 10.6.1).
     """
 
-    terminal: TerminalConfig
+    terminal: ApplicationList
     config: KernelConfig
     capks: CapkStore
     random_bytes: Callable[[int], bytes]

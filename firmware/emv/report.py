@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from firmware.emv.application import ApplicationData, read_application
+from firmware.emv.application_list import ApplicationList
 from firmware.emv.mask import display_tags
 from firmware.emv.selection import Candidate, Chooser
-from firmware.emv.terminal_config import TerminalConfig
 from firmware.emv.transport import Transport
 from firmware.errors import SelectionError
 
@@ -70,7 +70,7 @@ def technician_chooser(aid: bytes | None) -> Chooser:
 
 def read_for_technician(
     transport: Transport,
-    config: TerminalConfig,
+    config: ApplicationList,
     terminal_data: Mapping[int, bytes],
     *,
     now: datetime,

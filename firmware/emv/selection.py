@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from firmware.emv import tlv
 from firmware.emv.apdu import read_record, select_by_name
-from firmware.emv.terminal_config import TerminalConfig
+from firmware.emv.application_list import ApplicationList
 from firmware.emv.transport import Transport
 from firmware.errors import CardDataError, SelectionError, TlvError
 
@@ -229,7 +229,7 @@ class ApplicationSelector:
     def __init__(
         self,
         transport: Transport,
-        config: TerminalConfig,
+        config: ApplicationList,
         *,
         choose: Chooser | None = None,
         processable: Processable | None = None,

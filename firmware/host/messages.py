@@ -19,6 +19,7 @@ from firmware.errors import MessageFieldError
 from firmware.host.channel import HostLink
 from firmware.host.mac import MessageMac, open_answer, seal
 from firmware.host.spec import DEFAULT_HEADER, DEFAULT_TPDU, IsoMessage, pack, unpack
+from firmware.identity import Identity
 
 __all__ = [
     "SIGNED_RECORD_TAG",
@@ -40,7 +41,11 @@ _SIGNATURE_LENGTH: Final = 64
 
 @dataclass(frozen=True)
 class TerminalIdentity:
-    """Who the terminal is on the wire: ids (41, 42), TPDU and message header."""
+    """Who the terminal is on the wire: ids (41, 42), TPDU and message header.
+
+    The ids are the terminal's identity (`firmware/data/identity.json`), the
+    same the EMV kernel puts in 9F1C and 9F16: build it with `of`.
+    """
 
     terminal_id: str
     merchant_id: str
@@ -52,6 +57,13 @@ class TerminalIdentity:
             raise MessageFieldError("terminal id must be 8 characters", "41")
         if len(self.merchant_id) != 15:
             raise MessageFieldError("merchant id must be 15 characters", "42")
+
+    @classmethod
+    def of(
+        cls, identity: Identity, tpdu: bytes = DEFAULT_TPDU, header: bytes = DEFAULT_HEADER
+    ) -> TerminalIdentity:
+        """The wire identity of the terminal `identity` (`firmware.identity.load_identity()`)."""
+        return cls(identity.terminal_id, identity.merchant_id, tpdu, header)
 
     def fields(self) -> IsoMessage:
         """The envelope and identity fields every request carries."""
