@@ -1,7 +1,10 @@
 """BER-TLV as EMV uses it (Book 3 Annex B), and Data Object Lists (Book 3 5.4).
 
 Pure functions over bytes. Tags are ints (0x9F02). Every malformation raises
-TlvError with the offset where it broke.
+TlvError with the offset where it broke (and the tag, when known), counted
+from the start of the data handed in: `parse`, `flatten`, `find` and
+`Tlv.children` agree on it. Encoding what BER-TLV cannot carry (a negative
+tag, a length above 3 bytes) raises TlvError at offset 0 with the tag.
 """
 
 from __future__ import annotations
@@ -145,26 +148,39 @@ def flatten(data: bytes, base_offset: int = 0, _depth: int = 0) -> Iterator[Tlv]
             yield obj
 
 
-def find(data: bytes, tag: int, _depth: int = 0) -> bytes | None:
-    """The value of the first object with `tag`, at any depth; None if absent."""
-    _check_depth(_depth, 0)
-    for obj in iter_tlv(data):
+def find(data: bytes, tag: int, base_offset: int = 0, _depth: int = 0) -> bytes | None:
+    """The value of the first object with `tag`, at any depth; None if absent.
+
+    A malformation before the object is found raises TlvError with the same
+    offset `flatten` gives: counted from the start of `data` (plus `base_offset`).
+    """
+    _check_depth(_depth, base_offset)
+    for obj in iter_tlv(data, base_offset):
         if obj.tag == tag:
             return obj.value
         if obj.constructed:
-            inner = find(obj.value, tag, _depth + 1)
+            value_offset = obj.offset + _header_length(obj.tag, len(obj.value))
+            inner = find(obj.value, tag, value_offset, _depth + 1)
             if inner is not None:
                 return inner
     return None
 
 
 def encode_tag(tag: int) -> bytes:
+    """The tag's bytes; TlvError (offset 0) for a negative tag."""
     if tag < 0:
-        raise ValueError("negative tag")
+        raise TlvError("negative tag", 0, tag)
     return tag.to_bytes(max(1, (tag.bit_length() + 7) // 8), "big")
 
 
 def encode_length(length: int) -> bytes:
+    """The shortest BER-TLV length field; TlvError (offset 0) for a length it cannot carry."""
+    return _encode_length(length, None)
+
+
+def _encode_length(length: int, tag: int | None) -> bytes:
+    if length < 0:
+        raise TlvError(f"negative length {length}", 0, tag)
     if length < 0x80:
         return bytes([length])
     if length <= 0xFF:
@@ -173,11 +189,12 @@ def encode_length(length: int) -> bytes:
         return bytes([0x82]) + length.to_bytes(2, "big")
     if length <= 0xFFFFFF:
         return bytes([0x83]) + length.to_bytes(3, "big")
-    raise ValueError(f"length {length} too large for BER-TLV")
+    raise TlvError(f"length {length} too large for BER-TLV", 0, tag)
 
 
 def encode(tag: int, value: bytes) -> bytes:
-    return encode_tag(tag) + encode_length(len(value)) + value
+    """One data object; TlvError (offset 0, the tag) when the tag or the length cannot be encoded."""
+    return encode_tag(tag) + _encode_length(len(value), tag) + value
 
 
 def _header_length(tag: int, length: int) -> int:
