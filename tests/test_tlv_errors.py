@@ -79,3 +79,25 @@ def test_too_deep_nesting_names_the_same_offset_in_find_and_flatten() -> None:
         tlv.find(data, 0x5A)
     assert flattened.value.offset == found.value.offset > 0
     assert data[flattened.value.offset :] == h("5A0112")
+
+
+# E0 81 03 | 9F03 05: the template's length in the long form although 3 fits
+# in one byte (Book 3 Annex B allows it); the broken object is at offset 3.
+LONG_FORM_LENGTH = h("E08103 9F0305")
+
+
+def test_offsets_below_a_template_count_its_length_as_encoded() -> None:
+    with pytest.raises(TlvError) as flattened:
+        list(tlv.flatten(LONG_FORM_LENGTH))
+    with pytest.raises(TlvError) as found:
+        tlv.find(LONG_FORM_LENGTH, 0x5A)
+    with pytest.raises(TlvError) as children:
+        tlv.parse_one(LONG_FORM_LENGTH).children()
+    assert flattened.value.offset == found.value.offset == children.value.offset == 3
+
+
+def test_children_offsets_with_a_long_form_length() -> None:
+    data = h("7081 05 5A03123456")
+    (child,) = tlv.parse_one(data, 0x70).children()
+    assert [obj.offset for obj in tlv.flatten(data)] == [child.offset] == [3]
+    assert data[child.offset :] == h("5A03123456")

@@ -10,7 +10,7 @@ tag, a length above 3 bytes) raises TlvError at offset 0 with the tag.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from firmware.errors import TlvError
 
@@ -37,6 +37,15 @@ class Tlv:
     tag: int
     value: bytes
     offset: int = 0
+    # Tag and length bytes as read: a length may be in a longer form than it
+    # needs (Book 3 Annex B allows '81 05'). None for an object built here.
+    header_length: int | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def value_offset(self) -> int:
+        """Where the value starts, counted as `offset` is."""
+        header = self.header_length
+        return self.offset + (header if header is not None else _header_length(self.tag, len(self.value)))
 
     @property
     def constructed(self) -> bool:
@@ -45,7 +54,7 @@ class Tlv:
     def children(self) -> list[Tlv]:
         if not self.constructed:
             raise TlvError("primitive data object has no children", self.offset, self.tag)
-        return parse(self.value, base_offset=self.offset + _header_length(self.tag, len(self.value)))
+        return parse(self.value, base_offset=self.value_offset)
 
     def encode(self) -> bytes:
         return encode(self.tag, self.value)
@@ -109,7 +118,7 @@ def iter_tlv(data: bytes, base_offset: int = 0) -> Iterator[Tlv]:
                 base_offset + start,
                 tag,
             )
-        yield Tlv(tag, bytes(data[pos : pos + length]), base_offset + start)
+        yield Tlv(tag, bytes(data[pos : pos + length]), base_offset + start, pos - start)
         pos += length
 
 
@@ -143,7 +152,7 @@ def flatten(data: bytes, base_offset: int = 0, _depth: int = 0) -> Iterator[Tlv]
     _check_depth(_depth, base_offset)
     for obj in iter_tlv(data, base_offset):
         if obj.constructed:
-            yield from flatten(obj.value, obj.offset + _header_length(obj.tag, len(obj.value)), _depth + 1)
+            yield from flatten(obj.value, obj.value_offset, _depth + 1)
         else:
             yield obj
 
@@ -159,8 +168,7 @@ def find(data: bytes, tag: int, base_offset: int = 0, _depth: int = 0) -> bytes 
         if obj.tag == tag:
             return obj.value
         if obj.constructed:
-            value_offset = obj.offset + _header_length(obj.tag, len(obj.value))
-            inner = find(obj.value, tag, value_offset, _depth + 1)
+            inner = find(obj.value, tag, obj.value_offset, _depth + 1)
             if inner is not None:
                 return inner
     return None
