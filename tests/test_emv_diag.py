@@ -11,10 +11,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from test_emv_fakes import MC_AID, FakeCard, FakeReader, complete_app, h, tlv_bytes
 
 from firmware.emv import diag
 from firmware.emv.reader import CardReader
+from tests.emv_fakes import MC_AID, FakeCard, FakeReader, complete_app, h, tlv_bytes
 
 
 def run(argv: list[str], open_reader: Callable[[str], CardReader]) -> tuple[int, str, str]:

@@ -12,7 +12,6 @@ import itertools
 import json
 
 import pytest
-from test_emv_fakes import ATR, PUBLISHED_RECORD_SFI1, CardGone, FakeReader, ScriptedReader, h, tlv_bytes
 
 from firmware.emv import apdu
 from firmware.emv.transport import Transport
@@ -25,6 +24,7 @@ from firmware.errors import (
     ReaderError,
     StatusWordError,
 )
+from tests.emv_fakes import ATR, PUBLISHED_RECORD_SFI1, CardGone, FakeReader, ScriptedReader, h, tlv_bytes
 
 PBOC_PSE_FCI = (
     "6F 26 84 0E 31 50 41 59 2E 53 59 53 2E 44 44 46 30 31 A5 14 88 01 01 5F 2D 02 7A 68 9F 11 01 01"
