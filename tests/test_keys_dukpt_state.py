@@ -20,7 +20,18 @@ from pathlib import Path
 
 import psec
 import pytest
-from test_keys_dukpt import (
+
+from firmware.errors import CryptoError, KeyBlockError, KeyExhaustedError, KeyStoreError
+from firmware.keys import dukpt_aes, dukpt_state, dukpt_tdes
+from firmware.keys.cli import main as pos_keys
+from firmware.keys.device import load_device_key
+from firmware.keys.dukpt import AesTransactionKeys, KeyType, KeyUsage, TdesTransactionKeys
+from firmware.keys.dukpt_load import unwrap_initial_dukpt_key
+from firmware.keys.dukpt_registers import lowest_set_bit
+from firmware.keys.dukpt_state import DukptState, PersistentDukptTerminal, take_transaction
+from firmware.keys.layout import KeyLayout, open_dukpt_terminal
+from firmware.keys.pinblock import encrypt_pin_block
+from tests.dukpt_vectors import (
     AES_DERIVATION_KEYS,
     AES_IK,
     AES_LAST_COUNTERS,
@@ -34,17 +45,6 @@ from test_keys_dukpt import (
     ROLLOVER_SEQUENCE,
     no_rng,
 )
-
-from firmware.errors import CryptoError, KeyBlockError, KeyExhaustedError, KeyStoreError
-from firmware.keys import dukpt_aes, dukpt_state, dukpt_tdes
-from firmware.keys.cli import main as pos_keys
-from firmware.keys.device import load_device_key
-from firmware.keys.dukpt import AesTransactionKeys, KeyType, KeyUsage, TdesTransactionKeys
-from firmware.keys.dukpt_load import unwrap_initial_dukpt_key
-from firmware.keys.dukpt_registers import lowest_set_bit
-from firmware.keys.dukpt_state import DukptState, PersistentDukptTerminal, take_transaction
-from firmware.keys.layout import KeyLayout, open_dukpt_terminal
-from firmware.keys.pinblock import encrypt_pin_block
 
 REPO = Path(__file__).resolve().parent.parent
 
