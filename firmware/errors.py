@@ -117,7 +117,19 @@ class VerificationError(CryptoError):
 
 
 class KeyBlockError(CryptoError):
-    """A TR-31 key block that is malformed, fails its MAC or is not allowed here; names the field."""
+    """A TR-31 key block that is malformed, fails its MAC or is not allowed here; names the field.
+
+    `field` is the part of the block to blame, as TR-31 names it: a header
+    field ("version id", "length", "key usage", "algorithm", "mode of use",
+    "key version number", "exportability", "number of optional blocks"), an
+    optional block by its ID ("KS", "KC"), "optional blocks", "key data",
+    "key length" or "MAC"; or what came with the block: "KBPK", "ksn";
+    "key block" for the block as a whole (not printable ASCII).
+    """
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class KeyExhaustedError(CryptoError):
@@ -129,16 +141,24 @@ class HostError(PosError):
 
 
 class MessageFormatError(HostError):
-    """A host message that cannot be decoded; names the field."""
+    """A host message (or the kernel's view of an answer) that cannot be used; `field` names the field.
+
+    `field` is None only when no one field is to blame.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class MessageFieldError(MessageFormatError):
     """A host message field that cannot be encoded or decoded: says which field and where."""
 
+    field: str
+
     def __init__(self, message: str, field: str, offset: int | None = None) -> None:
         where = f" (field {field}" + (f", offset {offset})" if offset is not None else ")")
-        super().__init__(message + where)
-        self.field = field
+        super().__init__(message + where, field)
         self.offset = offset
 
 

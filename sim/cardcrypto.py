@@ -56,7 +56,15 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from sim import cvn, emvcrypto, tlv
-from sim.errors import SwError, TlvError
+from sim.errors import (
+    CardCryptoStatus,
+    ConditionsNotSatisfied,
+    IncorrectP1P2,
+    SecureMessagingFailed,
+    TlvError,
+    WrongData,
+    WrongLength,
+)
 
 __all__ = [
     "CID",
@@ -82,45 +90,6 @@ _SCRIPT_NAMES = {
     0xDA: "PUT DATA",
     0xDC: "UPDATE RECORD",
 }
-
-
-class CardCryptoStatus(emvcrypto.SimCryptoError, SwError):
-    """A refusal the card answers with a status word: ``sw`` (e.g. 0x6985)."""
-
-    default_sw = 0x6F00
-
-    def __init__(self, message: str, sw: int | None = None) -> None:
-        SwError.__init__(self, self.default_sw if sw is None else sw, message)
-
-
-class WrongLength(CardCryptoStatus):
-    """Command data of the wrong length: 6700."""
-
-    default_sw = 0x6700
-
-
-class ConditionsNotSatisfied(CardCryptoStatus):
-    """The command comes at the wrong point of the transaction: 6985."""
-
-    default_sw = 0x6985
-
-
-class SecureMessagingFailed(CardCryptoStatus):
-    """A script command's MAC does not verify: 6988 (6987 when SM is missing)."""
-
-    default_sw = 0x6988
-
-
-class WrongData(CardCryptoStatus):
-    """Command data that is malformed once deciphered: 6A80."""
-
-    default_sw = 0x6A80
-
-
-class IncorrectP1P2(CardCryptoStatus):
-    """A GENERATE AC reference control parameter that is no AC type: 6A86."""
-
-    default_sw = 0x6A86
 
 
 class AcResult(NamedTuple):

@@ -68,6 +68,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sim import emvcrypto
+from sim.errors import CryptoConfigError
 
 __all__ = [
     "APPROVING_ARCS",
@@ -117,10 +118,6 @@ APPROVING_ARCS = frozenset({b"00", b"08", b"10", b"11", b"Y1", b"Y3"})
 CSU_ISSUER_APPROVES = 0x80  # in CSU byte 2
 
 Scheme = Literal["visa", "mchip", "pboc"]
-
-
-class CryptoConfigError(emvcrypto.SimCryptoError):
-    """A card profile's crypto config is missing something or has a wrong value."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import hashlib
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
-from sim.errors import SimError
+from sim.errors import CryptoInputError, SimCryptoError
 
 __all__ = [
     "ZERO_BLOCK",
@@ -72,14 +72,6 @@ __all__ = [
 
 ZERO_BLOCK = bytes(8)
 _DIGITS = frozenset("0123456789")
-
-
-class SimCryptoError(SimError):
-    """Base of every error the simulated card and issuer cryptography raises."""
-
-
-class CryptoInputError(SimCryptoError):
-    """An input of the wrong shape: a key of the wrong length, a PAN with a letter, ..."""
 
 
 def xor(left: bytes, right: bytes) -> bytes:

@@ -1,22 +1,39 @@
 """Errors of the simulated outside world (`sim/` has its own hierarchy).
 
 A card command that fails is not an exception to the caller: handlers raise
-`SwError` and the card turns it into a status word in one place. The other
-classes are for callers (broken profile, bad TLV, missing PKI file, no card).
+`SwError` (or a `CardCryptoStatus`: `WrongLength`, `ConditionsNotSatisfied`,
+...) and the card turns it into a status word in one place. The other
+classes are for callers (broken profile, bad TLV, missing PKI file, no card,
+a broken vpcd link, card or issuer cryptography given the wrong input).
+
+Every error class of `sim/` lives here; the modules that raise them
+re-export theirs (`sim.emvcrypto.CryptoInputError` is this module's).
+`sim/` never shares an error with `firmware/`.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "CardAbsent",
+    "CardCryptoStatus",
     "CardPulled",
+    "ConditionsNotSatisfied",
+    "CryptoConfigError",
+    "CryptoInputError",
+    "Field55Error",
     "HostCodecError",
     "HostConfigError",
+    "IncorrectP1P2",
     "PkiError",
     "ProfileError",
+    "SecureMessagingFailed",
+    "SimCryptoError",
     "SimError",
     "SwError",
     "TlvError",
+    "VpcdError",
+    "WrongData",
+    "WrongLength",
 ]
 
 
@@ -79,3 +96,70 @@ class HostCodecError(SimError):
 
 class HostConfigError(SimError):
     """A simulated host's terminal table or fault switch that does not make sense."""
+
+
+class VpcdError(SimError):
+    """The vpcd link broke in a way the card cannot answer (bad address, short message)."""
+
+
+# --- card and issuer cryptography (sim.emvcrypto, sim.cvn, sim.cardcrypto, sim.issuer) ---
+
+
+class SimCryptoError(SimError):
+    """Base of every error the simulated card and issuer cryptography raises."""
+
+
+class CryptoInputError(SimCryptoError):
+    """An input of the wrong shape: a key of the wrong length, a PAN with a letter, ..."""
+
+
+class CryptoConfigError(SimCryptoError):
+    """A card profile's crypto config is missing something or has a wrong value."""
+
+
+class Field55Error(SimCryptoError):
+    """Field 55 is not well-formed BER-TLV; says the offset and, when known, the tag."""
+
+    def __init__(self, message: str, offset: int, tag: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.tag = tag
+
+
+class CardCryptoStatus(SimCryptoError, SwError):
+    """A refusal the card answers with a status word: ``sw`` (e.g. 0x6985)."""
+
+    default_sw = 0x6F00
+
+    def __init__(self, message: str, sw: int | None = None) -> None:
+        SwError.__init__(self, self.default_sw if sw is None else sw, message)
+
+
+class WrongLength(CardCryptoStatus):
+    """Command data of the wrong length: 6700."""
+
+    default_sw = 0x6700
+
+
+class ConditionsNotSatisfied(CardCryptoStatus):
+    """The command comes at the wrong point of the transaction: 6985."""
+
+    default_sw = 0x6985
+
+
+class SecureMessagingFailed(CardCryptoStatus):
+    """A script command's MAC does not verify: 6988 (6987 when SM is missing)."""
+
+    default_sw = 0x6988
+
+
+class WrongData(CardCryptoStatus):
+    """Command data that is malformed once deciphered: 6A80."""
+
+    default_sw = 0x6A80
+
+
+class IncorrectP1P2(CardCryptoStatus):
+    """A GENERATE AC reference control parameter that is no AC type: 6A86."""
+
+    default_sw = 0x6A86

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sim import cvn, emvcrypto, tlv
-from sim.errors import TlvError
+from sim.errors import Field55Error, TlvError
 
 __all__ = [
     "DEFAULT_DECLINE_RULES",
@@ -55,15 +55,6 @@ DEFAULT_DECLINE_RULES: Mapping[int, str] = {
 }
 
 _CRYPTOGRAM_TAGS = (0x9F26, 0x9F27, 0x9F36, 0x9F10, 0x82)
-
-
-class Field55Error(emvcrypto.SimCryptoError):
-    """Field 55 is not well-formed BER-TLV; says the offset and, when known, the tag."""
-
-    def __init__(self, message: str, offset: int, tag: int | None = None) -> None:
-        super().__init__(message)
-        self.offset = offset
-        self.tag = tag
 
 
 def parse_tlv(data: bytes) -> dict[int, bytes]:

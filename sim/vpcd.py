@@ -34,7 +34,7 @@ import time
 from typing import TextIO
 
 from sim.card import Card
-from sim.errors import CardPulled, SimError
+from sim.errors import CardPulled, VpcdError
 
 __all__ = [
     "CONTROL_GET_ATR",
@@ -54,10 +54,6 @@ CONTROL_POWER_OFF, CONTROL_POWER_ON, CONTROL_RESET, CONTROL_GET_ATR = 0, 1, 2, 4
 MAX_BACKOFF_S = 1.0
 FIRST_BACKOFF_S = 0.05
 ACCEPT_TIMEOUT_S = 5.0
-
-
-class VpcdError(SimError):
-    """The vpcd link broke in a way the card cannot answer (bad address, short message)."""
 
 
 def parse_address(text: str) -> tuple[str, int]:

@@ -10,11 +10,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from test_emv_fakes import MC_AID, FakeCard, FakeReader, complete_app, h, tlv_bytes
 
 from firmware.cli import common, emv
 from firmware.emv.reader import CardReader
 from firmware.emv.report import expiry_text
+from tests.emv_fakes import MC_AID, FakeCard, FakeReader, complete_app, h, tlv_bytes
 
 
 def run(argv: list[str], open_reader: Callable[[str], CardReader]) -> tuple[int, str, str]:

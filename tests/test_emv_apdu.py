@@ -9,10 +9,10 @@ LinkedIn "Read Application Data" article, [ZK] t.zoukankan.com/utank-p-10006063
 from __future__ import annotations
 
 import pytest
-from test_emv_fakes import h
 
 from firmware.emv import apdu
 from firmware.errors import ApduError
+from tests.emv_fakes import h
 
 
 def test_select_pse_as_in_javaemvreader_with_le() -> None:

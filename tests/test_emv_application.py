@@ -9,16 +9,6 @@ Specification :: Read Application Data" (AFL '080101011001030018010200').
 from __future__ import annotations
 
 import pytest
-from test_emv_fakes import (
-    MC_AID,
-    PUBLISHED_RECORD_SFI1,
-    VISA_AID,
-    FakeCard,
-    FakeReader,
-    complete_app,
-    h,
-    tlv_bytes,
-)
 
 from firmware.emv.application import (
     AflEntry,
@@ -32,6 +22,16 @@ from firmware.emv.application import (
 from firmware.emv.application_list import AidEntry, ApplicationList
 from firmware.emv.transport import Transport
 from firmware.errors import CardDataError, SelectionError, StatusWordError, TlvError
+from tests.emv_fakes import (
+    MC_AID,
+    PUBLISHED_RECORD_SFI1,
+    VISA_AID,
+    FakeCard,
+    FakeReader,
+    complete_app,
+    h,
+    tlv_bytes,
+)
 
 TERMINAL_DATA = {0x9F1A: h("0156"), 0x5F2A: h("0156")}
 

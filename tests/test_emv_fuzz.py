@@ -15,7 +15,6 @@ from datetime import datetime
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_emv_fakes import MC_AID, VISA_AID, CardGone, FakeCard, complete_app, directory_record
 
 from firmware.cli.emv import main as pos_emv
 from firmware.emv.application import read_application
@@ -23,6 +22,7 @@ from firmware.emv.application_list import load_application_list
 from firmware.emv.report import read_report, technician_chooser
 from firmware.emv.transport import Transport
 from firmware.errors import PosError
+from tests.emv_fakes import MC_AID, VISA_AID, CardGone, FakeCard, complete_app, directory_record
 
 CLEAR_PAN = "5413330089020094"
 CONFIG = load_application_list()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_emv_fakes import h, tlv_bytes
 
 from firmware.emv import mask
+from tests.emv_fakes import h, tlv_bytes
 
 
 @pytest.mark.parametrize(

@@ -13,17 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from test_emv_fakes import (
-    MC_AID,
-    VISA_AID,
-    FakeApp,
-    FakeCard,
-    FakeReader,
-    ScriptedReader,
-    directory_record,
-    h,
-    tlv_bytes,
-)
 
 from firmware.emv.application_list import AidEntry, ApplicationList
 from firmware.emv.selection import (
@@ -35,6 +24,17 @@ from firmware.emv.selection import (
 )
 from firmware.emv.transport import Transport
 from firmware.errors import CardDataError, SelectionError, TlvError
+from tests.emv_fakes import (
+    MC_AID,
+    VISA_AID,
+    FakeApp,
+    FakeCard,
+    FakeReader,
+    ScriptedReader,
+    directory_record,
+    h,
+    tlv_bytes,
+)
 
 JER_VISA = h("A1 23 45 67 89 10 10")
 JER_BANKAXEPT = h("D5 78 00 00 02 10 10")

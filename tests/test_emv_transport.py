@@ -12,11 +12,19 @@ import itertools
 import json
 
 import pytest
-from test_emv_fakes import ATR, PUBLISHED_RECORD_SFI1, CardGone, FakeReader, ScriptedReader, h, tlv_bytes
 
 from firmware.emv import apdu
 from firmware.emv.transport import Transport
-from firmware.errors import ApduError, CardRemovedError, NoCardError, PosError, StatusWordError
+from firmware.errors import (
+    ApduError,
+    CardRemovedError,
+    NoCardError,
+    NoReaderError,
+    PosError,
+    ReaderError,
+    StatusWordError,
+)
+from tests.emv_fakes import ATR, PUBLISHED_RECORD_SFI1, CardGone, FakeReader, ScriptedReader, h, tlv_bytes
 
 PBOC_PSE_FCI = (
     "6F 26 84 0E 31 50 41 59 2E 53 59 53 2E 44 44 46 30 31 A5 14 88 01 01 5F 2D 02 7A 68 9F 11 01 01"
@@ -205,3 +213,72 @@ def test_trace_display_masks_pan_track2_name_and_pin() -> None:
     assert rows[0]["sw"] == "9000"
     # The raw bytes stay available in memory for the kernel.
     assert transport.trace[0].response == record + h("9000")
+
+
+# --- the CardReader error contract (firmware.emv.reader.CardReader) ---------------------------
+
+
+class _FailingReader:
+    """A reader whose every call fails with the error given."""
+
+    name = "failing"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def power_on(self) -> bytes:
+        raise self.error
+
+    def transmit(self, apdu_bytes: bytes) -> bytes:
+        raise self.error
+
+    def power_off(self) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        NoCardError("no card"),
+        CardRemovedError("card left"),
+        NoReaderError("reader gone"),
+        ReaderError("pcscd unreachable"),
+    ],
+)
+def test_reader_errors_pass_through_unchanged(error: ReaderError) -> None:
+    transport = Transport(_FailingReader(error))
+    with pytest.raises(ReaderError) as at_power_on:
+        transport.power_on()
+    with pytest.raises(ReaderError) as at_transmit:
+        transport.exchange(apdu.get_challenge())
+    assert at_power_on.value is error and at_transmit.value is error
+
+
+@pytest.mark.parametrize("error", [CardGone("link dropped"), OSError("gone")])
+def test_reader_os_errors_become_no_card_then_card_removed(error: OSError) -> None:
+    transport = Transport(_FailingReader(error))
+    with pytest.raises(NoCardError) as at_power_on:
+        transport.power_on()
+    with pytest.raises(CardRemovedError) as at_transmit:
+        transport.exchange(apdu.get_challenge())
+    assert at_power_on.value.__cause__ is error and at_transmit.value.__cause__ is error
+
+
+class _GoneAtPowerOff(_FailingReader):
+    """Powers on and answers, then finds the card or itself gone at power off."""
+
+    def power_on(self) -> bytes:
+        return ATR
+
+    def transmit(self, apdu_bytes: bytes) -> bytes:
+        return h("6D00")
+
+
+@pytest.mark.parametrize(
+    "error", [CardGone("card removed"), CardRemovedError("card left"), NoReaderError("reader gone")]
+)
+def test_a_failing_power_off_does_not_hide_how_the_dialogue_ended(error: Exception) -> None:
+    transport = Transport(_GoneAtPowerOff(error))
+    transport.power_off()
+    with pytest.raises(StatusWordError), transport.session():
+        transport.send(apdu.get_challenge())

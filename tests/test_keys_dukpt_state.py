@@ -20,7 +20,18 @@ from pathlib import Path
 
 import psec
 import pytest
-from test_keys_dukpt import (
+
+from firmware.cli.keys import main as pos_keys
+from firmware.errors import CryptoError, KeyBlockError, KeyExhaustedError, KeyStoreError
+from firmware.keys import dukpt_aes, dukpt_state, dukpt_tdes
+from firmware.keys.device import load_device_key
+from firmware.keys.dukpt import AesTransactionKeys, KeyType, KeyUsage, TdesTransactionKeys
+from firmware.keys.dukpt_load import unwrap_initial_dukpt_key
+from firmware.keys.dukpt_registers import lowest_set_bit
+from firmware.keys.dukpt_state import DukptState, PersistentDukptTerminal, take_transaction
+from firmware.keys.layout import KeyLayout, open_dukpt_terminal
+from firmware.keys.pinblock import encrypt_pin_block
+from tests.dukpt_vectors import (
     AES_DERIVATION_KEYS,
     AES_IK,
     AES_LAST_COUNTERS,
@@ -34,17 +45,6 @@ from test_keys_dukpt import (
     ROLLOVER_SEQUENCE,
     no_rng,
 )
-
-from firmware.cli.keys import main as pos_keys
-from firmware.errors import CryptoError, KeyBlockError, KeyExhaustedError, KeyStoreError
-from firmware.keys import dukpt_aes, dukpt_state, dukpt_tdes
-from firmware.keys.device import load_device_key
-from firmware.keys.dukpt import AesTransactionKeys, KeyType, KeyUsage, TdesTransactionKeys
-from firmware.keys.dukpt_load import unwrap_initial_dukpt_key
-from firmware.keys.dukpt_registers import lowest_set_bit
-from firmware.keys.dukpt_state import DukptState, PersistentDukptTerminal, take_transaction
-from firmware.keys.layout import KeyLayout, open_dukpt_terminal
-from firmware.keys.pinblock import encrypt_pin_block
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -610,6 +610,34 @@ def test_wrong_kbpk_and_a_tdes_key_of_the_wrong_length(layout: KeyLayout) -> Non
         unwrap_initial_dukpt_key(AES_KBPK, aes_block(AES_IK, optional=""), bytes(5))
     with pytest.raises(KeyBlockError, match="counter is not zero"):
         unwrap_initial_dukpt_key(AES_KBPK, aes_block(AES_IK, optional=""), IKID + bytes.fromhex("00000001"))
+
+
+@pytest.mark.parametrize(
+    ("header", "ksn", "field"),
+    [
+        ("B0000B0TX00N0100KS18FFFF9876543210E00000", None, "key usage"),
+        ("B0000B1TE00N0100KS18FFFF9876543210E00000", None, "mode of use"),
+        ("B0000B1TXc1N0100KS18FFFF9876543210E00000", None, "key version number"),
+        ("B0000B1TX00N0000", None, "KS"),
+        ("B0000B1TX00N0100KS18FFFF9876543210E00000", bytes.fromhex("FFFF9876543210E11111"), "KS"),
+        ("B0000B1TX00N0100KS14FFFF9876543210E0", None, "KS"),
+        ("B0000B1TX00N0100IK141234567890123456", None, "IK"),
+        ("B0000B1TX00N0200KS18FFFF9876543210E00000KC0C00FFFFFF", None, "KC"),
+        ("B0000B1TX00N0000", bytes.fromhex("FFFF9876543210E0"), "ksn"),
+    ],
+)
+def test_blocks_that_may_not_be_loaded_name_the_field(header: str, ksn: bytes | None, field: str) -> None:
+    with pytest.raises(KeyBlockError) as caught:
+        unwrap_initial_dukpt_key(TDES_KBPK, tdes_block(IPEK, header), ksn)
+    assert caught.value.field == field
+
+
+def test_an_initial_key_id_loaded_before_names_its_optional_block(layout: KeyLayout) -> None:
+    loaded(layout, tdes_block(IPEK, "B0000B1TX00N0100KS18FFFF9876543210E00000"), TDES_KBPK)
+    loaded(layout, aes_block(AES_IK), AES_KBPK)
+    with pytest.raises(KeyBlockError) as caught:
+        restarted(layout).install(DukptState.from_initial_key("tdes", IPEK, IKSN, "00"))
+    assert caught.value.field == "KS"
 
 
 def test_take_transaction_is_pure() -> None:

@@ -245,3 +245,64 @@ def test_malformed_blocks_name_the_problem(block: str, message: str) -> None:
 
 def test_surrounding_whitespace_is_tolerated() -> None:
     assert unwrap_tmk(K0_KBPK, f"  {K0_BLOCK}\n")[1].hex().upper() == "5DB50B454F8389ADCE573BE50861F2BF"
+
+
+# --- the error names the field to blame (TR-31 names) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("block", "field"),
+    [
+        ("B0080K0TN00N", "length"),  # too short for a header
+        ("B0081K0TN00N0000" + K0_BLOCK[16:], "length"),
+        ("BX080K0TN00N0000" + K0_BLOCK[16:], "length"),
+        ("A0080K0TN00N0000" + K0_BLOCK[16:], "version id"),
+        ("B0080K.TN00N0000" + K0_BLOCK[16:], "key usage"),
+        ("B0080K0T.00N0000" + K0_BLOCK[16:], "mode of use"),
+        ("B0080K0TN0.N0000" + K0_BLOCK[16:], "key version number"),
+        ("B0080K0TN00.0000" + K0_BLOCK[16:], "exportability"),
+        ("B0080K0TN00N0X00" + K0_BLOCK[16:], "number of optional blocks"),
+        ("B0080K0TN00N0100.S99" + K0_BLOCK[20:], "optional blocks"),
+        ("B0080K0TN00N0100KS99" + K0_BLOCK[20:], "KS"),
+        ("B0080K0TN00N0100KS00" + K0_BLOCK[20:], "KS"),
+        ("B0080K0TN00N0000" + "é" * 64, "key block"),
+        (K0_BLOCK[:20] + "ZZ" + K0_BLOCK[22:], "key data"),
+        (K0_BLOCK[:-2] + "ZZ", "MAC"),
+        ("B0032K0TN00N00001C4140143752FFFF", "key data"),
+        (tamper(K0_BLOCK, 40), "MAC"),
+    ],
+)
+def test_malformed_blocks_name_the_field(block: str, field: str) -> None:
+    with pytest.raises(KeyBlockError) as caught:
+        unwrap_key_block(K0_KBPK, block)
+    assert caught.value.field == field
+
+
+def test_a_kbpk_of_the_wrong_size_is_named() -> None:
+    with pytest.raises(KeyBlockError) as caught:
+        unwrap_key_block(bytes(20), K0_BLOCK)
+    assert caught.value.field == "KBPK"
+
+
+@pytest.mark.parametrize(
+    ("header", "key", "field"),
+    [
+        ("B0000K1TD00N0000", TMK, "key usage"),
+        ("B0000K0TE00N0000", TMK, "mode of use"),
+        ("D0000K0AD00N0000", bytes(range(16)), "algorithm"),
+        ("B0000K0TDc1N0000", TMK, "key version number"),
+        ("B0000K0TD00N0000", TMK[:8], "key length"),
+    ],
+)
+def test_tmk_rules_name_the_field(header: str, key: bytes, field: str) -> None:
+    kbpk = KBPK_TDES if header[0] == "B" else KBPK_AES
+    with pytest.raises(KeyBlockError) as caught:
+        unwrap_tmk(kbpk, psec_wrap(kbpk, header, key))
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(("new", "installed"), [("01", "02"), ("00", "02")])
+def test_an_old_key_version_names_the_key_version_number(new: str, installed: str) -> None:
+    with pytest.raises(KeyBlockError) as caught:
+        check_newer_key_version(new, installed)
+    assert caught.value.field == "key version number"

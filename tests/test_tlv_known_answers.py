@@ -19,10 +19,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyemv import tlv as pyemv_tlv
-from test_emv_fakes import h
 
 from firmware.emv import tags, tlv
 from firmware.errors import TlvError
+from tests.emv_fakes import h
 
 # [JER] SELECT '1PAY.SYS.DDF01' response.
 JER_PSE_FCI = h(

@@ -130,7 +130,7 @@ def _parse_ksn(text: str | None) -> bytes | None:
     try:
         return bytes.fromhex("".join(text.split()))
     except ValueError as exc:
-        raise KeyBlockError(f"--ksn {text!r} is not hex") from exc
+        raise KeyBlockError(f"--ksn {text!r} is not hex", "ksn") from exc
 
 
 def _dukpt_line(info: DukptInfo) -> str:

@@ -67,6 +67,9 @@ class OnlineRequest:
 class OnlineResponse:
     """The host's answer: 8A response code, 91 issuer authentication data, 71/72 scripts, 89 auth code.
 
+    A value that cannot be one of these raises MessageFormatError whose
+    `field` is the attribute's name ("response_code", ...).
+
     `approved_amount` (minor units) is the amount the host says it approved,
     when its answer says one (a partial approval); None when it does not.
     """
@@ -79,16 +82,22 @@ class OnlineResponse:
 
     def __post_init__(self) -> None:
         if len(self.response_code) != 2 or not self.response_code.isascii():
-            raise MessageFormatError(f"response code '{self.response_code}' is not 2 characters (8A)")
+            raise MessageFormatError(
+                f"response code '{self.response_code}' is not 2 characters (8A)", "response_code"
+            )
         data = self.issuer_authentication_data
         if data is not None and not 8 <= len(data) <= 16:
-            raise MessageFormatError(f"issuer authentication data of {len(data)} bytes (8 to 16, 91)")
+            raise MessageFormatError(
+                f"issuer authentication data of {len(data)} bytes (8 to 16, 91)", "issuer_authentication_data"
+            )
         if self.authorisation_code is not None and (
             len(self.authorisation_code) != 6 or not self.authorisation_code.isascii()
         ):
-            raise MessageFormatError(f"authorisation code '{self.authorisation_code}' is not 6 characters")
+            raise MessageFormatError(
+                f"authorisation code '{self.authorisation_code}' is not 6 characters", "authorisation_code"
+            )
         if self.approved_amount is not None and self.approved_amount < 0:
-            raise MessageFormatError(f"approved amount {self.approved_amount} is negative")
+            raise MessageFormatError(f"approved amount {self.approved_amount} is negative", "approved_amount")
 
 
 class HostDecision(enum.Enum):

@@ -21,7 +21,26 @@ __all__ = ["CardReader", "PcscReader", "list_pcsc_readers", "open_pcsc_reader"]
 
 
 class CardReader(Protocol):
-    """A slot holding (or not) a chip card."""
+    """A slot holding (or not) a chip card.
+
+    Errors (what `firmware.emv.transport.Transport` relies on):
+
+    - A link failure (no card, the card pulled out, the reader or the PC/SC
+      service gone) raises either a `ReaderError` subclass (`NoCardError`,
+      `CardRemovedError`, `NoReaderError`, or `ReaderError` itself), which
+      `Transport` lets through unchanged, or an `OSError` (the simulated
+      reader and the test fakes raise `ConnectionError`s), which `Transport`
+      turns into `NoCardError` at `power_on` and `CardRemovedError` at
+      `transmit`. `PcscReader` raises only `ReaderError` subclasses.
+    - A status word is never an exception: `transmit` returns what the card
+      answered. An answer shorter than SW1 SW2 becomes `ApduError` in
+      `Transport`.
+    - `power_off` is for cleaning up, even after a failure: it should not
+      raise when the card or the reader is already gone, and `Transport`
+      ignores an `OSError` or `ReaderError` from it.
+
+    Any other exception is a bug in the reader and is not translated.
+    """
 
     @property
     def name(self) -> str: ...

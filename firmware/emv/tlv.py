@@ -1,13 +1,16 @@
 """BER-TLV as EMV uses it (Book 3 Annex B), and Data Object Lists (Book 3 5.4).
 
 Pure functions over bytes. Tags are ints (0x9F02). Every malformation raises
-TlvError with the offset where it broke.
+TlvError with the offset where it broke (and the tag, when known), counted
+from the start of the data handed in: `parse`, `flatten`, `find` and
+`Tlv.children` agree on it. Encoding what BER-TLV cannot carry (a negative
+tag, a length above 3 bytes) raises TlvError at offset 0 with the tag.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from firmware.errors import TlvError
 
@@ -34,6 +37,15 @@ class Tlv:
     tag: int
     value: bytes
     offset: int = 0
+    # Tag and length bytes as read: a length may be in a longer form than it
+    # needs (Book 3 Annex B allows '81 05'). None for an object built here.
+    header_length: int | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def value_offset(self) -> int:
+        """Where the value starts, counted as `offset` is."""
+        header = self.header_length
+        return self.offset + (header if header is not None else _header_length(self.tag, len(self.value)))
 
     @property
     def constructed(self) -> bool:
@@ -42,7 +54,7 @@ class Tlv:
     def children(self) -> list[Tlv]:
         if not self.constructed:
             raise TlvError("primitive data object has no children", self.offset, self.tag)
-        return parse(self.value, base_offset=self.offset + _header_length(self.tag, len(self.value)))
+        return parse(self.value, base_offset=self.value_offset)
 
     def encode(self) -> bytes:
         return encode(self.tag, self.value)
@@ -106,7 +118,7 @@ def iter_tlv(data: bytes, base_offset: int = 0) -> Iterator[Tlv]:
                 base_offset + start,
                 tag,
             )
-        yield Tlv(tag, bytes(data[pos : pos + length]), base_offset + start)
+        yield Tlv(tag, bytes(data[pos : pos + length]), base_offset + start, pos - start)
         pos += length
 
 
@@ -140,31 +152,43 @@ def flatten(data: bytes, base_offset: int = 0, _depth: int = 0) -> Iterator[Tlv]
     _check_depth(_depth, base_offset)
     for obj in iter_tlv(data, base_offset):
         if obj.constructed:
-            yield from flatten(obj.value, obj.offset + _header_length(obj.tag, len(obj.value)), _depth + 1)
+            yield from flatten(obj.value, obj.value_offset, _depth + 1)
         else:
             yield obj
 
 
-def find(data: bytes, tag: int, _depth: int = 0) -> bytes | None:
-    """The value of the first object with `tag`, at any depth; None if absent."""
-    _check_depth(_depth, 0)
-    for obj in iter_tlv(data):
+def find(data: bytes, tag: int, base_offset: int = 0, _depth: int = 0) -> bytes | None:
+    """The value of the first object with `tag`, at any depth; None if absent.
+
+    A malformation before the object is found raises TlvError with the same
+    offset `flatten` gives: counted from the start of `data` (plus `base_offset`).
+    """
+    _check_depth(_depth, base_offset)
+    for obj in iter_tlv(data, base_offset):
         if obj.tag == tag:
             return obj.value
         if obj.constructed:
-            inner = find(obj.value, tag, _depth + 1)
+            inner = find(obj.value, tag, obj.value_offset, _depth + 1)
             if inner is not None:
                 return inner
     return None
 
 
 def encode_tag(tag: int) -> bytes:
+    """The tag's bytes; TlvError (offset 0) for a negative tag."""
     if tag < 0:
-        raise ValueError("negative tag")
+        raise TlvError("negative tag", 0, tag)
     return tag.to_bytes(max(1, (tag.bit_length() + 7) // 8), "big")
 
 
 def encode_length(length: int) -> bytes:
+    """The shortest BER-TLV length field; TlvError (offset 0) for a length it cannot carry."""
+    return _encode_length(length, None)
+
+
+def _encode_length(length: int, tag: int | None) -> bytes:
+    if length < 0:
+        raise TlvError(f"negative length {length}", 0, tag)
     if length < 0x80:
         return bytes([length])
     if length <= 0xFF:
@@ -173,11 +197,12 @@ def encode_length(length: int) -> bytes:
         return bytes([0x82]) + length.to_bytes(2, "big")
     if length <= 0xFFFFFF:
         return bytes([0x83]) + length.to_bytes(3, "big")
-    raise ValueError(f"length {length} too large for BER-TLV")
+    raise TlvError(f"length {length} too large for BER-TLV", 0, tag)
 
 
 def encode(tag: int, value: bytes) -> bytes:
-    return encode_tag(tag) + encode_length(len(value)) + value
+    """One data object; TlvError (offset 0, the tag) when the tag or the length cannot be encoded."""
+    return encode_tag(tag) + _encode_length(len(value), tag) + value
 
 
 def _header_length(tag: int, length: int) -> int:

@@ -7,9 +7,12 @@ fetches the data of a case 4 command answered by a bare warning ('62xx',
 the card is kept in a trace with its response time; the trace is shown only
 through `firmware.emv.mask`.
 
-A reader that raises `OSError` (the simulated reader raises
-`ConnectionError` subclasses) is turned into `NoCardError` at power on and
-`CardRemovedError` afterwards. Every loop is bounded.
+Reader errors follow the contract of `CardReader`: a `ReaderError`
+(`NoCardError`, `CardRemovedError`, `NoReaderError`) passes through
+unchanged; an `OSError` (the simulated reader raises `ConnectionError`
+subclasses) is turned into `NoCardError` at power on and `CardRemovedError`
+afterwards; at power off neither is an error. A response without SW1 SW2
+is an `ApduError`. Every loop is bounded.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from firmware.emv.apdu import SW_OK, Command, Response, describe_sw, get_response
 from firmware.emv.mask import display_command, display_tlv
 from firmware.emv.reader import CardReader
-from firmware.errors import ApduError, CardRemovedError, NoCardError, StatusWordError
+from firmware.errors import ApduError, CardRemovedError, NoCardError, ReaderError, StatusWordError
 
 __all__ = ["MAX_EXCHANGES_PER_COMMAND", "MAX_RESPONSE_LENGTH", "Clock", "TraceEntry", "Transport"]
 
@@ -112,7 +115,7 @@ class Transport:
         """Power the card off; a card or reader already gone is not an error here."""
         try:
             self._reader.power_off()
-        except OSError:
+        except (OSError, ReaderError):
             pass
 
     @contextmanager

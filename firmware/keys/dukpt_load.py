@@ -63,11 +63,11 @@ class InitialDukptKey:
         return f"InitialDukptKey({self.algorithm}, id={self.initial_key_id.hex().upper()})"
 
 
-def _hex(text: str, what: str) -> bytes:
+def _hex(text: str, what: str, field: str) -> bytes:
     try:
         return bytes.fromhex(text)
     except ValueError as exc:
-        raise KeyBlockError(f"{what} {text!r} is not hex") from exc
+        raise KeyBlockError(f"{what} {text!r} is not hex", field) from exc
 
 
 def _id_from_block(header: KeyBlockHeader, algorithm: str) -> bytes | None:
@@ -76,7 +76,8 @@ def _id_from_block(header: KeyBlockHeader, algorithm: str) -> bytes | None:
         if block_id != wanted and block_id in header.optional_blocks:
             raise KeyBlockError(
                 f"key block optional block {block_id} does not belong in an {algorithm.upper()} "
-                f"initial key block (expected {wanted})"
+                f"initial key block (expected {wanted})",
+                block_id,
             )
     text = header.optional_blocks.get(wanted)
     if text is None:
@@ -84,26 +85,30 @@ def _id_from_block(header: KeyBlockHeader, algorithm: str) -> bytes | None:
     expected = 2 * (dukpt_tdes.KSN_LENGTH if algorithm == KIND_TDES else dukpt_aes.INITIAL_KEY_ID_LENGTH)
     if len(text) != expected:
         raise KeyBlockError(
-            f"key block optional block {wanted} holds {len(text)} characters; expected {expected} hex digits"
+            f"key block optional block {wanted} holds {len(text)} characters; expected {expected} hex digits",
+            wanted,
         )
-    return _hex(text, f"key block optional block {wanted}")
+    return _hex(text, f"key block optional block {wanted}", wanted)
 
 
 def _id_from_argument(ksn: bytes, algorithm: str) -> bytes:
     if algorithm == KIND_TDES:
         if len(ksn) != dukpt_tdes.KSN_LENGTH:
             raise KeyBlockError(
-                f"a TDES initial KSN is {dukpt_tdes.KSN_LENGTH} bytes, --ksn gives {len(ksn)}"
+                f"a TDES initial KSN is {dukpt_tdes.KSN_LENGTH} bytes, --ksn gives {len(ksn)}", "ksn"
             )
         return ksn
     if len(ksn) == dukpt_aes.KSN_LENGTH:
         if ksn[dukpt_aes.INITIAL_KEY_ID_LENGTH :] != bytes(4):
-            raise KeyBlockError(f"--ksn {ksn.hex().upper()} is not an initial KSN: its counter is not zero")
+            raise KeyBlockError(
+                f"--ksn {ksn.hex().upper()} is not an initial KSN: its counter is not zero", "ksn"
+            )
         return ksn[: dukpt_aes.INITIAL_KEY_ID_LENGTH]
     if len(ksn) != dukpt_aes.INITIAL_KEY_ID_LENGTH:
         raise KeyBlockError(
             f"an AES initial key ID is {dukpt_aes.INITIAL_KEY_ID_LENGTH} bytes (or a {dukpt_aes.KSN_LENGTH}"
-            f"-byte KSN with counter zero), --ksn gives {len(ksn)}"
+            f"-byte KSN with counter zero), --ksn gives {len(ksn)}",
+            "ksn",
         )
     return ksn
 
@@ -113,7 +118,7 @@ def _check_kc(header: KeyBlockHeader, algorithm: str, key: bytes) -> None:
     text = header.optional_blocks.get("KC")
     if text is None:
         return
-    method, expected = text[:2], _hex(text[2:], "key block optional block KC")
+    method, expected = text[:2], _hex(text[2:], "key block optional block KC", "KC")
     if method == _KCV_LEGACY and algorithm == KIND_TDES:
         actual = kcv_tdes(key, DES_BLOCK)
     elif method == _KCV_CMAC and algorithm == KIND_TDES:
@@ -121,9 +126,11 @@ def _check_kc(header: KeyBlockHeader, algorithm: str, key: bytes) -> None:
     elif method == _KCV_CMAC:
         actual = cmac_aes(key, bytes(AES_BLOCK))
     else:
-        raise KeyBlockError(f"key block optional block KC: check value method {method!r} is not accepted")
+        raise KeyBlockError(
+            f"key block optional block KC: check value method {method!r} is not accepted", "KC"
+        )
     if not expected or not hmac.compare_digest(actual[: len(expected)], expected):
-        raise KeyBlockError("key block optional block KC: the key does not match its check value")
+        raise KeyBlockError("key block optional block KC: the key does not match its check value", "KC")
 
 
 def unwrap_initial_dukpt_key(kbpk: bytes, block: str, ksn: bytes | None = None) -> InitialDukptKey:
@@ -131,39 +138,47 @@ def unwrap_initial_dukpt_key(kbpk: bytes, block: str, ksn: bytes | None = None) 
     header, key = unwrap_key_block(kbpk, block)
     if header.key_usage != INITIAL_DUKPT_KEY_USAGE:
         raise KeyBlockError(
-            f"key block key usage {header.key_usage!r} is not an initial DUKPT key (expected B1)"
+            f"key block key usage {header.key_usage!r} is not an initial DUKPT key (expected B1)",
+            "key usage",
         )
     algorithm = _ALGORITHMS.get(header.algorithm)
     if algorithm is None:
         raise KeyBlockError(
             f"key block algorithm {header.algorithm!r} is not accepted for an initial DUKPT key "
-            "(expected T or A)"
+            "(expected T or A)",
+            "algorithm",
         )
     if header.mode_of_use not in INITIAL_KEY_MODES_OF_USE:
         raise KeyBlockError(
-            f"key block mode of use {header.mode_of_use!r} is not key derivation (expected X or N)"
+            f"key block mode of use {header.mode_of_use!r} is not key derivation (expected X or N)",
+            "mode of use",
         )
     if header.key_version_number.startswith(_COMPONENT_MARK):
         raise KeyBlockError(
             f"key block key version number {header.key_version_number!r} (offset 9) marks a key "
-            "component, not a whole initial key"
+            "component, not a whole initial key",
+            "key version number",
         )
     if len(key) not in _KEY_LENGTHS[algorithm]:
         sizes = " or ".join(str(n) for n in _KEY_LENGTHS[algorithm])
-        raise KeyBlockError(f"{algorithm.upper()} initial DUKPT key must be {sizes} bytes, got {len(key)}")
+        raise KeyBlockError(
+            f"{algorithm.upper()} initial DUKPT key must be {sizes} bytes, got {len(key)}", "key length"
+        )
     _check_kc(header, algorithm, key)
     from_block = _id_from_block(header, algorithm)
     given = _id_from_argument(ksn, algorithm) if ksn is not None else None
     if from_block is not None and given is not None and from_block != given:
         raise KeyBlockError(
             f"key block optional block {_ID_BLOCK[algorithm]} says {from_block.hex().upper()}, "
-            f"--ksn says {given.hex().upper()}"
+            f"--ksn says {given.hex().upper()}",
+            _ID_BLOCK[algorithm],
         )
     initial_key_id = from_block if from_block is not None else given
     if initial_key_id is None:
         raise KeyBlockError(
             f"key block carries no {_ID_BLOCK[algorithm]} optional block: give the initial "
-            f"{'KSN' if algorithm == KIND_TDES else 'key ID'} with --ksn"
+            f"{'KSN' if algorithm == KIND_TDES else 'key ID'} with --ksn",
+            _ID_BLOCK[algorithm],
         )
     return InitialDukptKey(header, algorithm, key, initial_key_id)
 
@@ -182,7 +197,7 @@ def load_dukpt_initial_key(
             initial.algorithm, initial.key, initial.initial_key_id, initial.header.key_version_number
         )
     except CryptoError as exc:
-        raise KeyBlockError(f"key block: {exc}") from exc
+        raise KeyBlockError(f"key block: {exc}", "key data") from exc
     info = terminal.install(state)
     log.info("initial DUKPT key from key block version %s installed", initial.header.version_id)
     return initial.header, info

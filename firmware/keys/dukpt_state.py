@@ -474,7 +474,8 @@ class PersistentDukptTerminal:
                 what = "initial KSN" if state.algorithm == KIND_TDES else "initial key ID"
                 raise KeyBlockError(
                     f"{what} {state.initial_key_id.hex().upper()} was loaded on this device before: "
-                    "its transaction counter would start again, refusing"
+                    "its transaction counter would start again, refusing",
+                    "KS" if state.algorithm == KIND_TDES else "IK",
                 )
             self._write(_Record(state, retired))
         info = state.info()

@@ -83,10 +83,10 @@ class KeyBlockHeader:
     text: str = ""  # the header as it appears in the block, optional blocks included
 
 
-def _hex_length(text: str, at: int, what: str) -> int:
+def _hex_length(text: str, at: int, what: str, field: str) -> int:
     chunk = text[at : at + 2]
     if len(chunk) != 2 or any(c not in "0123456789ABCDEFabcdef" for c in chunk):
-        raise KeyBlockError(f"key block header: {what} at offset {at} is not 2 hex digits")
+        raise KeyBlockError(f"key block header: {what} at offset {at} is not 2 hex digits", field)
     return int(chunk, 16)
 
 
@@ -96,11 +96,15 @@ def _parse_optional_blocks(block: str, count: int) -> tuple[dict[str, str], int]
     for _ in range(count):
         block_id = block[pos : pos + 2]
         if len(block_id) != 2 or not block_id.isalnum():
-            raise KeyBlockError(f"key block header: optional block ID at offset {pos} is malformed")
-        length = _hex_length(block, pos + 2, f"optional block {block_id} length")
+            raise KeyBlockError(
+                f"key block header: optional block ID at offset {pos} is malformed", "optional blocks"
+            )
+        length = _hex_length(block, pos + 2, f"optional block {block_id} length", block_id)
         data_start = pos + 4
         if length == 0:  # extended length: 2 hex digits of length-of-length, then the length
-            length_of_length = _hex_length(block, pos + 4, f"optional block {block_id} length of length")
+            length_of_length = _hex_length(
+                block, pos + 4, f"optional block {block_id} length of length", block_id
+            )
             # The length of the length counts bytes: the length itself has twice as many hex digits.
             length_text = block[pos + 6 : pos + 6 + 2 * length_of_length]
             if (
@@ -109,13 +113,15 @@ def _parse_optional_blocks(block: str, count: int) -> tuple[dict[str, str], int]
                 or not all(c in "0123456789ABCDEFabcdef" for c in length_text)
             ):
                 raise KeyBlockError(
-                    f"key block header: optional block {block_id} extended length is malformed"
+                    f"key block header: optional block {block_id} extended length is malformed", block_id
                 )
             length = int(length_text, 16)
             data_start = pos + 6 + 2 * length_of_length
         end = pos + length
         if end < data_start or end > len(block):
-            raise KeyBlockError(f"key block header: optional block {block_id} length {length} does not fit")
+            raise KeyBlockError(
+                f"key block header: optional block {block_id} length {length} does not fit", block_id
+            )
         blocks[block_id] = block[data_start:end]
         pos = end
     return blocks, pos
@@ -124,21 +130,22 @@ def _parse_optional_blocks(block: str, count: int) -> tuple[dict[str, str], int]
 def parse_header(block: str) -> KeyBlockHeader:
     """Parse and check the header (optional blocks included) of a TR-31 key block."""
     if not block.isascii() or not block.isprintable():
-        raise KeyBlockError("key block must be printable ASCII")
+        raise KeyBlockError("key block must be printable ASCII", "key block")
     if len(block) < _HEADER_LENGTH:
-        raise KeyBlockError(f"key block too short for its header ({len(block)} characters)")
+        raise KeyBlockError(f"key block too short for its header ({len(block)} characters)", "length")
     version = block[0]
     if version not in _ACCEPTED_VERSIONS:
         raise KeyBlockError(
             f"key block version {version!r} is not accepted "
-            "(only B and D, the key derivation binding methods)"
+            "(only B and D, the key derivation binding methods)",
+            "version id",
         )
     if not block[1:5].isdigit():
-        raise KeyBlockError("key block header: length field (offset 1) is not 4 digits")
+        raise KeyBlockError("key block header: length field (offset 1) is not 4 digits", "length")
     length = int(block[1:5])
     if length != len(block):
         raise KeyBlockError(
-            f"key block header: length field says {length}, the block has {len(block)} characters"
+            f"key block header: length field says {length}, the block has {len(block)} characters", "length"
         )
     for offset, width, name in [
         (5, 2, "key usage"),
@@ -148,9 +155,12 @@ def parse_header(block: str) -> KeyBlockHeader:
         (11, 1, "exportability"),
     ]:
         if not block[offset : offset + width].isalnum():
-            raise KeyBlockError(f"key block header: {name} (offset {offset}) is malformed")
+            raise KeyBlockError(f"key block header: {name} (offset {offset}) is malformed", name)
     if not block[12:14].isdigit():
-        raise KeyBlockError("key block header: number of optional blocks (offset 12) is not 2 digits")
+        raise KeyBlockError(
+            "key block header: number of optional blocks (offset 12) is not 2 digits",
+            "number of optional blocks",
+        )
     optional, header_end = _parse_optional_blocks(block, int(block[12:14]))
     return KeyBlockHeader(
         version_id=version,
@@ -177,7 +187,7 @@ def _derive_kbek_kbak(version: str, kbpk: bytes) -> tuple[bytes, bytes]:
     parameters = _KDF_PARAMETERS[version].get(len(kbpk))
     if parameters is None:
         sizes = " or ".join(str(n) for n in _KDF_PARAMETERS[version])
-        raise KeyBlockError(f"version {version} needs a {sizes}-byte KBPK, got {len(kbpk)} bytes")
+        raise KeyBlockError(f"version {version} needs a {sizes}-byte KBPK, got {len(kbpk)} bytes", "KBPK")
     algorithm, bits, calls = parameters
     cmac = cmac_tdes if version == "B" else cmac_aes
 
@@ -197,14 +207,23 @@ def unwrap_key_block(kbpk: bytes, block: str) -> tuple[KeyBlockHeader, bytes]:
     mac_chars = _MAC_LENGTH[version] * 2
     body = block[len(header.text) :]
     if len(block) % _BLOCK_SIZE[version]:
-        raise KeyBlockError(f"key block length {len(block)} is not a multiple of {_BLOCK_SIZE[version]}")
+        raise KeyBlockError(
+            f"key block length {len(block)} is not a multiple of {_BLOCK_SIZE[version]}", "length"
+        )
     try:
         encrypted = bytes.fromhex(body[:-mac_chars])
+    except ValueError as exc:
+        raise KeyBlockError("key block: encrypted key data or MAC is not hex", "key data") from exc
+    try:
         received_mac = bytes.fromhex(body[-mac_chars:])
     except ValueError as exc:
-        raise KeyBlockError("key block: encrypted key data or MAC is not hex") from exc
-    if len(received_mac) != _MAC_LENGTH[version] or not encrypted or len(encrypted) % _BLOCK_SIZE[version]:
-        raise KeyBlockError(f"key block: encrypted key data of {len(encrypted)} bytes is malformed")
+        raise KeyBlockError("key block: encrypted key data or MAC is not hex", "MAC") from exc
+    if not encrypted or len(encrypted) % _BLOCK_SIZE[version]:
+        raise KeyBlockError(
+            f"key block: encrypted key data of {len(encrypted)} bytes is malformed", "key data"
+        )
+    if len(received_mac) != _MAC_LENGTH[version]:
+        raise KeyBlockError(f"key block: MAC of {len(received_mac)} bytes is malformed", "MAC")
     kbek, kbak = _derive_kbek_kbak(version, kbpk)
     try:
         if version == "B":
@@ -214,12 +233,14 @@ def unwrap_key_block(kbpk: bytes, block: str) -> tuple[KeyBlockHeader, bytes]:
             clear = aes_decrypt_cbc(kbek, received_mac, encrypted)
             mac = cmac_aes(kbak, header.text.encode("ascii") + clear)
     except CryptoError as exc:
-        raise KeyBlockError(f"key block: {exc}") from exc
+        raise KeyBlockError(f"key block: {exc}", "KBPK") from exc
     if not hmac.compare_digest(mac, received_mac):
-        raise KeyBlockError("key block MAC does not verify: wrong KBPK or altered block")
+        raise KeyBlockError("key block MAC does not verify: wrong KBPK or altered block", "MAC")
     key_bits = int.from_bytes(clear[:2], "big")
     if key_bits % 8 or key_bits == 0 or 2 + key_bits // 8 > len(clear):
-        raise KeyBlockError(f"key block: key length field ({key_bits} bits) does not fit the key data")
+        raise KeyBlockError(
+            f"key block: key length field ({key_bits} bits) does not fit the key data", "key length"
+        )
     return header, clear[2 : 2 + key_bits // 8]
 
 
@@ -228,23 +249,28 @@ def unwrap_tmk(kbpk: bytes, block: str) -> tuple[KeyBlockHeader, bytes]:
     header, key = unwrap_key_block(kbpk, block)
     if header.key_usage != TMK_KEY_USAGE:
         raise KeyBlockError(
-            f"key block key usage {header.key_usage!r} is not a terminal master key (expected K0)"
+            f"key block key usage {header.key_usage!r} is not a terminal master key (expected K0)",
+            "key usage",
         )
     if header.algorithm not in TMK_ALGORITHMS:
         raise KeyBlockError(
-            f"key block algorithm {header.algorithm!r} is not accepted for a TMK (expected T)"
+            f"key block algorithm {header.algorithm!r} is not accepted for a TMK (expected T)", "algorithm"
         )
     if header.mode_of_use not in TMK_MODES_OF_USE:
         raise KeyBlockError(
-            f"key block mode of use {header.mode_of_use!r} does not allow decryption (expected D, B or N)"
+            f"key block mode of use {header.mode_of_use!r} does not allow decryption (expected D, B or N)",
+            "mode of use",
         )
     if header.key_version_number.startswith(_COMPONENT_MARK):
         raise KeyBlockError(
             f"key block key version number {header.key_version_number!r} (offset 9) marks a key "
-            "component, not a whole TMK"
+            "component, not a whole TMK",
+            "key version number",
         )
     if len(key) not in (16, 24):
-        raise KeyBlockError(f"TMK must be a double or triple length TDES key, got {len(key)} bytes")
+        raise KeyBlockError(
+            f"TMK must be a double or triple length TDES key, got {len(key)} bytes", "key length"
+        )
     log.info("unwrapped TMK key block version %s, KCV %s", header.version_id, kcv_hex("tdes", key))
     return header, key
 
@@ -261,10 +287,12 @@ def check_newer_key_version(new: str, installed: str | None) -> None:
     if new == NO_KEY_VERSION:
         raise KeyBlockError(
             f"key block has no key version (offset 9: '00') but the installed key is version "
-            f"{installed!r}: refusing a block that may be an old key"
+            f"{installed!r}: refusing a block that may be an old key",
+            "key version number",
         )
     if new <= installed:
         raise KeyBlockError(
             f"key block key version {new!r} (offset 9) is not newer than the installed {installed!r}: "
-            "refusing to re-inject an old key"
+            "refusing to re-inject an old key",
+            "key version number",
         )
