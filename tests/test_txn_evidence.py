@@ -26,9 +26,7 @@ GOOD = Evidence(
 
 def luhn(digits: str) -> bool:
     """An independent Luhn check, to show the card-number cases are what they claim."""
-    total = sum(
-        int(d) if i % 2 == 0 else sum(divmod(int(d) * 2, 10)) for i, d in enumerate(reversed(digits))
-    )
+    total = sum(int(d) if i % 2 == 0 else sum(divmod(int(d) * 2, 10)) for i, d in enumerate(reversed(digits)))
     return total % 10 == 0
 
 

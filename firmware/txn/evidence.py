@@ -113,8 +113,7 @@ def _name(value: str) -> str:
         category = unicodedata.category(char)
         if not (category[0] in "LM" or char == " " or char in _NAME_PUNCTUATION):
             raise EvidenceError(
-                f"character {_code_point(char)} is not allowed: a name has letters, spaces "
-                "and . ' - · only",
+                f"character {_code_point(char)} is not allowed: a name has letters, spaces and . ' - · only",
                 field,
             )
     if len(text) > MAX_NAME:
@@ -226,4 +225,3 @@ def match_original(evidence: Evidence, original: JournalEntry) -> None:
             f"is not the date of the original transaction ({original.created:%Y-%m-%d})",
             EvidenceField.ORIGINAL_TIME,
         )
-
