@@ -8,6 +8,7 @@ never an exception.
 from __future__ import annotations
 
 __all__ = [
+    "AmountError",
     "ApduError",
     "CardDataError",
     "CardRemovedError",
@@ -15,6 +16,7 @@ __all__ = [
     "CryptoError",
     "DamagedStoreError",
     "EmvError",
+    "EvidenceError",
     "HostConnectionLostError",
     "HostError",
     "HostTimeoutError",
@@ -29,6 +31,7 @@ __all__ = [
     "NoReaderError",
     "PosError",
     "ReaderError",
+    "RuleViolation",
     "SelectionError",
     "SensitiveDataError",
     "StatusWordError",
@@ -90,6 +93,30 @@ class SelectionError(EmvError):
 
 class TransactionInputError(EmvError):
     """The caller asked for a transaction the kernel cannot carry (amount of more than 12 digits...)."""
+
+
+class AmountError(PosError):
+    """An amount typed by a person that is not a sum of money (three decimals, a sign, a letter...)."""
+
+    def __init__(self, message: str, field: str = "amount") -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class EvidenceError(PosError):
+    """Evidence of a reverse request (order, name, contact...) missing or wrong; names the field."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class RuleViolation(PosError):
+    """A reverse transaction the rules or terms refuse before anything is sent; `.rule` is its id."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(f"{rule}: {message}")
+        self.rule = rule
 
 
 class ReaderError(PosError):

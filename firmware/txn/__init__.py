@@ -7,4 +7,9 @@ line (`firmware.cli`) and the kiosk screens, which both call the same service.
 
 Modules:
     model       the vocabulary: TxnType, TxnStatus, Evidence, JournalEntry, CashRefund
+    money       amounts typed by a person to fen and back, no float
+    evidence    the evidence of a reverse request, checked and normalised, errors naming the field
+    terms       the terms (交易条款) of reverse transactions, loaded from firmware/data/terms.json
+    rules       void, refund, cash refund and adjust: a Decision or a RuleViolation with its rule id
+    notice      the customer notice: a JSON record without clear card data, its text in zh / en
 """

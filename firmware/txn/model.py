@@ -10,6 +10,7 @@ One table per code, in the words the journal, `pos-txn` and the screens use:
   waits for the host's acknowledgement.
 - `ReverseOperation`: the merchant's reverse operations that the terms
   govern (void, card refund, cash refund, adjust).
+- `EvidenceField`: the fields of `Evidence`, which the terms may require.
 
 Amounts are integers in minor units (fen); times are timezone-aware
 datetimes. A PAN appears here only masked (first 6, last 4) or sealed under
@@ -25,6 +26,7 @@ from enum import StrEnum
 __all__ = [
     "CashRefund",
     "Evidence",
+    "EvidenceField",
     "JournalEntry",
     "RefundMethod",
     "ReversalReason",
@@ -73,6 +75,16 @@ class ReversalReason(StrEnum):
     BAD_MAC = "A0"
     CARD_DECLINED_AFTER_APPROVAL = "06"
     TERMINAL_COULD_NOT_COMPLETE = "96"
+
+
+class EvidenceField(StrEnum):
+    """The fields of `Evidence`, by their attribute names: the terms list the required ones."""
+
+    ORDER = "order"
+    ORIGINAL_TIME = "original_time"
+    NAME = "name"
+    CONTACT = "contact"
+    REASON = "reason"
 
 
 @dataclass(frozen=True)
