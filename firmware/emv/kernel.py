@@ -28,8 +28,16 @@ unpredictable number (in `TransactionInput`), random padding bytes, the PIN
 pad (`pin_entry`), the online PIN block encryption (`online_pin_block`), the
 host (`online`). A decline is an outcome; a card that breaks the protocol
 or leaves ends the transaction as TERMINATED (or, after the host approved,
-HOST_APPROVED_CARD_DECLINED so the caller reverses it). Only errors of the
-caller's own making (configuration) raise.
+HOST_APPROVED_CARD_DECLINED so the caller reverses it). The host callback's
+own errors (`firmware.errors.HostError`) mean 'unable to go online'.
+
+What raises: errors of the caller's own making (configuration), and any
+exception of the host callback other than a HostError, unchanged, whatever
+its kind. It comes after the first GENERATE AC: the card holds an open ARQC
+and the request may have reached the host, so the caller treats it as 'may
+need reversal' (the write-ahead reversal stays armed; a note on the
+exception says so). The kernel sends the card nothing more; the card
+session ends when the caller powers the card off (`run_transaction` does).
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from firmware.emv.kernel_context import (
 from firmware.emv.oda import OdaMethod
 from firmware.emv.reader import CardReader
 from firmware.emv.result import Outcome, TransactionResult
-from firmware.emv.steps.authorisation import authorise_online
+from firmware.emv.steps.authorisation import HostCallbackError, authorise_online
 from firmware.emv.steps.cardholder import verify_cardholder
 from firmware.emv.steps.completion import complete_refund, conclude, second_generate_ac
 from firmware.emv.steps.first_ac import first_generate_ac
@@ -88,6 +96,12 @@ STEPS: tuple[Step, ...] = (
     conclude,
 )
 
+MAY_NEED_REVERSAL = (
+    "raised by the host callback after the first GENERATE AC: the card's ARQC is open and the"
+    " request may have reached the host; treat the transaction as 'may need reversal'"
+)
+
+
 def _run(ctx: KernelContext) -> Ending:
     for step in STEPS:
         ending = step(ctx)
@@ -101,7 +115,14 @@ def process_transaction(
 ) -> TransactionResult:
     """Run one transaction with a card that is already powered on (the caller powers it off)."""
     ctx = KernelContext.start(transport, txn, services)
-    return transaction_result(ctx, _settle(ctx))
+    try:
+        ending = _settle(ctx)
+    except HostCallbackError as failed:
+        error = failed.error
+    else:
+        return transaction_result(ctx, ending)
+    error.add_note(MAY_NEED_REVERSAL)
+    raise error  # outside the handler: the callback's error keeps its own cause and context
 
 
 def _settle(ctx: KernelContext) -> Ending:

@@ -4,9 +4,12 @@ Leaves `ctx.authorisation`: field 55 as it goes to the host, the host's
 answer and what it decides for this amount (`firmware.emv.online.host_decision`),
 or why there is no answer. The host's 8A, 89 and 91 join the data objects.
 
-No callback, a callback answering None, or one raising any exception is
-'unable to go online': the completion step decides by default action
-analysis.
+No callback, a callback answering None, or one raising the host link's own
+error (`firmware.errors.HostError`: timeout, unreachable, connection lost,
+MAC mismatch, message format) is 'unable to go online': the completion step
+decides by default action analysis. Any other exception from the callback
+is a bug: it leaves the kernel as `HostCallbackError`, which
+`process_transaction` unwraps so the caller sees the callback's own error.
 """
 
 from __future__ import annotations
@@ -15,8 +18,17 @@ from firmware.emv.genac import CryptogramType
 from firmware.emv.kernel_context import Ending, KernelContext, build_field55
 from firmware.emv.kernel_outputs import Authorisation
 from firmware.emv.online import OnlineRequest, OnlineResponse, host_decision
+from firmware.errors import HostError
 
-__all__ = ["authorise_online"]
+__all__ = ["HostCallbackError", "authorise_online"]
+
+
+class HostCallbackError(Exception):
+    """Internal: the host callback raised `error`, not a host error; the kernel's own handlers let it by."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(f"host callback raised {type(error).__name__}")
+        self.error = error
 
 
 def authorise_online(ctx: KernelContext) -> Ending | None:
@@ -27,12 +39,13 @@ def authorise_online(ctx: KernelContext) -> Ending | None:
         return None
     try:
         response = handler(_request(ctx, field55))
-    except Exception as exc:
-        # Whatever breaks on the host side (link, message building, a bug), the card still holds an
-        # open ARQC: the transaction goes on as 'unable to go online' (Book 3 10.7, default action
-        # analysis). Only the error's type is kept: its text may carry card data.
+    except HostError as exc:
+        # The card still holds an open ARQC: the transaction goes on as 'unable to go online'
+        # (Book 3 10.7). Only the error's type is kept: its text may carry card data.
         ctx.authorisation = Authorisation(field55, failure=f"host callback failed ({type(exc).__name__})")
         return None
+    except Exception as exc:
+        raise HostCallbackError(exc) from exc
     if response is None:
         ctx.authorisation = Authorisation(field55)
         return None
