@@ -31,7 +31,16 @@ from firmware.emv.online import OnlineHandler, OnlineRequest, OnlineResponse
 from firmware.emv.result import Outcome, TransactionResult
 from firmware.emv.transaction import TransactionInput
 from firmware.emv.tvr import Tvr, TvrBit
-from firmware.errors import HostTimeoutError
+from firmware.errors import (
+    CardRemovedError,
+    HostConnectionLostError,
+    HostError,
+    HostTimeoutError,
+    HostUnreachableError,
+    MacMismatchError,
+    MessageFormatError,
+    TlvError,
+)
 from sim import pki as sim_pki
 from sim.acquirer import issuer_from_profiles
 from sim.card import Card
@@ -74,6 +83,38 @@ class HookedReader:
         return answer
 
 
+def sim_services(
+    *,
+    pin: str = "1234",
+    config: KernelConfig | None = None,
+    transaction_log: Callable[[str], int] | None = None,
+    online: OnlineHandler | Literal["sim"] | None = "sim",
+    pin_entry: PinEntry | None = None,
+) -> KernelServices:
+    """The shipped configuration, randomness seeded; online "sim": the sim issuer."""
+    return KernelServices(
+        terminal=load_application_list(),
+        config=config or load_kernel_config(),
+        capks=load_capk_store(),
+        random_bytes=seeded(2),
+        pin_entry=pin_entry or (lambda kind, tries: pin),
+        online_pin_block=lambda p, pan: bytes(8),
+        online=issuer_online(issuer_from_profiles()) if isinstance(online, str) else online,
+        transaction_log=transaction_log,
+    )
+
+
+def purchase(amount: int, *, forced_online: bool = False) -> TransactionInput:
+    return TransactionInput(
+        amount=amount,
+        now=datetime(2025, 6, 15, 10, 30, 0),
+        unpredictable_number=bytes.fromhex("0A0B0C0D"),
+        random_selection_number=99,
+        sequence_counter=3,
+        merchant_forced_online=forced_online,
+    )
+
+
 def run(
     profile: CardProfile | Card,
     *,
@@ -87,24 +128,10 @@ def run(
     pin_entry: PinEntry | None = None,
 ) -> TransactionResult:
     """One purchase on `profile` (or on a card already made), its randomness seeded; "sim": the sim issuer."""
-    services = KernelServices(
-        terminal=load_application_list(),
-        config=config or load_kernel_config(),
-        capks=load_capk_store(),
-        random_bytes=seeded(2),
-        pin_entry=pin_entry or (lambda kind, tries: pin),
-        online_pin_block=lambda p, pan: bytes(8),
-        online=issuer_online(issuer_from_profiles()) if isinstance(online, str) else online,
-        transaction_log=transaction_log,
+    services = sim_services(
+        pin=pin, config=config, transaction_log=transaction_log, online=online, pin_entry=pin_entry
     )
-    txn = TransactionInput(
-        amount=amount,
-        now=datetime(2025, 6, 15, 10, 30, 0),
-        unpredictable_number=bytes.fromhex("0A0B0C0D"),
-        random_selection_number=99,
-        sequence_counter=3,
-        merchant_forced_online=forced_online,
-    )
+    txn = purchase(amount, forced_online=forced_online)
     card = profile if isinstance(profile, Card) else Card(profile, rng=seeded(4))
     return run_transaction(HookedReader(SimReader(card), hook), txn, services)
 
@@ -419,8 +446,17 @@ def test_card_data_for_the_host_is_checked_when_read(tag: int, value: str) -> No
     assert seen == []  # nothing malformed reaches the host side
 
 
-@pytest.mark.parametrize("error", [ValueError("invalid literal"), HostTimeoutError("no answer"), KeyError(3)])
-def test_a_failing_host_callback_is_unable_to_go_online(error: Exception) -> None:
+HOST_LINK_ERRORS = [
+    HostTimeoutError("no answer"),
+    HostUnreachableError("connection refused"),
+    HostConnectionLostError("reset by peer"),
+    MacMismatchError("field 64"),
+    MessageFormatError("field 39"),
+]
+
+
+@pytest.mark.parametrize("error", HOST_LINK_ERRORS, ids=lambda error: type(error).__name__)
+def test_a_host_link_error_is_unable_to_go_online(error: HostError) -> None:
     calls: list[OnlineRequest] = []
 
     def online(request: OnlineRequest) -> OnlineResponse | None:
@@ -433,6 +469,36 @@ def test_a_failing_host_callback_is_unable_to_go_online(error: Exception) -> Non
     assert result.outcome is Outcome.DECLINED_OFFLINE and result.cid == 0x00
     failed = f"host callback failed ({type(error).__name__})"
     assert result.reason == f"unable to go online ({failed}); card declined"
+
+
+@dataclass
+class PowerWatchingReader(HookedReader):
+    powered_off: bool = False
+
+    def power_off(self) -> None:
+        self.powered_off = True
+        super().power_off()
+
+
+@pytest.mark.parametrize(
+    "error",
+    # a buggy callback; errors of the kernel's own kinds (card data, reader) are not taken for the card's
+    [KeyError(3), ValueError("invalid literal"), TlvError("bad length", 7), CardRemovedError("?")],
+    ids=lambda error: type(error).__name__,
+)
+def test_any_other_error_of_the_host_callback_propagates(error: Exception) -> None:
+    def online(request: OnlineRequest) -> OnlineResponse | None:
+        raise error
+
+    services = replace(sim_services(), online=online)
+    reader = PowerWatchingReader(SimReader(Card(load_profile("visa-credit"), rng=seeded(4))))
+    with pytest.raises(type(error)) as raised:
+        run_transaction(reader, purchase(6000), services)
+    assert raised.value is error
+    assert any("may need reversal" in note for note in raised.value.__notes__)
+    # the card got nothing after the ARQC, and the session ended: powered off
+    assert [command[1] for command, _ in reader.log].count(0xAE) == 1
+    assert reader.powered_off
 
 
 def test_the_sim_issuer_adapter_takes_the_pan_sequence_number_as_a_number() -> None:

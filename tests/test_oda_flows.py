@@ -981,6 +981,62 @@ def test_cda_key_recovery_failures(pki: Pki) -> None:
     assert tvr.to_bytes() == bits(TvrBit.CDA_FAILED, TvrBit.ICC_DATA_MISSING)
 
 
+# --- the key for an enciphered PIN (Book 2 7.1) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def pin_rsa() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=1024)
+
+
+def with_pin_certificate(pki: Pki, pin_rsa: rsa.RSAPrivateKey) -> dict[int, bytes]:
+    """The card with an ICC PIN Encipherment Public Key certificate (table 14 layout, no static data)."""
+    certificate, remainder = icc_certificate(pki.issuer, pin_rsa, b"", IccCertificateFields())
+    data = Card(pki).data() | {0x9F2D: certificate, 0x9F2E: exponent_of(pin_rsa)}
+    if remainder:
+        data[0x9F2F] = remainder
+    return data
+
+
+def test_pin_key_is_the_icc_key_that_oda_recovered(pki: Pki) -> None:
+    prepared = oda.prepare_cda(store(pki), Card(pki).data(), static(), Tvr(), TODAY)
+    key = oda.recover_pin_key(store(pki), Card(pki).data(), static(), TODAY, known=prepared)
+    assert key is prepared.icc_key
+
+
+def test_pin_key_is_recovered_without_oda(pki: Pki) -> None:
+    key = oda.recover_pin_key(store(pki), Card(pki).data(), static(), TODAY)
+    assert key is not None and key.modulus == modulus_of(pki.icc) and key.exponent == exponent_of(pki.icc)
+    # after SDA the issuer key is reused and the ICC key recovered over the same static data
+    sda = oda.perform_sda(store(pki), Card(pki).data(), static(), Tvr(), TODAY)
+    assert sda.ok and sda.icc_key is None
+    after_sda = oda.recover_pin_key(CapkStore.of([]), Card(pki).data(), static(), TODAY, known=sda)
+    assert after_sda is not None and after_sda.modulus == modulus_of(pki.icc)
+
+
+def test_pin_key_prefers_the_pin_encipherment_key(pki: Pki, pin_rsa: rsa.RSAPrivateKey) -> None:
+    card = with_pin_certificate(pki, pin_rsa)
+    prepared = oda.prepare_cda(store(pki), card, static(), Tvr(), TODAY)
+    for known in (prepared, None):
+        key = oda.recover_pin_key(store(pki), card, static(), TODAY, known=known)
+        assert key is not None and key.modulus == modulus_of(pin_rsa) and key.exponent == exponent_of(pin_rsa)
+    # the PIN key certificate covers no static data: a card whose static data fails still has it
+    failed_static = oda.StaticData(b"", oda.OdaFailure(Stage.STATIC_DATA, Check.TAG_LIST))
+    assert oda.recover_pin_key(store(pki), card, failed_static, TODAY) is not None
+
+
+def test_no_pin_key_is_none_and_sets_nothing(pki: Pki) -> None:
+    card = Card(pki).data()
+    assert oda.recover_pin_key(CapkStore.of([]), card, static(), TODAY) is None  # CA key not held
+    assert oda.recover_pin_key(store(pki), card, oda.StaticData(b"other records"), TODAY) is None
+    no_icc_certificate = {tag: value for tag, value in card.items() if tag != 0x9F46}
+    assert oda.recover_pin_key(store(pki), no_icc_certificate, static(), TODAY) is None
+    # a failed ODA result is no reason to fail differently: the same checks fail the same way
+    sign = InternalAuthenticate(pki.icc)
+    failed = oda.perform_dda(store(pki), card, b"other", sign, {0x9F37: UN}, Tvr(), TODAY)
+    assert not failed.ok and oda.recover_pin_key(store(pki), card, b"other", TODAY, known=failed) is None
+
+
 # --- robustness: card data of any shape is an outcome, never an exception --------
 
 DATA_TAGS = [0x8F, 0x90, 0x92, 0x9F32, 0x93, 0x9F46, 0x9F47, 0x9F48, 0x9F49, 0x5A]

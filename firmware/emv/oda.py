@@ -22,6 +22,10 @@ How the kernel uses it:
           verify_cda(prep.icc_key, gen_ac_response, pdol_data, cdol_data,
                      unpredictable_number, tvr=tvr)
 
+For an enciphered offline PIN, `recover_pin_key(capks, card_data, static,
+today, known=oda_result)` gives the key to encipher it with (Book 2 7.1),
+reusing what ODA recovered and setting no TVR or TSI bit.
+
 `card_data` maps tags to values read from the card: 5A (PAN), 8F, 90, 92,
 9F32, 93 (SDA), 9F46, 9F47, 9F48, 9F49 (DDA/CDA), and the application's AID
 (4F or 84) whose first five bytes are the RID, unless `rid` is given.
@@ -78,6 +82,7 @@ __all__ = [
     "perform_sda",
     "prepare_cda",
     "record_not_performed",
+    "recover_pin_key",
     "select_method",
     "verify_cda",
 ]
@@ -97,6 +102,7 @@ TAG_CID = 0x9F27
 _AID_TAGS = (0x4F, 0x84, 0x9F06)
 _NO_BITS = TvrBit(0)
 _ICC_KEY_TAGS = (0x9F46, 0x9F47)
+_PIN_KEY_TAGS = (0x9F2D, 0x9F2E)
 
 
 class OdaMethod(enum.Enum):
@@ -374,6 +380,53 @@ def _recover_keys(
     if isinstance(icc_key, OdaFailure):
         return _finish(method, icc_key, tvr, tsi, issuer_key=issuer_key)
     return issuer_key, icc_key
+
+
+# --- the key for an enciphered PIN -------------------------------------------
+
+
+def recover_pin_key(
+    capk_store: CapkStore,
+    card_data: Mapping[int, bytes],
+    static_data: StaticData | bytes,
+    today: date,
+    *,
+    rid: bytes | None = None,
+    known: OdaResult | None = None,
+) -> RecoveredKey | None:
+    """Book 2 7.1: the ICC PIN Encipherment Public Key (9F2D, 9F2E, 9F2F), else the ICC public key.
+
+    Keys that offline data authentication already recovered (`known`) are
+    reused; the others are recovered here: the issuer key (8F, 90, 92, 9F32),
+    then the PIN key, whose certificate covers no static data, or the ICC
+    key (9F46...), whose certificate covers `static_data`. None when no key
+    can be recovered. Pure: this is not offline data authentication, so no
+    TVR or TSI bit is set whatever fails.
+    """
+    issuer_key = known.issuer_key if known is not None else None
+    if issuer_key is None:
+        recovered = _issuer_key(capk_store, card_data, StaticData(b""), today, rid, needed=())
+        if isinstance(recovered, OdaFailure):
+            return None
+        issuer_key = recovered
+    if all(tag in card_data for tag in _PIN_KEY_TAGS):
+        pin_key = recover_icc_key(
+            issuer_key,
+            card_data[0x9F2D],
+            card_data.get(0x9F2F),
+            card_data[0x9F2E],
+            card_data.get(0x5A, b""),
+            b"",
+            today,
+        )
+        return None if isinstance(pin_key, OdaFailure) else pin_key
+    if known is not None and known.icc_key is not None:
+        return known.icc_key
+    static = _as_static(static_data)
+    if static.failure is not None or _missing(card_data, _ICC_KEY_TAGS) is not None:
+        return None
+    icc_key = _icc_key(issuer_key, card_data, static, today)
+    return None if isinstance(icc_key, OdaFailure) else icc_key
 
 
 # --- SDA --------------------------------------------------------------------

@@ -1,11 +1,16 @@
 """The kernel's door to the acquirer host: what it hands over and what it gets back.
 
-The kernel calls `online(request) -> OnlineResponse | None`; None means the
-terminal could not go online (no link, timeout), and so does any exception
-the callback raises: the kernel goes on as 'unable to go online'. Building the ISO 8583
-message and its MAC is the caller's business: the request carries what the
-message needs, the clear PAN and track 2 only in memory (never in `repr`
-or `to_log`).
+The kernel calls `online(request) -> OnlineResponse | None` (`OnlineHandler`).
+None means the terminal could not go online, and so does a `HostError`
+raised by the callback (firmware.errors: `HostTimeoutError`,
+`HostUnreachableError`, `HostConnectionLostError`, `MacMismatchError`,
+`MessageFormatError`): the kernel goes on as 'unable to go online' (Book 3
+10.7, default action analysis). Any other exception is a bug of the caller:
+the kernel lets it out of `process_transaction` unchanged, with the card's
+ARQC still open, so the caller treats it as 'may need reversal'. Building
+the ISO 8583 message and its MAC is the caller's business: the request
+carries what the message needs, the clear PAN and track 2 only in memory
+(never in `repr` or `to_log`).
 
 `host_decision` reads the answer against the amount asked: only an approval
 of the whole amount lets the kernel ask the card for a TC. A partial
@@ -128,3 +133,9 @@ def host_decision(
 
 
 OnlineHandler = Callable[[OnlineRequest], "OnlineResponse | None"]
+"""The host callback: the host's answer, or None when there is none; raises only `HostError` on purpose.
+
+A `HostError` (timeout, unreachable, connection lost, MAC mismatch, message
+format) means 'unable to go online', like None. Anything else it raises is a
+bug and leaves the kernel unchanged.
+"""
