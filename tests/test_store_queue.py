@@ -36,7 +36,7 @@ MASKED = "622202******1234"
 T0 = datetime(2026, 3, 14, 15, 9, 26)
 
 
-class Clock:
+class TickingWallClock:
     """A clock the test moves: each reading is one second after the last."""
 
     def __init__(self) -> None:
@@ -58,7 +58,7 @@ def counting_rng() -> Callable[[int], bytes]:
 
 
 def open_queue(path: Path, signer: RecordSigner = DEVICE, **kwargs: Any) -> UploadQueue:
-    return UploadQueue(path, signer, signer.public_key(), kwargs.pop("clock", Clock()), **kwargs)
+    return UploadQueue(path, signer, signer.public_key(), kwargs.pop("clock", TickingWallClock()), **kwargs)
 
 
 def notice(amount: int, trace: str) -> dict[str, Any]:
@@ -87,7 +87,7 @@ def path(tmp_path: Path) -> Path:
 
 
 def test_enqueue_pending_acknowledge_in_order_and_across_a_reopen(path: Path) -> None:
-    clock = Clock()
+    clock = TickingWallClock()
     queue = open_queue(path, clock=clock, rng=counting_rng())
     ids = [queue.enqueue("notice", notice(amount, f"{n:06d}")) for n, amount in enumerate((500, 1250, 90), 1)]
     assert [record.id for record in queue.pending()] == ids
@@ -124,7 +124,7 @@ def test_each_record_is_signed_over_its_canonical_json_with_the_device_key(path:
 
 def test_the_signing_key_must_be_the_verifying_key(path: Path) -> None:
     with pytest.raises(ConfigError, match="signing key"):
-        UploadQueue(path, DEVICE, OTHER_DEVICE.public_key(), Clock())
+        UploadQueue(path, DEVICE, OTHER_DEVICE.public_key(), TickingWallClock())
     with pytest.raises(ConfigError, match="max_attempts"):
         open_queue(path, max_attempts=0)
 

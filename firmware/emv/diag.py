@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn, TextIO
 
+from firmware.clocks import MonotonicClock
 from firmware.emv.application import ApplicationData, read_application
 from firmware.emv.kernel_config import load_kernel_config
 from firmware.emv.mask import display_tags
 from firmware.emv.reader import CardReader
 from firmware.emv.selection import Candidate, Chooser
 from firmware.emv.terminal_config import TerminalConfig, load_terminal_config
-from firmware.emv.transport import Clock, Transport
+from firmware.emv.transport import Transport
 from firmware.errors import (
     ConfigError,
     NoCardError,
@@ -78,7 +79,7 @@ class Environment:
     """What a subcommand gets besides its arguments: the outside world, injected."""
 
     open_reader: OpenReader
-    clock: Clock
+    clock: MonotonicClock
     now: Callable[[], datetime]
     random_bytes: Callable[[int], bytes]
     stdout: TextIO
@@ -334,7 +335,7 @@ def main(
     argv: Sequence[str] | None = None,
     open_reader: OpenReader | None = None,
     *,
-    clock: Clock = time.perf_counter,
+    clock: MonotonicClock = time.perf_counter,
     now: Callable[[], datetime] = datetime.now,
     random_bytes: Callable[[int], bytes] = os.urandom,
     stdout: TextIO | None = None,

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from firmware.clocks import MonotonicClock
 from firmware.emv import apdu, tlv
 from firmware.emv.action import (
     ActionCodes,
@@ -92,7 +93,7 @@ from firmware.emv.transaction import (
     date_n6,
     time_n6,
 )
-from firmware.emv.transport import Clock, Transport
+from firmware.emv.transport import Transport
 from firmware.emv.tvr import Tsi, TsiBit, Tvr, TvrBit
 from firmware.errors import (
     CardRemovedError,
@@ -760,7 +761,7 @@ def run_transaction(
     txn: TransactionInput,
     services: KernelServices,
     *,
-    clock: Clock = time.perf_counter,
+    clock: MonotonicClock = time.perf_counter,
 ) -> TransactionResult:
     """Power the card on, run one transaction, power it off. `clock` only times the APDU trace."""
     transport = Transport(reader, clock=clock)

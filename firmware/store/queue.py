@@ -29,7 +29,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,8 +40,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from tinydb import TinyDB
 from tinydb.table import Document, Table
 
+from firmware.clocks import WallClock
 from firmware.errors import ConfigError, StoreError, TamperedRecordError
 from firmware.keys.signing import RecordSigner, canonical_json, verify_record
+from firmware.randomness import Rng
 from firmware.store.sensitive import check_storable, mask_clear_pans
 from firmware.store.storage import DAMAGED_SUFFIX, CrashSafeStorage
 
@@ -189,9 +191,9 @@ class UploadQueue:
         path: Path,
         signer: RecordSigner,
         public_key: Ed25519PublicKey,
-        clock: Callable[[], datetime],
+        clock: WallClock,
         *,
-        rng: Callable[[int], bytes] = os.urandom,
+        rng: Rng = os.urandom,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         if max_attempts < 1:
