@@ -12,6 +12,7 @@ __all__ = [
     "CardPulled",
     "HostCodecError",
     "HostConfigError",
+    "MacMismatchError",
     "PkiError",
     "ProfileError",
     "SimError",
@@ -79,3 +80,7 @@ class HostCodecError(SimError):
 
 class HostConfigError(SimError):
     """A simulated host's terminal table or fault switch that does not make sense."""
+
+
+class MacMismatchError(SimError):
+    """A MAC that does not verify under the simulated host's key (its own class, not the firmware's)."""

@@ -21,12 +21,22 @@ from firmware.host.messages import field60, field61, field90, signed_record_fiel
 from firmware.host.spec import IsoMessage, pack, unpack
 from firmware.keys.blockcipher import tdes_decrypt_ecb
 from firmware.keys.kcv import kcv_tdes
-from sim.acquirer import AcquirerHost, Faults, TerminalConfig, issuer_from_profiles
+from firmware.keys.mac import MacProfile
+from sim.acquirer import (
+    AcquirerHost,
+    Faults,
+    LedgerStatus,
+    RegisteredTerminal,
+    ReplyAction,
+    TransactionCode,
+    issuer_from_profiles,
+)
 from sim.errors import HostConfigError
+from sim.hostkeys import MacProfile as HostMacProfile
 from sim.issuer import IssuerFaults, encode_tlv
 
 TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")  # TEST key
-TERMINAL = TerminalConfig("00000001", "123456789012345", TMK)
+TERMINAL = RegisteredTerminal("00000001", "123456789012345", TMK)
 IDS = {"41": "00000001", "42": "123456789012345"}
 
 
@@ -44,13 +54,13 @@ def _counter() -> object:
     return token_bytes
 
 
-def _host(*terminals: TerminalConfig, **kwargs: object) -> AcquirerHost:
+def _host(*terminals: RegisteredTerminal, **kwargs: object) -> AcquirerHost:
     return AcquirerHost(terminals or (TERMINAL,), clock=_clock, **kwargs)  # type: ignore[arg-type]
 
 
 def _exchange(host: AcquirerHost, packed: bytes) -> bytes:
     reply = host.handle(packed)
-    assert reply.action == "answer"
+    assert reply.action is ReplyAction.ANSWER
     return reply.answer
 
 
@@ -59,19 +69,21 @@ def _sign_on(host: AcquirerHost, scheme: str = "003", ids: Mapping[str, str] = I
     return unpack(_exchange(host, pack(request)))
 
 
-def _mak(answer: IsoMessage, tmk: bytes = TMK, profile: str = "unionpay-ecb") -> bytes:
+def _mak(answer: IsoMessage, tmk: bytes = TMK, profile: MacProfile = MacProfile.UNIONPAY_ECB) -> bytes:
     field62 = bytes.fromhex(answer["62"])
     pik_length = 8 if answer["60"].endswith("001") else 16
     start = pik_length + 4
     mak_slot = field62[start : start + (8 if answer["60"].endswith("001") else 16)]
     clear = tdes_decrypt_ecb(tmk, mak_slot)
-    return clear[:8] if profile == "unionpay-ecb" else clear
+    return clear[:8] if profile is MacProfile.UNIONPAY_ECB else clear
 
 
 class Terminal:
     """The terminal side of the tests: packs with firmware.host, MACs with firmware.keys."""
 
-    def __init__(self, host: AcquirerHost, profile: str = "unionpay-ecb", tmk: bytes = TMK) -> None:
+    def __init__(
+        self, host: AcquirerHost, profile: MacProfile = MacProfile.UNIONPAY_ECB, tmk: bytes = TMK
+    ) -> None:
         self.host = host
         self.mac = KeyMac(profile, _mak(_sign_on(host), tmk, profile))
         self.stan = 100
@@ -122,9 +134,9 @@ def test_sign_on_keys_are_fresh_each_time() -> None:
     assert first != second
 
 
-@pytest.mark.parametrize("profile", ["x9.19", "aes-cmac"])
-def test_double_length_mak_profiles(profile: str) -> None:
-    host = _host(TerminalConfig("00000001", "123456789012345", TMK, mac_profile=profile))
+@pytest.mark.parametrize("profile", [HostMacProfile.X919, HostMacProfile.AES_CMAC])
+def test_double_length_mak_profiles(profile: HostMacProfile) -> None:
+    host = _host(RegisteredTerminal("00000001", "123456789012345", TMK, mac_profile=profile))
     answer = _sign_on(host)
     field62 = bytes.fromhex(answer["62"])
     mak = tdes_decrypt_ecb(TMK, field62[20:36])
@@ -132,9 +144,11 @@ def test_double_length_mak_profiles(profile: str) -> None:
     assert _sign_on(host, "001")["39"] == "30"  # single-length keys cannot carry these MACs
 
 
-@pytest.mark.parametrize("profile", ["unionpay-ecb", "x9.19", "aes-cmac"])
-def test_terminal_and_host_macs_agree(profile: str) -> None:
-    host = _host(TerminalConfig("00000001", "123456789012345", TMK, mac_profile=profile))
+@pytest.mark.parametrize("profile", list(MacProfile))
+def test_terminal_and_host_macs_agree(profile: MacProfile) -> None:
+    # Each side by its own table, the two linked by the profile's name only.
+    host_profile = HostMacProfile(profile.value)
+    host = _host(RegisteredTerminal("00000001", "123456789012345", TMK, mac_profile=host_profile))
     terminal = Terminal(host, profile)
     answer = terminal.sale(10000)
     assert answer["39"] == "00"
@@ -268,7 +282,7 @@ def test_no_void_of_a_sale_from_a_settled_batch() -> None:
     assert _settle(terminal, f"{1500:012d}{1:03d}{0:012d}{0:03d}")["48"].endswith("1")
     assert host.batch_number("00000001") == "000002"
     assert _void(terminal, 1500, sale_stan, batch=2) == "12"
-    assert [entry.status for entry in host.ledger] == ["approved"]
+    assert [entry.status for entry in host.ledger] == [LedgerStatus.APPROVED]
 
 
 def test_no_void_of_a_refund_or_of_a_void() -> None:
@@ -285,7 +299,10 @@ def test_no_void_of_a_refund_or_of_a_void() -> None:
     void_stan = f"{terminal.stan:06d}"
     assert _void(terminal, 300, void_stan) == "12"  # a void is not a sale either
     assert [(e.type_code, e.status) for e in host.ledger] == [
-        ("22", "approved"), ("25", "approved"), ("22", "voided"), ("23", "approved")
+        (TransactionCode.SALE, LedgerStatus.APPROVED),
+        (TransactionCode.REFUND, LedgerStatus.APPROVED),
+        (TransactionCode.SALE, LedgerStatus.VOIDED),
+        (TransactionCode.VOID, LedgerStatus.APPROVED),
     ]
 
 
@@ -296,7 +313,7 @@ def test_no_void_of_a_sale_already_refunded_in_part() -> None:
     sale_stan = f"{terminal.stan:06d}"
     assert _refund(terminal, 1000, rrn)[0] == "00"
     assert _void(terminal, 5000, sale_stan) == "12"  # 1000 back already: a void would give back 6000
-    assert host.ledger[0].status == "approved" and host.ledger[0].refunded == 1000
+    assert host.ledger[0].status is LedgerStatus.APPROVED and host.ledger[0].refunded == 1000
 
 
 def test_refunds_over_the_original_amount_or_not_about_it_are_refused() -> None:
@@ -321,7 +338,7 @@ def test_reversal_is_idempotent_and_undoes_the_sale() -> None:
                 "60": field60("22", 1)}
     first = _exchange(host, seal(reversal, terminal.mac))
     assert open_answer(first, terminal.mac)["39"] == "00"
-    assert [e.status for e in host.ledger] == ["reversed"]
+    assert [e.status for e in host.ledger] == [LedgerStatus.REVERSED]
     again = _exchange(host, seal(reversal, terminal.mac))
     assert again == first  # same answer, same RRN, byte for byte
     changed = _exchange(host, seal({**reversal, "4": "000000000701"}, terminal.mac))
@@ -337,7 +354,7 @@ def test_reversal_by_field_90_with_a_secondary_bitmap() -> None:
                             "90": field90("0200", original)})
     assert answer["39"] == "00"
     assert "128" in answer  # the host MACs a secondary-bitmap answer in field 128
-    assert host.ledger[0].status == "reversed"
+    assert host.ledger[0].status is LedgerStatus.REVERSED
 
 
 def test_reversing_a_void_restores_the_sale() -> None:
@@ -349,7 +366,7 @@ def test_reversing_a_void_restores_the_sale() -> None:
     assert terminal.send(void)["39"] == "00"
     assert terminal.send({"t": "0400", "11": f"{terminal.stan:06d}", "4": "000000000300", "39": "98",
                           "60": field60("23", 1)})["39"] == "00"
-    assert host.ledger[0].status == "approved"
+    assert host.ledger[0].status is LedgerStatus.APPROVED
     assert terminal.send(void)["39"] == "00"
 
 
@@ -377,7 +394,7 @@ def test_settlement_balanced_closes_the_batch() -> None:
 def test_batch_upload_with_signed_records() -> None:
     device = Ed25519PrivateKey.generate()
     public = device.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    host = _host(TerminalConfig("00000001", "123456789012345", TMK, device_public_key=public))
+    host = _host(RegisteredTerminal("00000001", "123456789012345", TMK, device_public_key=public))
     terminal = Terminal(host)
     record = b'{"kind":"notice","trace":"000123","amount":500}'
     upload = {"t": "0320", "4": "000000000500", "60": field60("00", 1, "201")}
@@ -394,7 +411,7 @@ def test_batch_upload_with_signed_records() -> None:
 def test_upload_without_a_well_formed_signed_record_is_refused() -> None:
     device = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))  # TEST key
     public = device.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    host = _host(TerminalConfig("00000001", "123456789012345", TMK, device_public_key=public))
+    host = _host(RegisteredTerminal("00000001", "123456789012345", TMK, device_public_key=public))
     terminal = Terminal(host)
     upload = {"t": "0320", "60": field60("00", 1, "201")}
     record = b'{"amount":100000,"id":"Q-1","type":"refund"}'
@@ -435,7 +452,7 @@ def test_field_55_goes_to_the_issuer() -> None:
     assert terminal.send(malformed)["39"] == "30"
     assert host.issuer is not None
     host.issuer.faults = IssuerFaults(no_answer=True)
-    assert host.handle(seal({**unknown_card, "11": "000900", **IDS}, terminal.mac)).action == "drop"
+    assert host.handle(seal({**unknown_card, "11": "000900", **IDS}, terminal.mac)).action is ReplyAction.DROP
 
 
 # ----- faults -------------------------------------------------------------------------------------------
@@ -455,24 +472,24 @@ def test_faults_count_down_and_aim() -> None:
     terminal = Terminal(host)
     host.set_faults("drop,only=0200,times=2")
     request = seal({"t": "0200", "11": "000777", **IDS, "4": "000000000100"}, terminal.mac)
-    assert host.handle(request).action == "drop"
+    assert host.handle(request).action is ReplyAction.DROP
     echo = pack({"t": "0820", "11": "000778", **IDS, "60": field60("00", 1, "301")})
-    assert host.handle(echo).action == "answer"
-    assert host.handle(request).action == "drop"
-    assert host.handle(request).action == "answer"
+    assert host.handle(echo).action is ReplyAction.ANSWER
+    assert host.handle(request).action is ReplyAction.DROP
+    assert host.handle(request).action is ReplyAction.ANSWER
 
 
 def test_undecodable_request_closes() -> None:
-    assert _host().handle(b"\x60\x00\x00\x00\x00garbage").action == "close"
+    assert _host().handle(b"\x60\x00\x00\x00\x00garbage").action is ReplyAction.CLOSE
 
 
 def test_terminal_config_checks() -> None:
     with pytest.raises(HostConfigError):
-        TerminalConfig("0001", "123456789012345", TMK)
+        RegisteredTerminal("0001", "123456789012345", TMK)
     with pytest.raises(HostConfigError):
-        TerminalConfig("00000001", "123456789012345", TMK[:5])
+        RegisteredTerminal("00000001", "123456789012345", TMK[:5])
     with pytest.raises(HostConfigError):
-        TerminalConfig("00000001", "123456789012345", TMK, mac_profile="crc32")
+        RegisteredTerminal("00000001", "123456789012345", TMK, mac_profile="crc32")
     assert "0123456789ABCDEF" not in repr(TERMINAL)  # keys shown only as KCV
 
 
@@ -487,10 +504,10 @@ def test_mutated_requests_always_get_a_reply(position: int, value: int) -> None:
     )
     request[position % len(request)] = value
     reply = host.handle(bytes(request))
-    assert reply.action in ("answer", "close")
+    assert reply.action in (ReplyAction.ANSWER, ReplyAction.CLOSE)
 
 
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=200))
 def test_random_requests_always_get_a_reply(data: bytes) -> None:
-    assert _host().handle(data).action in ("answer", "close")
+    assert _host().handle(data).action in (ReplyAction.ANSWER, ReplyAction.CLOSE)

@@ -25,9 +25,10 @@ from firmware.host.mac import KeyMac, open_answer, seal
 from firmware.host.messages import field60, signed_record_field
 from firmware.host.spec import IsoMessage, pack, unpack
 from firmware.keys.blockcipher import tdes_decrypt_ecb
+from firmware.keys.mac import MacProfile
 from firmware.keys.signing import RecordSigner, private_key_from_bytes
 from firmware.store.queue import Delivery, UploadQueue
-from sim.acquirer import AcquirerHost, TerminalConfig
+from sim.acquirer import AcquirerHost, RegisteredTerminal, ReplyAction
 
 REPO = Path(__file__).resolve().parent.parent
 DEVICE = RecordSigner(private_key_from_bytes(bytes(range(32))))  # TEST key
@@ -456,12 +457,12 @@ class Terminal:
         sign_on = {"t": "0800", "11": "000001", **IDS, "60": field60("00", 1, "001"), "63": "001"}
         answer = unpack(self._exchange(pack(sign_on)))
         assert answer["39"] == "00"
-        self.mac = KeyMac("unionpay-ecb", tdes_decrypt_ecb(TMK, bytes.fromhex(answer["62"])[12:20]))
+        self.mac = KeyMac(MacProfile.UNIONPAY_ECB, tdes_decrypt_ecb(TMK, bytes.fromhex(answer["62"])[12:20]))
         self.stan = 100
 
     def _exchange(self, packed: bytes) -> bytes:
         reply = self.host.handle(packed)
-        assert reply.action == "answer"
+        assert reply.action is ReplyAction.ANSWER
         return reply.answer
 
     def send(self, fields: dict[str, str]) -> IsoMessage:
@@ -472,8 +473,8 @@ class Terminal:
 
 @pytest.fixture
 def terminal() -> Iterator[Terminal]:
-    config = TerminalConfig(IDS["41"], IDS["42"], TMK, device_public_key=DEVICE.public_key_bytes())
-    yield Terminal(AcquirerHost((config,), clock=lambda: T0))
+    registered = RegisteredTerminal(IDS["41"], IDS["42"], TMK, device_public_key=DEVICE.public_key_bytes())
+    yield Terminal(AcquirerHost((registered,), clock=lambda: T0))
 
 
 def test_the_sim_host_accepts_a_queued_record_and_refuses_it_tampered(path: Path, terminal: Terminal) -> None:
