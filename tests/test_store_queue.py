@@ -27,7 +27,7 @@ from firmware.host.spec import IsoMessage, pack, unpack
 from firmware.keys.blockcipher import tdes_decrypt_ecb
 from firmware.keys.mac import MacProfile
 from firmware.keys.signing import RecordSigner, private_key_from_bytes
-from firmware.store.queue import Delivery, UploadQueue
+from firmware.store.queue import UploadAttempts, UploadQueue
 from sim.acquirer import AcquirerHost, RegisteredTerminal, ReplyAction
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,7 +100,7 @@ def test_enqueue_pending_acknowledge_in_order_and_across_a_reopen(path: Path) ->
     assert [r.payload["amount"] for r in records] == [500, 1250, 90]
     assert [r.created for r in records] == [T0 + timedelta(seconds=n) for n in (1, 2, 3)]
     assert records[0].kind == "notice" and records[0].payload == notice(500, "000001")
-    assert records[0].delivery == Delivery(attempts=0, last_error=None, undeliverable=False)
+    assert records[0].uploads == UploadAttempts(attempts=0, last_error=None, undeliverable=False)
     reopened.acknowledge(ids[1])
     assert [r.id for r in open_queue(path).pending()] == [ids[0], ids[2]]
     reopened.acknowledge(ids[2])
@@ -406,16 +406,17 @@ def test_retries_are_bounded_and_an_undeliverable_record_is_kept(path: Path) -> 
     queue = open_queue(path, max_attempts=3)
     first = queue.enqueue("reversal", notice(500, "000001"))
     second = queue.enqueue("notice", notice(600, "000002"))
-    assert queue.mark_attempt(first, "host timeout") == Delivery(1, "host timeout", False)
-    assert queue.mark_attempt(first, "connection refused") == Delivery(2, "connection refused", False)
+    assert queue.mark_attempt(first, "host timeout") == UploadAttempts(1, "host timeout", False)
+    assert queue.mark_attempt(first, "connection refused") == UploadAttempts(2, "connection refused", False)
     assert [r.id for r in queue.pending()] == [first, second]
-    assert queue.mark_attempt(first, "MAC of the answer does not verify") == Delivery(
+    assert queue.mark_attempt(first, "MAC of the answer does not verify") == UploadAttempts(
         3, "MAC of the answer does not verify", True
     )
     reopened = open_queue(path, max_attempts=3)
     assert [r.id for r in reopened.pending()] == [second]
     [flagged] = reopened.undeliverable()
-    assert flagged.id == first and flagged.delivery == Delivery(3, "MAC of the answer does not verify", True)
+    assert flagged.id == first
+    assert flagged.uploads == UploadAttempts(3, "MAC of the answer does not verify", True)
     assert flagged.payload == notice(500, "000001")
     assert reopened.mark_attempt(first, "technician retry failed").attempts == 4  # still kept, still flagged
     assert on_disk(path)["queue"]["1"]["undeliverable"] is True
@@ -426,10 +427,10 @@ def test_retries_are_bounded_and_an_undeliverable_record_is_kept(path: Path) -> 
 def test_a_last_error_shows_a_pan_only_masked(path: Path) -> None:
     queue = open_queue(path)
     record_id = queue.enqueue("notice", {"amount": 1})
-    delivery = queue.mark_attempt(record_id, "declined card 4111111111111111 " + "x" * 500)
-    assert delivery.last_error is not None
-    assert delivery.last_error.startswith("declined card 411111******1111 ")
-    assert len(delivery.last_error) == 200 and b"4111111111111111" not in path.read_bytes()
+    uploads = queue.mark_attempt(record_id, "declined card 4111111111111111 " + "x" * 500)
+    assert uploads.last_error is not None
+    assert uploads.last_error.startswith("declined card 411111******1111 ")
+    assert len(uploads.last_error) == 200 and b"4111111111111111" not in path.read_bytes()
 
 
 def test_unknown_record_ids_are_refused(path: Path) -> None:
