@@ -80,6 +80,7 @@ from sim.hostkeys import (
     verify_mac,
 )
 from sim.issuer import DEFAULT_DECLINE_RULES, Field55Error, Issuer, encode_tlv
+from sim.randomness import Rng
 
 __all__ = [
     "DEFAULT_TERMINALS",
@@ -375,7 +376,7 @@ class AcquirerHost:
         faults: Faults | None = None,
         authorise: Authoriser | None = None,
         issuer: Issuer | None = None,
-        token_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        token_bytes: Rng = secrets.token_bytes,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = datetime.now,
     ) -> None:

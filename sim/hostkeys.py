@@ -25,7 +25,6 @@ ones in `sim/emvcrypto.py` (the simulated side shares them with itself).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -42,6 +41,7 @@ from sim.emvcrypto import (
     xor,
 )
 from sim.errors import MacMismatchError
+from sim.randomness import Rng
 
 __all__ = [
     "KEY_SCHEMES",
@@ -83,7 +83,7 @@ def check_value(key: bytes, length: int = 4, *, aes: bool = False) -> bytes:
     return key_check_value(key, length)
 
 
-def make_des_key(length: int, token_bytes: Callable[[int], bytes]) -> bytes:
+def make_des_key(length: int, token_bytes: Rng) -> bytes:
     """A random DES key of 8 or 16 bytes with odd parity; the halves of a 16-byte key differ."""
     while True:
         key = adjust_parity(token_bytes(length))
@@ -110,7 +110,7 @@ class IssuedKeys:
 def issue_working_keys(
     tmk: bytes,
     scheme: str,
-    token_bytes: Callable[[int], bytes],
+    token_bytes: Rng,
     *,
     mak_length: int = 8,
     aes_mak: bool = False,
