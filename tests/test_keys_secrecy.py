@@ -30,7 +30,7 @@ from firmware.keys.mac import MacProfile, compute_mac, verify_mac
 from firmware.keys.passwords import PasswordStore
 from firmware.keys.pinblock import decrypt_pin_block, encrypt_pin_block
 from firmware.keys.signing import verify_record
-from firmware.keys.signon import install_working_keys, parse_unionpay_field62
+from firmware.keys.working_keys import install_working_keys, parse_unionpay_field62
 
 KBPK = bytes.fromhex("A1B2C3D4E5F60718293A4B5C6D7E8F90")
 TMK = bytes.fromhex("1F2E3D4C5B6A79880123456789ABCDEF")

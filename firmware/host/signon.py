@@ -8,10 +8,10 @@ track data key. Network management messages carry no MAC.
 The 0810 must answer this request (type, trace, terminal, merchant) and echo
 the network management code; a refusal (39 not ``00``) is an outcome and
 installs nothing. On ``00`` field 62 must have the length of the code asked
-for, and its keys are installed through the key store (each checked by its
-KCV, all or none: a wrong KCV raises and the old keys stay; the working keys
-become exactly these, so no key of an earlier session is left), and 60.2
-gives the batch number the terminal works in now.
+for, and `firmware.keys.working_keys` installs its keys in the key store
+(each checked by its KCV, all or none: a wrong KCV raises and the old keys
+stay; the working keys become exactly these, so no key of an earlier session
+is left), and 60.2 gives the batch number the terminal works in now.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from firmware.errors import MessageFieldError
 from firmware.host.channel import HostLink
 from firmware.host.messages import TerminalIdentity, check_answer, field60, format_stan, parse_field60
 from firmware.host.spec import IsoMessage, pack, unpack
-from firmware.keys.signon import install_working_keys, parse_unionpay_field62
 from firmware.keys.store import KeyStore
+from firmware.keys.working_keys import install_working_keys, parse_unionpay_field62
 
 __all__ = [
     "KEYS_DOUBLE",
