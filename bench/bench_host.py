@@ -22,6 +22,7 @@ from _harness import best_of
 
 from firmware.errors import PosError
 from firmware.host.channel import TcpHostLink, frame, read_frame
+from firmware.host.codes import TransactionCode
 from firmware.host.mac import KeyMac, StoreMac, seal
 from firmware.host.messages import TerminalIdentity, field60, format_amount, send
 from firmware.host.signon import build_sign_on, sign_on
@@ -88,7 +89,7 @@ def main() -> None:
         def sale() -> dict[str, str]:
             return {
                 **TERMINAL.fields(), "t": "0200", "3": "000000", "4": format_amount(1000),
-                "11": f"{next(stan):06d}", "60": field60("22", 1),
+                "11": f"{next(stan):06d}", "60": field60(TransactionCode.SALE, 1),
             }
 
         sale_request = seal(sale(), memory_mac)

@@ -9,6 +9,7 @@ import pytest
 
 from firmware.errors import MacMismatchError, MessageFieldError, MessageFormatError, VerificationError
 from firmware.host.channel import TcpHostLink
+from firmware.host.codes import TransactionCode
 from firmware.host.mac import StoreMac
 from firmware.host.messages import TerminalIdentity, check_answer, field60, format_amount, send
 from firmware.host.signon import (
@@ -53,7 +54,7 @@ def _sale(stan: int, amount: int = 1000) -> dict[str, str]:
         "3": "000000",
         "4": format_amount(amount),
         "11": f"{stan:06d}",
-        "60": field60("22", 1),
+        "60": field60(TransactionCode.SALE, 1),
     }
 
 
@@ -129,7 +130,8 @@ def test_batch_number_follows_settlement(sim: SimHost, store: KeyStore) -> None:
     mac = StoreMac(store, MacProfile.UNIONPAY_ECB)
     send(_link(sim), _sale(2, 1500), mac)
     totals = f"{1500:012d}{1:03d}{0:012d}{0:03d}0"
-    settle = {**TERMINAL.fields(), "t": "0500", "11": "000003", "48": totals, "60": field60("00", 1, "201")}
+    settle = {**TERMINAL.fields(), "t": "0500", "11": "000003", "48": totals,
+              "60": field60(TransactionCode.MANAGEMENT, 1, "201")}
     assert send(_link(sim), settle, mac)["48"].endswith("1")
     assert sign_on(_link(sim), store, TERMINAL, stan=4, batch_number=1).batch_number == "000002"
 

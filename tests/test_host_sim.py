@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware.errors import MacMismatchError
+from firmware.host.codes import TransactionCode
 from firmware.host.mac import KeyMac, open_answer, seal
 from firmware.host.messages import field60, field61, field90, signed_record_field
 from firmware.host.spec import IsoMessage, pack, unpack
@@ -28,9 +29,9 @@ from sim.acquirer import (
     LedgerStatus,
     RegisteredTerminal,
     ReplyAction,
-    TransactionCode,
     issuer_from_profiles,
 )
+from sim.acquirer import TransactionCode as HostTransactionCode
 from sim.errors import HostConfigError
 from sim.hostkeys import MacProfile as HostMacProfile
 from sim.issuer import IssuerFaults, encode_tlv
@@ -65,7 +66,8 @@ def _exchange(host: AcquirerHost, packed: bytes) -> bytes:
 
 
 def _sign_on(host: AcquirerHost, scheme: str = "003", ids: Mapping[str, str] = IDS) -> IsoMessage:
-    request = {"t": "0800", "11": "000001", **ids, "60": field60("00", 1, scheme), "63": "001"}
+    request = {"t": "0800", "11": "000001", **ids,
+               "60": field60(TransactionCode.MANAGEMENT, 1, scheme), "63": "001"}
     return unpack(_exchange(host, pack(request)))
 
 
@@ -94,7 +96,8 @@ class Terminal:
         return open_answer(_exchange(self.host, seal(request, self.mac)), self.mac)
 
     def sale(self, amount: int, batch: int = 1) -> IsoMessage:
-        return self.send({"t": "0200", "3": "000000", "4": f"{amount:012d}", "60": field60("22", batch)})
+        return self.send({"t": "0200", "3": "000000", "4": f"{amount:012d}",
+                          "60": field60(TransactionCode.SALE, batch)})
 
 
 # ----- sign-on ----------------------------------------------------------------------------------------
@@ -160,7 +163,7 @@ def test_unknown_network_code_and_sign_off() -> None:
     host = _host()
     assert _sign_on(host, "005")["39"] == "30"
     terminal = Terminal(host)
-    sign_off = {"t": "0820", "11": "000009", **IDS, "60": field60("00", 1, "002")}
+    sign_off = {"t": "0820", "11": "000009", **IDS, "60": field60(TransactionCode.MANAGEMENT, 1, "002")}
     assert unpack(_exchange(host, pack(sign_off)))["39"] == "00"
     answer = terminal.sale(100)  # signed off: 77, sign on again, without a MAC (a decline only)
     assert answer["39"] == "77"
@@ -230,7 +233,7 @@ def test_void_rules() -> None:
     sale_stan = f"{terminal.stan:06d}"
 
     def void(amount: int, trace: str = sale_stan) -> str:
-        fields = {"t": "0200", "3": "200000", "4": f"{amount:012d}", "60": field60("23", 1),
+        fields = {"t": "0200", "3": "200000", "4": f"{amount:012d}", "60": field60(TransactionCode.VOID, 1),
                   "61": field61(1, trace)}
         return terminal.send(fields)["39"]
 
@@ -246,7 +249,8 @@ def test_refunds_add_up_to_at_most_the_sale() -> None:
     rrn = terminal.sale(5000)["37"]
 
     def refund(amount: int, reference: str = rrn) -> str:
-        fields = {"t": "0220", "3": "200000", "4": f"{amount:012d}", "37": reference, "60": field60("25", 1),
+        fields = {"t": "0220", "3": "200000", "4": f"{amount:012d}", "37": reference,
+                  "60": field60(TransactionCode.REFUND, 1),
                   "61": field61(1, 0, "0314")}
         return terminal.send(fields)["39"]
 
@@ -259,19 +263,20 @@ def test_refunds_add_up_to_at_most_the_sale() -> None:
 
 
 def _void(terminal: Terminal, amount: int, trace: str, batch: int = 1, original_batch: int = 1) -> str:
-    fields = {"t": "0200", "3": "200000", "4": f"{amount:012d}", "60": field60("23", batch),
+    fields = {"t": "0200", "3": "200000", "4": f"{amount:012d}", "60": field60(TransactionCode.VOID, batch),
               "61": field61(original_batch, trace)}
     return terminal.send(fields)["39"]
 
 
 def _refund(terminal: Terminal, amount: int, rrn: str, date: str = "0314") -> tuple[str, str]:
     answer = terminal.send({"t": "0220", "3": "200000", "4": f"{amount:012d}", "37": rrn,
-                            "60": field60("25", 1), "61": field61(1, 0, date)})
+                            "60": field60(TransactionCode.REFUND, 1), "61": field61(1, 0, date)})
     return answer["39"], f"{terminal.stan:06d}"
 
 
 def _settle(terminal: Terminal, totals: str, batch: int = 1) -> IsoMessage:
-    return terminal.send({"t": "0500", "48": totals + "0", "49": "156", "60": field60("00", batch, "201")})
+    return terminal.send({"t": "0500", "48": totals + "0", "49": "156",
+                          "60": field60(TransactionCode.MANAGEMENT, batch, "201")})
 
 
 def test_no_void_of_a_sale_from_a_settled_batch() -> None:
@@ -299,10 +304,10 @@ def test_no_void_of_a_refund_or_of_a_void() -> None:
     void_stan = f"{terminal.stan:06d}"
     assert _void(terminal, 300, void_stan) == "12"  # a void is not a sale either
     assert [(e.type_code, e.status) for e in host.ledger] == [
-        (TransactionCode.SALE, LedgerStatus.APPROVED),
-        (TransactionCode.REFUND, LedgerStatus.APPROVED),
-        (TransactionCode.SALE, LedgerStatus.VOIDED),
-        (TransactionCode.VOID, LedgerStatus.APPROVED),
+        (HostTransactionCode.SALE, LedgerStatus.APPROVED),
+        (HostTransactionCode.REFUND, LedgerStatus.APPROVED),
+        (HostTransactionCode.SALE, LedgerStatus.VOIDED),
+        (HostTransactionCode.VOID, LedgerStatus.APPROVED),
     ]
 
 
@@ -335,7 +340,7 @@ def test_reversal_is_idempotent_and_undoes_the_sale() -> None:
     terminal.sale(700)
     stan = f"{terminal.stan:06d}"
     reversal = {"t": "0400", "11": stan, **IDS, "3": "000000", "4": "000000000700", "39": "98",
-                "60": field60("22", 1)}
+                "60": field60(TransactionCode.SALE, 1)}
     first = _exchange(host, seal(reversal, terminal.mac))
     assert open_answer(first, terminal.mac)["39"] == "00"
     assert [e.status for e in host.ledger] == [LedgerStatus.REVERSED]
@@ -350,7 +355,8 @@ def test_reversal_by_field_90_with_a_secondary_bitmap() -> None:
     terminal = Terminal(host)
     terminal.sale(900)
     original = f"{terminal.stan:06d}"
-    answer = terminal.send({"t": "0400", "4": "000000000900", "39": "A0", "60": field60("22", 1),
+    answer = terminal.send({"t": "0400", "4": "000000000900", "39": "A0",
+                            "60": field60(TransactionCode.SALE, 1),
                             "90": field90("0200", original)})
     assert answer["39"] == "00"
     assert "128" in answer  # the host MACs a secondary-bitmap answer in field 128
@@ -362,10 +368,11 @@ def test_reversing_a_void_restores_the_sale() -> None:
     terminal = Terminal(host)
     terminal.sale(300)
     sale = f"{terminal.stan:06d}"
-    void = {"t": "0200", "3": "200000", "4": "000000000300", "60": field60("23", 1), "61": field61(1, sale)}
+    void = {"t": "0200", "3": "200000", "4": "000000000300",
+            "60": field60(TransactionCode.VOID, 1), "61": field61(1, sale)}
     assert terminal.send(void)["39"] == "00"
     assert terminal.send({"t": "0400", "11": f"{terminal.stan:06d}", "4": "000000000300", "39": "98",
-                          "60": field60("23", 1)})["39"] == "00"
+                          "60": field60(TransactionCode.VOID, 1)})["39"] == "00"
     assert host.ledger[0].status is LedgerStatus.APPROVED
     assert terminal.send(void)["39"] == "00"
 
@@ -376,11 +383,13 @@ def test_settlement_balanced_closes_the_batch() -> None:
     terminal.sale(1000)
     terminal.sale(2000)
     rrn = terminal.sale(500)["37"]
-    terminal.send({"t": "0220", "3": "200000", "4": "000000000200", "37": rrn, "60": field60("25", 1),
+    terminal.send({"t": "0220", "3": "200000", "4": "000000000200", "37": rrn,
+                   "60": field60(TransactionCode.REFUND, 1),
                    "61": field61(1, 0, "0314")})
 
     def settle(totals: str) -> IsoMessage:
-        return terminal.send({"t": "0500", "48": totals + "0", "49": "156", "60": field60("00", 1, "201")})
+        return terminal.send({"t": "0500", "48": totals + "0", "49": "156",
+                              "60": field60(TransactionCode.MANAGEMENT, 1, "201")})
 
     wrong = settle(f"{3500:012d}{2:03d}{200:012d}{1:03d}")
     assert (wrong["39"], wrong["48"][-1]) == ("00", "2")
@@ -397,7 +406,7 @@ def test_batch_upload_with_signed_records() -> None:
     host = _host(RegisteredTerminal("00000001", "123456789012345", TMK, device_public_key=public))
     terminal = Terminal(host)
     record = b'{"kind":"notice","trace":"000123","amount":500}'
-    upload = {"t": "0320", "4": "000000000500", "60": field60("00", 1, "201")}
+    upload = {"t": "0320", "4": "000000000500", "60": field60(TransactionCode.MANAGEMENT, 1, "201")}
     good = terminal.send({**upload, "62": signed_record_field(record, device.sign(record))})
     assert good["39"] == "00"
     tampered = record.replace(b"500", b"900")
@@ -413,7 +422,7 @@ def test_upload_without_a_well_formed_signed_record_is_refused() -> None:
     public = device.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     host = _host(RegisteredTerminal("00000001", "123456789012345", TMK, device_public_key=public))
     terminal = Terminal(host)
-    upload = {"t": "0320", "60": field60("00", 1, "201")}
+    upload = {"t": "0320", "60": field60(TransactionCode.MANAGEMENT, 1, "201")}
     record = b'{"amount":100000,"id":"Q-1","type":"refund"}'
     forged = record.replace(b"100000", b"999999")
     signature = device.sign(record)
@@ -434,7 +443,7 @@ def test_signed_record_from_a_terminal_without_a_registered_key() -> None:
     terminal = Terminal(host)
     device = Ed25519PrivateKey.generate()
     record = b"record"
-    answer = terminal.send({"t": "0320", "60": field60("00", 1, "201"),
+    answer = terminal.send({"t": "0320", "60": field60(TransactionCode.MANAGEMENT, 1, "201"),
                             "62": signed_record_field(record, device.sign(record))})
     assert answer["39"] == "63"
 
@@ -445,7 +454,7 @@ def test_signed_record_from_a_terminal_without_a_registered_key() -> None:
 def test_field_55_goes_to_the_issuer() -> None:
     host = _host(issuer=issuer_from_profiles())
     terminal = Terminal(host)
-    base = {"t": "0200", "3": "000000", "4": "000000001000", "60": field60("22", 1)}
+    base = {"t": "0200", "3": "000000", "4": "000000001000", "60": field60(TransactionCode.SALE, 1)}
     unknown_card = {**base, "2": "9999990000000000", "55": encode_tlv(0x9F26, bytes(8)).hex().upper()}
     assert terminal.send(unknown_card)["39"] == "14"
     malformed = {**base, "2": "4761739001010010", "55": "9F2608"}
@@ -473,7 +482,7 @@ def test_faults_count_down_and_aim() -> None:
     host.set_faults("drop,only=0200,times=2")
     request = seal({"t": "0200", "11": "000777", **IDS, "4": "000000000100"}, terminal.mac)
     assert host.handle(request).action is ReplyAction.DROP
-    echo = pack({"t": "0820", "11": "000778", **IDS, "60": field60("00", 1, "301")})
+    echo = pack({"t": "0820", "11": "000778", **IDS, "60": field60(TransactionCode.MANAGEMENT, 1, "301")})
     assert host.handle(echo).action is ReplyAction.ANSWER
     assert host.handle(request).action is ReplyAction.DROP
     assert host.handle(request).action is ReplyAction.ANSWER
@@ -499,7 +508,8 @@ def test_mutated_requests_always_get_a_reply(position: int, value: int) -> None:
     host = _host()
     terminal = Terminal(host)
     request = bytearray(
-        seal({"t": "0200", "11": "000321", **IDS, "3": "000000", "4": "000000000100", "60": field60("23", 1),
+        seal({"t": "0200", "11": "000321", **IDS, "3": "000000", "4": "000000000100",
+              "60": field60(TransactionCode.VOID, 1),
               "61": field61(1, 5, "0314"), "55": "9F2608" + "00" * 8}, terminal.mac)
     )
     request[position % len(request)] = value

@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from firmware.errors import ConfigError, DamagedStoreError, SensitiveDataError, StoreError
+from firmware.host.codes import TransactionCode
 from firmware.host.mac import KeyMac, open_answer, seal
 from firmware.host.messages import field60, signed_record_field
 from firmware.host.spec import IsoMessage, pack, unpack
@@ -455,7 +456,8 @@ class Terminal:
 
     def __init__(self, host: AcquirerHost) -> None:
         self.host = host
-        sign_on = {"t": "0800", "11": "000001", **IDS, "60": field60("00", 1, "001"), "63": "001"}
+        sign_on = {"t": "0800", "11": "000001", **IDS,
+                   "60": field60(TransactionCode.MANAGEMENT, 1, "001"), "63": "001"}
         answer = unpack(self._exchange(pack(sign_on)))
         assert answer["39"] == "00"
         self.mac = KeyMac(MacProfile.UNIONPAY_ECB, tdes_decrypt_ecb(TMK, bytes.fromhex(answer["62"])[12:20]))
@@ -482,7 +484,7 @@ def test_the_sim_host_accepts_a_queued_record_and_refuses_it_tampered(path: Path
     queue = open_queue(path)
     queue.enqueue("notice", {"type": "refund", "amount": 500, "trace": "000123", "pan_masked": MASKED})
     [record] = queue.pending()
-    upload = {"t": "0320", "4": "000000000500", "60": field60("00", 1, "201")}
+    upload = {"t": "0320", "4": "000000000500", "60": field60(TransactionCode.MANAGEMENT, 1, "201")}
     answer = terminal.send({**upload, "62": signed_record_field(record.signed_bytes, record.signature)})
     assert answer["39"] == "00"
     tampered = record.signed_bytes.replace(b'"amount":500', b'"amount":900')

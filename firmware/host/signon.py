@@ -22,6 +22,7 @@ from typing import Final
 
 from firmware.errors import MessageFieldError
 from firmware.host.channel import HostLink
+from firmware.host.codes import TransactionCode
 from firmware.host.messages import TerminalIdentity, check_answer, field60, format_stan, parse_field60
 from firmware.host.spec import IsoMessage, pack, unpack
 from firmware.keys.store import KeyStore
@@ -73,7 +74,7 @@ def build_sign_on(
         **terminal.fields(),
         "t": "0800",
         "11": format_stan(stan),
-        "60": field60("00", batch_number, key_scheme),
+        "60": field60(TransactionCode.MANAGEMENT, batch_number, key_scheme),
         "63": operator,
     }
 
