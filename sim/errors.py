@@ -57,6 +57,10 @@ class PkiError(SimError):
     """Test PKI material is missing or does not fit (key too long, file absent)."""
 
 
+class MacMismatchError(SimError):
+    """A MAC that does not verify under the simulated host's key (its own class, not the firmware's)."""
+
+
 class CardAbsent(SimError, ConnectionError):
     """No card in the reader, or the card was removed (a `ConnectionError`, so an `OSError`)."""
 
@@ -80,7 +84,3 @@ class HostCodecError(SimError):
 
 class HostConfigError(SimError):
     """A simulated host's terminal table or fault switch that does not make sense."""
-
-
-class MacMismatchError(SimError):
-    """A MAC that does not verify under the simulated host's key (its own class, not the firmware's)."""
