@@ -21,15 +21,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from firmware.errors import ConfigError, DamagedStoreError, SensitiveDataError, StoreError
-from firmware.host.codes import TransactionCode
 from firmware.host.mac import KeyMac, open_answer, seal
 from firmware.host.messages import field60, signed_record_field
 from firmware.host.spec import IsoMessage, pack, unpack
 from firmware.keys.blockcipher import tdes_decrypt_ecb
-from firmware.keys.mac import MacProfile
 from firmware.keys.signing import RecordSigner, private_key_from_bytes
-from firmware.store.queue import UploadAttempts, UploadQueue
-from sim.acquirer import AcquirerHost, RegisteredTerminal, ReplyAction
+from firmware.store.queue import DeliveryState, UploadQueue
+from sim.acquirer import AcquirerHost, RegisteredTerminal
 
 REPO = Path(__file__).resolve().parent.parent
 DEVICE = RecordSigner(private_key_from_bytes(bytes(range(32))))  # TEST key
@@ -38,7 +36,7 @@ MASKED = "622202******1234"
 T0 = datetime(2026, 3, 14, 15, 9, 26)
 
 
-class TickingWallClock:
+class Clock:
     """A clock the test moves: each reading is one second after the last."""
 
     def __init__(self) -> None:
@@ -60,7 +58,7 @@ def counting_rng() -> Callable[[int], bytes]:
 
 
 def open_queue(path: Path, signer: RecordSigner = DEVICE, **kwargs: Any) -> UploadQueue:
-    return UploadQueue(path, signer, signer.public_key(), kwargs.pop("clock", TickingWallClock()), **kwargs)
+    return UploadQueue(path, signer, signer.public_key(), kwargs.pop("clock", Clock()), **kwargs)
 
 
 def notice(amount: int, trace: str) -> dict[str, Any]:
@@ -89,7 +87,7 @@ def path(tmp_path: Path) -> Path:
 
 
 def test_enqueue_pending_acknowledge_in_order_and_across_a_reopen(path: Path) -> None:
-    clock = TickingWallClock()
+    clock = Clock()
     queue = open_queue(path, clock=clock, rng=counting_rng())
     ids = [queue.enqueue("notice", notice(amount, f"{n:06d}")) for n, amount in enumerate((500, 1250, 90), 1)]
     assert [record.id for record in queue.pending()] == ids
@@ -101,7 +99,7 @@ def test_enqueue_pending_acknowledge_in_order_and_across_a_reopen(path: Path) ->
     assert [r.payload["amount"] for r in records] == [500, 1250, 90]
     assert [r.created for r in records] == [T0 + timedelta(seconds=n) for n in (1, 2, 3)]
     assert records[0].kind == "notice" and records[0].payload == notice(500, "000001")
-    assert records[0].uploads == UploadAttempts(attempts=0, last_error=None, undeliverable=False)
+    assert records[0].delivery == DeliveryState(attempts=0, last_error=None, undeliverable=False)
     reopened.acknowledge(ids[1])
     assert [r.id for r in open_queue(path).pending()] == [ids[0], ids[2]]
     reopened.acknowledge(ids[2])
@@ -126,7 +124,7 @@ def test_each_record_is_signed_over_its_canonical_json_with_the_device_key(path:
 
 def test_the_signing_key_must_be_the_verifying_key(path: Path) -> None:
     with pytest.raises(ConfigError, match="signing key"):
-        UploadQueue(path, DEVICE, OTHER_DEVICE.public_key(), TickingWallClock())
+        UploadQueue(path, DEVICE, OTHER_DEVICE.public_key(), Clock())
     with pytest.raises(ConfigError, match="max_attempts"):
         open_queue(path, max_attempts=0)
 
@@ -407,17 +405,18 @@ def test_retries_are_bounded_and_an_undeliverable_record_is_kept(path: Path) -> 
     queue = open_queue(path, max_attempts=3)
     first = queue.enqueue("reversal", notice(500, "000001"))
     second = queue.enqueue("notice", notice(600, "000002"))
-    assert queue.mark_attempt(first, "host timeout") == UploadAttempts(1, "host timeout", False)
-    assert queue.mark_attempt(first, "connection refused") == UploadAttempts(2, "connection refused", False)
+    assert queue.mark_attempt(first, "host timeout") == DeliveryState(1, "host timeout", False)
+    assert queue.mark_attempt(first, "connection refused") == DeliveryState(2, "connection refused", False)
     assert [r.id for r in queue.pending()] == [first, second]
-    assert queue.mark_attempt(first, "MAC of the answer does not verify") == UploadAttempts(
+    assert queue.mark_attempt(first, "MAC of the answer does not verify") == DeliveryState(
         3, "MAC of the answer does not verify", True
     )
     reopened = open_queue(path, max_attempts=3)
     assert [r.id for r in reopened.pending()] == [second]
     [flagged] = reopened.undeliverable()
-    assert flagged.id == first
-    assert flagged.uploads == UploadAttempts(3, "MAC of the answer does not verify", True)
+    assert flagged.id == first and flagged.delivery == DeliveryState(
+        3, "MAC of the answer does not verify", True
+    )
     assert flagged.payload == notice(500, "000001")
     assert reopened.mark_attempt(first, "technician retry failed").attempts == 4  # still kept, still flagged
     assert on_disk(path)["queue"]["1"]["undeliverable"] is True
@@ -428,10 +427,10 @@ def test_retries_are_bounded_and_an_undeliverable_record_is_kept(path: Path) -> 
 def test_a_last_error_shows_a_pan_only_masked(path: Path) -> None:
     queue = open_queue(path)
     record_id = queue.enqueue("notice", {"amount": 1})
-    uploads = queue.mark_attempt(record_id, "declined card 4111111111111111 " + "x" * 500)
-    assert uploads.last_error is not None
-    assert uploads.last_error.startswith("declined card 411111******1111 ")
-    assert len(uploads.last_error) == 200 and b"4111111111111111" not in path.read_bytes()
+    delivery = queue.mark_attempt(record_id, "declined card 4111111111111111 " + "x" * 500)
+    assert delivery.last_error is not None
+    assert delivery.last_error.startswith("declined card 411111******1111 ")
+    assert len(delivery.last_error) == 200 and b"4111111111111111" not in path.read_bytes()
 
 
 def test_unknown_record_ids_are_refused(path: Path) -> None:
@@ -456,16 +455,15 @@ class Terminal:
 
     def __init__(self, host: AcquirerHost) -> None:
         self.host = host
-        sign_on = {"t": "0800", "11": "000001", **IDS,
-                   "60": field60(TransactionCode.MANAGEMENT, 1, "001"), "63": "001"}
+        sign_on = {"t": "0800", "11": "000001", **IDS, "60": field60("00", 1, "001"), "63": "001"}
         answer = unpack(self._exchange(pack(sign_on)))
         assert answer["39"] == "00"
-        self.mac = KeyMac(MacProfile.UNIONPAY_ECB, tdes_decrypt_ecb(TMK, bytes.fromhex(answer["62"])[12:20]))
+        self.mac = KeyMac("unionpay-ecb", tdes_decrypt_ecb(TMK, bytes.fromhex(answer["62"])[12:20]))
         self.stan = 100
 
     def _exchange(self, packed: bytes) -> bytes:
         reply = self.host.handle(packed)
-        assert reply.action is ReplyAction.ANSWER
+        assert reply.action == "answer"
         return reply.answer
 
     def send(self, fields: dict[str, str]) -> IsoMessage:
@@ -476,15 +474,15 @@ class Terminal:
 
 @pytest.fixture
 def terminal() -> Iterator[Terminal]:
-    registered = RegisteredTerminal(IDS["41"], IDS["42"], TMK, device_public_key=DEVICE.public_key_bytes())
-    yield Terminal(AcquirerHost((registered,), clock=lambda: T0))
+    config = RegisteredTerminal(IDS["41"], IDS["42"], TMK, device_public_key=DEVICE.public_key_bytes())
+    yield Terminal(AcquirerHost((config,), clock=lambda: T0))
 
 
 def test_the_sim_host_accepts_a_queued_record_and_refuses_it_tampered(path: Path, terminal: Terminal) -> None:
     queue = open_queue(path)
     queue.enqueue("notice", {"type": "refund", "amount": 500, "trace": "000123", "pan_masked": MASKED})
     [record] = queue.pending()
-    upload = {"t": "0320", "4": "000000000500", "60": field60(TransactionCode.MANAGEMENT, 1, "201")}
+    upload = {"t": "0320", "4": "000000000500", "60": field60("00", 1, "201")}
     answer = terminal.send({**upload, "62": signed_record_field(record.signed_bytes, record.signature)})
     assert answer["39"] == "00"
     tampered = record.signed_bytes.replace(b'"amount":500', b'"amount":900')

@@ -7,7 +7,7 @@ One small TinyDB file (the queue only) over `CrashSafeStorage`, three tables:
   SIGNED is ``{"id", "sequence", "kind", "created", "payload", "signature"}``,
   signed at enqueue with the device's Ed25519 key (`firmware.keys.signing`:
   the signature covers the canonical JSON of everything but itself; the
-  upload-attempt fields beside it are not signed, they change with each try).
+  delivery fields beside it are not signed, they change with each try).
 - ``set_aside``: records that failed their signature check or are malformed,
   as found, with the reason and the time; never uploaded, never deleted.
 - ``meta``: the next sequence number, so an acknowledged record's number is
@@ -49,9 +49,9 @@ from firmware.store.storage import DAMAGED_SUFFIX, CrashSafeStorage
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
+    "DeliveryState",
     "QueuedRecord",
     "SetAsideRecord",
-    "UploadAttempts",
     "UploadQueue",
 ]
 
@@ -67,7 +67,7 @@ _SIGNED_FIELDS: Final = frozenset({"id", "sequence", "kind", "created", "payload
 
 
 @dataclass(frozen=True)
-class UploadAttempts:
+class DeliveryState:
     """How the uploads of one record went so far."""
 
     attempts: int
@@ -89,7 +89,7 @@ class QueuedRecord:
     created: datetime
     payload: Mapping[str, Any]
     signature: bytes
-    uploads: UploadAttempts
+    delivery: DeliveryState
     signed_bytes: bytes = field(repr=False)
 
 
@@ -115,7 +115,7 @@ def _record_id_of(document: Mapping[str, Any]) -> str | None:
     return record_id if isinstance(record_id, str) and _RECORD_ID.fullmatch(record_id) else None
 
 
-def _upload_attempts_of(document: Mapping[str, Any]) -> UploadAttempts:
+def _delivery_of(document: Mapping[str, Any]) -> DeliveryState:
     attempts, last_error, undeliverable = (
         document.get("attempts"),
         document.get("last_error"),
@@ -127,7 +127,7 @@ def _upload_attempts_of(document: Mapping[str, Any]) -> UploadAttempts:
         raise _Malformed("its last error is not text")
     if not isinstance(undeliverable, bool):
         raise _Malformed("its undeliverable flag is not true or false")
-    return UploadAttempts(attempts, last_error, undeliverable)
+    return DeliveryState(attempts, last_error, undeliverable)
 
 
 def _check_shape(doc_id: int, document: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,7 +162,7 @@ def _check_shape(doc_id: int, document: Mapping[str, Any]) -> dict[str, Any]:
 def _queued_record(doc_id: int, document: Mapping[str, Any], public_key: Ed25519PublicKey) -> QueuedRecord:
     """The verified record of a queue document (_Malformed or TamperedRecordError otherwise)."""
     record = _check_shape(doc_id, document)
-    uploads = _upload_attempts_of(document)
+    delivery = _delivery_of(document)
     verify_record(record, public_key)
     signed_bytes = canonical_json(record)
     body = json.loads(signed_bytes)  # a copy of exactly what was verified
@@ -173,7 +173,7 @@ def _queued_record(doc_id: int, document: Mapping[str, Any], public_key: Ed25519
         created=datetime.fromisoformat(body["created"]),
         payload=body["payload"],
         signature=bytes.fromhex(record["signature"]),
-        uploads=uploads,
+        delivery=delivery,
         signed_bytes=signed_bytes,
     )
 
@@ -266,11 +266,11 @@ class UploadQueue:
 
     def pending(self) -> list[QueuedRecord]:
         """Records to upload, in enqueue order, each verified; failing ones are set aside, not returned."""
-        return [record for record in self._verified() if not record.uploads.undeliverable]
+        return [record for record in self._verified() if not record.delivery.undeliverable]
 
     def undeliverable(self) -> list[QueuedRecord]:
         """Records that used up their tries: kept, verified, flagged for the technician."""
-        return [record for record in self._verified() if record.uploads.undeliverable]
+        return [record for record in self._verified() if record.delivery.undeliverable]
 
     def _verified(self) -> list[QueuedRecord]:
         verified: list[QueuedRecord] = []
@@ -305,7 +305,7 @@ class UploadQueue:
             doc_id = self._doc_id_of(record_id)
             self._table(_QUEUE).remove(doc_ids=[doc_id])
 
-    def mark_attempt(self, record_id: str, error: str) -> UploadAttempts:
+    def mark_attempt(self, record_id: str, error: str) -> DeliveryState:
         """Count a failed upload of a record; after `max_attempts` tries it is flagged undeliverable."""
         last_error = mask_clear_pans(str(error))[:_MAX_ERROR_LENGTH]
         with self._storage.transaction():
@@ -314,23 +314,23 @@ class UploadQueue:
             document = queue.get(doc_id=doc_id)
             assert isinstance(document, dict)
             try:
-                before = _upload_attempts_of(document)
+                before = _delivery_of(document)
             except _Malformed as exc:
                 raise StoreError(f"record {record_id} in {self.path} is malformed: {exc}") from None
-            uploads = UploadAttempts(
+            delivery = DeliveryState(
                 attempts=before.attempts + 1,
                 last_error=last_error,
                 undeliverable=before.undeliverable or before.attempts + 1 >= self._max_attempts,
             )
             queue.update(
-                {"attempts": uploads.attempts, "last_error": uploads.last_error,
-                 "undeliverable": uploads.undeliverable},
+                {"attempts": delivery.attempts, "last_error": delivery.last_error,
+                 "undeliverable": delivery.undeliverable},
                 doc_ids=[doc_id],
             )  # fmt: skip
-        if uploads.undeliverable and not before.undeliverable:
+        if delivery.undeliverable and not before.undeliverable:
             log.warning("upload queue %s: record %s undeliverable after %d tries, kept",
-                        self.path.name, record_id, uploads.attempts)  # fmt: skip
-        return uploads
+                        self.path.name, record_id, delivery.attempts)  # fmt: skip
+        return delivery
 
     def _doc_id_of(self, record_id: str) -> int:
         match = _RECORD_ID.fullmatch(record_id) if isinstance(record_id, str) else None
