@@ -22,14 +22,16 @@ from _harness import best_of
 
 from firmware.errors import PosError
 from firmware.host.channel import TcpHostLink, frame, read_frame
+from firmware.host.codes import TransactionCode
 from firmware.host.mac import KeyMac, StoreMac, seal
 from firmware.host.messages import TerminalIdentity, field60, format_amount, send
 from firmware.host.signon import build_sign_on, sign_on
 from firmware.host.spec import pack
 from firmware.keys.device import DeviceKey
 from firmware.keys.kcv import KIND_TDES
+from firmware.keys.mac import MacProfile
 from firmware.keys.store import KeyStore
-from sim.host import AcquirerHost, SimHost, TerminalConfig
+from sim.host import AcquirerHost, RegisteredTerminal, SimHost
 
 TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")  # TEST key
 TERMINAL = TerminalIdentity("00000001", "123456789012345")
@@ -71,7 +73,7 @@ def main() -> None:
     echo_port = echo.server_address[1]
 
     with tempfile.TemporaryDirectory() as directory, SimHost(
-        AcquirerHost((TerminalConfig("00000001", "123456789012345", TMK),))
+        AcquirerHost((RegisteredTerminal("00000001", "123456789012345", TMK),))
     ) as sim:
         store = KeyStore(Path(directory), DeviceKey(bytes(range(32))))
         store.put("TMK", TMK, KIND_TDES, 1)
@@ -81,13 +83,13 @@ def main() -> None:
         sign_on_request = pack(build_sign_on(TERMINAL, stan=1, batch_number=1, operator="001"))
         sign_on_answer = link.exchange(sign_on_request)
         sign_on(link, store, TERMINAL, stan=next(stan), batch_number=1)
-        memory_mac = KeyMac("unionpay-ecb", store.get("MAK"))
-        store_mac = StoreMac(store, "unionpay-ecb")
+        memory_mac = KeyMac(MacProfile.UNIONPAY_ECB, store.get("MAK"))
+        store_mac = StoreMac(store, MacProfile.UNIONPAY_ECB)
 
         def sale() -> dict[str, str]:
             return {
                 **TERMINAL.fields(), "t": "0200", "3": "000000", "4": format_amount(1000),
-                "11": f"{next(stan):06d}", "60": field60("22", 1),
+                "11": f"{next(stan):06d}", "60": field60(TransactionCode.SALE, 1),
             }
 
         sale_request = seal(sale(), memory_mac)

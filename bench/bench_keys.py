@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from firmware.keys.mac import compute_mac
+from firmware.keys.mac import MacProfile, compute_mac
 from firmware.keys.pinblock import encrypt_pin_block
 from firmware.keys.signing import RecordSigner, new_signing_key, verify_record
 
@@ -63,14 +63,14 @@ def main() -> None:
     signed = signer.sign_record(RECORD)
 
     def whole_message() -> None:
-        compute_mac("x9.19", key16, MESSAGE)
+        compute_mac(MacProfile.X919, key16, MESSAGE)
         verify_record(signer.sign_record(RECORD), public_key)
 
     cases: list[tuple[str, Callable[[], object]]] = [
-        ("MAC unionpay-ecb (8-byte MAK)", lambda: compute_mac("unionpay-ecb", mak8, MESSAGE)),
-        ("MAC unionpay-ecb (16-byte MAK)", lambda: compute_mac("unionpay-ecb", key16, MESSAGE)),
-        ("MAC x9.19", lambda: compute_mac("x9.19", key16, MESSAGE)),
-        ("MAC aes-cmac", lambda: compute_mac("aes-cmac", key16, MESSAGE)),
+        ("MAC unionpay-ecb (8-byte MAK)", lambda: compute_mac(MacProfile.UNIONPAY_ECB, mak8, MESSAGE)),
+        ("MAC unionpay-ecb (16-byte MAK)", lambda: compute_mac(MacProfile.UNIONPAY_ECB, key16, MESSAGE)),
+        ("MAC x9.19", lambda: compute_mac(MacProfile.X919, key16, MESSAGE)),
+        ("MAC aes-cmac", lambda: compute_mac(MacProfile.AES_CMAC, key16, MESSAGE)),
         ("Ed25519 sign record", lambda: signer.sign_record(RECORD)),
         ("Ed25519 verify record", lambda: verify_record(signed, public_key)),
         ("PIN block format 0", lambda: encrypt_pin_block(key16, "123456", PAN, 0, os.urandom)),

@@ -7,9 +7,9 @@ What it answers:
 - 0800 sign-on (60.3 ``001``/``003``/``004``): fresh random working keys
   under the terminal's TMK, with check values, in field 62; the batch number
   in 60.2. 0820 sign-off / echo: ``00``. Network management is not MACed.
-- 0100 / 0200 (sale 22, void 23, completion 20, completion void 21 in 60.1),
-  0220 (refund 25, adjust 30/32/34, offline), 0400 reversal, 0320 batch
-  upload, 0500 settlement. Every one must carry a MAC under the session MAK
+- 0100 / 0200 (sale 22, void 23, completion 20, completion void 21 in 60.1:
+  `TransactionCode`), 0220 (refund 25, adjust 30/32/34, offline), 0400
+  reversal, 0320 batch upload, 0500 settlement. Every one must carry a MAC under the session MAK
   (``A0`` otherwise; ``77`` before any sign-on; ``97`` for an unknown
   terminal); approved answers carry the host's MAC.
 - Decisions (0100, and 0200 sales and completions): with field 55 and an
@@ -27,7 +27,8 @@ What it answers:
   transaction), and of the same amount (64). Refunds need an approved sale or
   completion (RRN in 37, and the original date in 61 when given; 25
   otherwise), an amount above zero (13), and all refunds of one sale add up
-  to at most its amount (64 past it).
+  to at most its amount (64 past it). A request without 60.1 counts as a sale.
+  The ledger keeps each approved transaction with its `LedgerStatus`.
 - 0400, 0220 and 0320 are idempotent per terminal, type and trace number: a
   repeat with the same content gets the same answer (same RRN), a different
   message under a used trace number gets 94.
@@ -45,7 +46,8 @@ CLI's standard input), comma-separated: ``drop`` (handle, answer nothing, keep
 the socket open), ``close`` (handle, close without answer), ``garbage``
 (random bytes as answer), ``bad_mac``, ``bad_kcv`` (a sign-on answer whose PIK
 check value is wrong), ``delay=S``, ``decline=CODE``, and to
-aim them ``only=0200+0400`` (message types) and ``times=N``.
+aim them ``only=0200+0400`` (message types) and ``times=N``. What the
+server then does is a `Reply` with its `ReplyAction`.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
@@ -66,17 +69,18 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sim.emvcrypto import SimCryptoError
-from sim.errors import HostCodecError, HostConfigError, ProfileError
+from sim.errors import HostCodecError, HostConfigError, MacMismatchError, ProfileError
 from sim.hostcodec import HostMessage, decode, encode, mac_block
 from sim.hostkeys import (
     KEY_SCHEMES,
-    MAC_PROFILES,
+    MacProfile,
     check_value,
     compute_mac,
     issue_working_keys,
     verify_mac,
 )
 from sim.issuer import DEFAULT_DECLINE_RULES, Field55Error, Issuer, encode_tlv
+from sim.randomness import Rng
 
 __all__ = [
     "DEFAULT_TERMINALS",
@@ -84,8 +88,11 @@ __all__ = [
     "Faults",
     "IssuerDecision",
     "LedgerEntry",
+    "LedgerStatus",
+    "RegisteredTerminal",
     "Reply",
-    "TerminalConfig",
+    "ReplyAction",
+    "TransactionCode",
     "amount_rules",
     "issuer_from_profiles",
     "load_terminals",
@@ -99,20 +106,57 @@ _SIGNATURE_LEN: Final = 64
 _ACQUIRER_ID: Final = "48020000"
 _NOT_MACED: Final = frozenset({"0800", "0820"})
 _IDEMPOTENT: Final = frozenset({"0400", "0220", "0320"})
+
+
+class TransactionCode(StrEnum):
+    """Field 60.1, the transaction type code (中国银联 POS 终端消息域说明), as this host reads it."""
+
+    MANAGEMENT = "00"  # network management: sign-on, sign-off, echo, settlement, batch upload
+    BALANCE_INQUIRY = "01"
+    PREAUTH = "10"
+    PREAUTH_VOID = "11"
+    COMPLETION = "20"  # pre-authorisation completion
+    COMPLETION_VOID = "21"
+    SALE = "22"
+    VOID = "23"  # of a sale
+    REFUND = "25"
+    OFFLINE_SETTLEMENT = "30"  # an adjust (offline, 0220)
+    TIP_ADJUST = "32"  # an adjust (offline, 0220); the tip adjust of this product
+    ADJUST_ADDED_TIP = "34"  # an adjust (offline, 0220)
+
+
+# A request without 60.1 is taken for a sale.
+_NO_CODE: Final = ""
+_VOIDS: Final = (TransactionCode.VOID, TransactionCode.COMPLETION_VOID, TransactionCode.PREAUTH_VOID)
 # 60.1 of a void -> the 60.1 of the originals it may cancel.
-_VOIDABLE: Final = {"23": ("22", ""), "21": ("20",), "11": ("10",)}
-_REFUNDABLE: Final = ("22", "20", "")
+_VOIDABLE: Final[dict[str, tuple[str, ...]]] = {
+    TransactionCode.VOID: (TransactionCode.SALE, _NO_CODE),
+    TransactionCode.COMPLETION_VOID: (TransactionCode.COMPLETION,),
+    TransactionCode.PREAUTH_VOID: (TransactionCode.PREAUTH,),
+}
+_REFUNDABLE: Final = (TransactionCode.SALE, TransactionCode.COMPLETION, _NO_CODE)
+# What the issuer (or the amount rules) decides; the other codes are checked against the ledger.
+_DECIDED: Final = (
+    TransactionCode.SALE,
+    TransactionCode.PREAUTH,
+    TransactionCode.BALANCE_INQUIRY,
+    TransactionCode.COMPLETION,
+    _NO_CODE,
+)
+# Settlement totals: debits and credits.
+_DEBITS: Final = (TransactionCode.SALE, TransactionCode.COMPLETION, _NO_CODE)
+_CREDITS: Final = (TransactionCode.REFUND,)
 _INVALID_RELATED: Final = "12"
 
 
 @dataclass(frozen=True)
-class TerminalConfig:
+class RegisteredTerminal:
     """A terminal as provisioned at the acquirer: ids, TMK, MAC profile, device signing key."""
 
     terminal_id: str
     merchant_id: str
     tmk: bytes
-    mac_profile: str = "unionpay-ecb"
+    mac_profile: MacProfile = MacProfile.UNIONPAY_ECB
     device_public_key: bytes | None = None
 
     def __post_init__(self) -> None:
@@ -120,31 +164,38 @@ class TerminalConfig:
             raise HostConfigError("terminal id must be 8 characters and merchant id 15")
         if len(self.tmk) not in (8, 16, 24):
             raise HostConfigError(f"terminal {self.terminal_id}: TMK must be 8, 16 or 24 bytes")
-        if self.mac_profile not in MAC_PROFILES:
-            raise HostConfigError(f"terminal {self.terminal_id}: unknown MAC profile {self.mac_profile!r}")
+        try:
+            # A profile given by its name (a terminal table, a test) is kept as the enum member.
+            object.__setattr__(self, "mac_profile", MacProfile(self.mac_profile))
+        except ValueError:
+            raise HostConfigError(
+                f"terminal {self.terminal_id}: unknown MAC profile {self.mac_profile!r}"
+            ) from None
         if self.device_public_key is not None and len(self.device_public_key) != 32:
             raise HostConfigError(f"terminal {self.terminal_id}: Ed25519 public key must be 32 bytes")
 
     def __repr__(self) -> str:
         kcv = check_value(self.tmk, 3).hex().upper()
-        return f"TerminalConfig({self.terminal_id}, {self.merchant_id}, TMK KCV {kcv}, {self.mac_profile})"
+        return (
+            f"RegisteredTerminal({self.terminal_id}, {self.merchant_id}, TMK KCV {kcv}, {self.mac_profile})"
+        )
 
 
 # TEST key only, labelled as such: the TMK of the simulator's default terminal.
 TEST_TMK: Final = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
-DEFAULT_TERMINALS: Final = (TerminalConfig("00000001", "123456789012345", TEST_TMK),)
+DEFAULT_TERMINALS: Final = (RegisteredTerminal("00000001", "123456789012345", TEST_TMK),)
 
 
-def load_terminals(path: Path) -> list[TerminalConfig]:
+def load_terminals(path: Path) -> list[RegisteredTerminal]:
     """Terminals from JSON: ``[{"terminal_id", "merchant_id", "tmk" (hex, TEST keys), ...}]``."""
     try:
         entries = json.loads(path.read_text())
         return [
-            TerminalConfig(
+            RegisteredTerminal(
                 terminal_id=entry["terminal_id"],
                 merchant_id=entry["merchant_id"],
                 tmk=bytes.fromhex(entry["tmk"]),
-                mac_profile=entry.get("mac_profile", "unionpay-ecb"),
+                mac_profile=entry.get("mac_profile", MacProfile.UNIONPAY_ECB),
                 device_public_key=(
                     bytes.fromhex(entry["device_public_key"]) if entry.get("device_public_key") else None
                 ),
@@ -198,11 +249,19 @@ class Faults:
         return (self.only is None or mti in self.only) and (self.times is None or self.times > 0)
 
 
+class ReplyAction(StrEnum):
+    """What the server does with one request."""
+
+    ANSWER = "answer"  # send the answer
+    DROP = "drop"  # send nothing, keep the connection open
+    CLOSE = "close"  # send nothing, close the connection
+
+
 @dataclass(frozen=True)
 class Reply:
     """What the server does with one request: send `answer`, or drop / close; after `delay` s."""
 
-    action: str  # "answer", "drop", "close"
+    action: ReplyAction
     answer: bytes = b""
     delay: float = 0.0
 
@@ -252,6 +311,14 @@ class _NoAnswer(Exception):
     """The issuer did not answer: the host sends nothing back."""
 
 
+class LedgerStatus(StrEnum):
+    """Where an approved transaction stands in the host's ledger."""
+
+    APPROVED = "approved"
+    VOIDED = "voided"  # a later void cancelled it
+    REVERSED = "reversed"  # a reversal (0400) took it back
+
+
 @dataclass
 class LedgerEntry:
     """One approved financial transaction as the host keeps it."""
@@ -260,12 +327,12 @@ class LedgerEntry:
     batch: str
     stan: str
     mti: str
-    type_code: str
+    type_code: str  # 60.1 as received: a `TransactionCode`, or "" when absent
     amount: int
     rrn: str
     auth_code: str
     date: str
-    status: str = "approved"  # approved, voided, reversed
+    status: LedgerStatus = LedgerStatus.APPROVED
     refunded: int = 0
     original: LedgerEntry | None = None
 
@@ -279,7 +346,7 @@ class _Session:
 
 @dataclass
 class _TerminalState:
-    config: TerminalConfig
+    registered: RegisteredTerminal
     batch: int = 1
     session: _Session | None = None
     answered: dict[tuple[str, str], tuple[str, HostMessage]] = field(default_factory=dict)
@@ -304,12 +371,12 @@ class AcquirerHost:
 
     def __init__(
         self,
-        terminals: Iterable[TerminalConfig] = DEFAULT_TERMINALS,
+        terminals: Iterable[RegisteredTerminal] = DEFAULT_TERMINALS,
         *,
         faults: Faults | None = None,
         authorise: Authoriser | None = None,
         issuer: Issuer | None = None,
-        token_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        token_bytes: Rng = secrets.token_bytes,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = datetime.now,
     ) -> None:
@@ -355,7 +422,7 @@ class AcquirerHost:
             state = self._terminals[terminal_id]
             if state.session is None:
                 raise HostConfigError(f"terminal {terminal_id} has not signed on")
-            return compute_mac(state.config.mac_profile, state.session.mak, data)
+            return compute_mac(state.registered.mac_profile, state.session.mak, data)
 
     # ----- one request ----------------------------------------------------------------
     def handle(self, request: bytes) -> Reply:
@@ -364,7 +431,7 @@ class AcquirerHost:
             message = decode(request)
         except HostCodecError as error:
             log.warning("undecodable request: %s", error)
-            return Reply("close")
+            return Reply(ReplyAction.CLOSE)
         with self._lock:
             faults = self._faults
             applies = faults.applies_to(message.mti)
@@ -373,14 +440,16 @@ class AcquirerHost:
             try:
                 answer = self._answer(message, request, faults if applies else Faults())
             except _NoAnswer:
-                return Reply("drop")
+                return Reply(ReplyAction.DROP)
             if not applies:
-                return Reply("answer", answer)
+                return Reply(ReplyAction.ANSWER, answer)
             if faults.bad_mac and len(answer) > 8:
                 answer = answer[:-1] + bytes([answer[-1] ^ 0x01])
             if faults.garbage:
                 answer = bytes(self._rng.randrange(256) for _ in range(self._rng.randrange(12, 64)))
-            action = "drop" if faults.drop else "close" if faults.close else "answer"
+            action = (
+                ReplyAction.DROP if faults.drop else ReplyAction.CLOSE if faults.close else ReplyAction.ANSWER
+            )
             return Reply(action, answer, faults.delay)
 
     def _answer(self, request: HostMessage, raw: bytes, faults: Faults) -> bytes:
@@ -398,21 +467,24 @@ class AcquirerHost:
         answer.fields[32] = _ACQUIRER_ID
         terminal_id = request.text(41)
         state = self._terminals.get(terminal_id)
-        if state is None or request.text(42) != state.config.merchant_id:
+        if state is None or request.text(42) != state.registered.merchant_id:
             return self._finish(answer, "97", None)
         if request.mti in _NOT_MACED:
-            return self._network(request, answer, state, faults.bad_kcv)
+            return self._network_management(request, answer, state, faults.bad_kcv)
         if state.session is None:
             return self._finish(answer, "77", None)
         mac_field = _mac_field(request)
-        if mac_field not in request.fields or not verify_mac(
-            state.config.mac_profile, state.session.mak, mac_block(raw), request.raw(mac_field)
-        ):
-            log.info("%s %s: bad MAC", terminal_id, request.mti)
+        try:
+            if mac_field not in request.fields:
+                raise MacMismatchError(f"no MAC (field {mac_field})")
+            mak = state.session.mak
+            verify_mac(state.registered.mac_profile, mak, mac_block(raw), request.raw(mac_field))
+        except MacMismatchError as error:
+            log.info("%s %s: bad MAC: %s", terminal_id, request.mti, error)
             return self._finish(answer, "A0", None)
         if request.mti in _IDEMPOTENT:
-            return self._idempotent(request, raw, answer, state, faults.decline)
-        return self._financial(request, answer, state, faults.decline)
+            return self._answer_once(request, raw, answer, state, faults.decline)
+        return self._route(request, answer, state, faults.decline)
 
     def _finish(self, answer: HostMessage, code: str, state: _TerminalState | None) -> bytes:
         answer.fields[39] = code
@@ -422,14 +494,14 @@ class AcquirerHost:
             return encode(answer)
         answer.fields[_mac_field(answer)] = bytes(8)
         packed = encode(answer)
-        return packed[:-8] + compute_mac(state.config.mac_profile, state.session.mak, mac_block(packed))
+        return packed[:-8] + compute_mac(state.registered.mac_profile, state.session.mak, mac_block(packed))
 
     def _next_rrn(self) -> str:
         self._sequence += 1
         return f"{self._clock():%H%M%S}{self._sequence % 1_000_000:06d}"
 
     # ----- network management ---------------------------------------------------------
-    def _network(
+    def _network_management(
         self, request: HostMessage, answer: HostMessage, state: _TerminalState, bad_kcv: bool
     ) -> bytes:
         field60 = request.text(60)
@@ -440,27 +512,28 @@ class AcquirerHost:
             return self._finish(answer, "00", None)
         if code not in KEY_SCHEMES or len(field60) < 11:
             return self._finish(answer, "30", None)
-        profile = state.config.mac_profile
-        if profile != "unionpay-ecb" and code == "001":
+        profile = state.registered.mac_profile
+        if profile != MacProfile.UNIONPAY_ECB and code == "001":
             return self._finish(answer, "30", None)
         issued = issue_working_keys(
-            state.config.tmk, code, self._token_bytes,
-            mak_length=8 if profile == "unionpay-ecb" else 16, aes_mak=profile == "aes-cmac",
+            state.registered.tmk, code, self._token_bytes,
+            mak_length=8 if profile == MacProfile.UNIONPAY_ECB else 16,
+            aes_mak=profile == MacProfile.AES_CMAC,
         )
         state.session = _Session(issued.mak, issued.pik, issued.tdk)
-        answer.fields[60] = "00" + f"{state.batch:06d}" + code
+        answer.fields[60] = TransactionCode.MANAGEMENT + f"{state.batch:06d}" + code
         field62 = bytearray(issued.field62)
         if bad_kcv:
             field62[len(issued.pik) + 3] ^= 0xFF  # last byte of the PIK's check value
         answer.fields[62] = bytes(field62)
-        log.info("%s signed on (%s): %r", state.config.terminal_id, code, issued)
+        log.info("%s signed on (%s): %r", state.registered.terminal_id, code, issued)
         return self._finish(answer, "00", None)
 
-    # ----- financial ------------------------------------------------------------------
+    # ----- MACed requests: authorisation, financial, reversal, upload, settlement --------
     def _record_signature_ok(self, request: HostMessage, state: _TerminalState) -> bool:
         """A field 62 that starts like a signed record must be one and verify under the registered key;
         an upload (0320) from a terminal with a registered key must carry one."""
-        key = state.config.device_public_key
+        key = state.registered.device_public_key
         value = request.raw(62) if 62 in request.fields else b""
         if not value.startswith(SIGNED_RECORD_TAG):
             return request.mti != "0320" or key is None
@@ -474,7 +547,7 @@ class AcquirerHost:
             return False
         return True
 
-    def _idempotent(
+    def _answer_once(
         self,
         request: HostMessage,
         raw: bytes,
@@ -482,6 +555,7 @@ class AcquirerHost:
         state: _TerminalState,
         forced_decline: str | None,
     ) -> bytes:
+        """0400, 0220, 0320: a repeat (same type and trace) gets the first answer again, or 94."""
         key = (request.mti, request.text(11))
         digest = hashlib.sha256(mac_block(raw)).hexdigest()
         seen = state.answered.get(key)
@@ -489,45 +563,54 @@ class AcquirerHost:
             if seen[0] != digest:
                 return self._finish(answer, "94", state)
             return self._finish(seen[1], seen[1].text(39), state)
-        packed = self._financial(request, answer, state, forced_decline)
+        packed = self._route(request, answer, state, forced_decline)
         state.answered[key] = (digest, answer)
         return packed
 
     def _find(self, state: _TerminalState, **match: str) -> LedgerEntry | None:
         for entry in reversed(self.ledger):
-            if entry.terminal_id == state.config.terminal_id and all(
+            if entry.terminal_id == state.registered.terminal_id and all(
                 getattr(entry, name) == value for name, value in match.items()
             ):
                 return entry
         return None
 
-    def _financial(
+    def _route(
         self, request: HostMessage, answer: HostMessage, state: _TerminalState, forced_decline: str | None
     ) -> bytes:
+        """A MACed request: its signed record (field 62) checked, then handled by message type."""
         mti = request.mti
-        field60 = request.text(60)
-        type_code = field60[:2]
-        batch = field60[2:8] or f"{state.batch:06d}"
         if not self._record_signature_ok(request, state):
-            log.warning("%s %s: signed record does not verify", state.config.terminal_id, mti)
+            log.warning("%s %s: signed record does not verify", state.registered.terminal_id, mti)
             return self._finish(answer, "63", state)
         if mti == "0400":
             return self._reverse(request, answer, state)
         if mti == "0500":
             return self._settle(request, answer, state)
         if mti == "0320":
-            return self._finish(answer, "00", state)
+            return self._finish(answer, "00", state)  # batch upload: acknowledged
+        return self._authorise_or_book(request, answer, state, forced_decline)
+
+    def _authorise_or_book(
+        self, request: HostMessage, answer: HostMessage, state: _TerminalState, forced_decline: str | None
+    ) -> bytes:
+        """0100 / 0200 / 0220: decide (issuer, amount rules) or check against the ledger (voids,
+        refunds); an approved one is booked in the ledger."""
+        mti = request.mti
+        field60 = request.text(60)
+        type_code = field60[:2]
+        batch = field60[2:8] or f"{state.batch:06d}"
         amount = int(request.text(4, "0") or "0")
         code, field55 = "00", b""
         original: LedgerEntry | None = None
-        if mti in ("0100", "0200") and type_code in ("22", "10", "01", "20", ""):
+        if mti in ("0100", "0200") and type_code in _DECIDED:
             decision = self._decide(request, amount, forced_decline)
             code, field55 = decision.response_code, decision.field55
         elif forced_decline is not None:
             code = forced_decline
-        elif type_code in ("23", "21", "11"):
+        elif type_code in _VOIDS:
             code, original = self._check_void(request, state, amount)
-        elif mti == "0220" and type_code == "25":
+        elif mti == "0220" and type_code == TransactionCode.REFUND:
             code, original = self._check_refund(request, state, amount)
         if field55:
             answer.fields[55] = field55
@@ -539,12 +622,12 @@ class AcquirerHost:
         answer.fields[38] = auth_code
         answer.fields[15] = f"{self._clock():%m%d}"
         entry = LedgerEntry(
-            state.config.terminal_id, batch, request.text(11), mti, type_code, amount, rrn, auth_code,
+            state.registered.terminal_id, batch, request.text(11), mti, type_code, amount, rrn, auth_code,
             f"{self._clock():%m%d}", original=original,
         )
-        if original is not None and type_code in ("23", "21", "11"):
-            original.status = "voided"
-        if original is not None and type_code == "25":
+        if original is not None and type_code in _VOIDS:
+            original.status = LedgerStatus.VOIDED
+        if original is not None and type_code == TransactionCode.REFUND:
             original.refunded += amount
         self.ledger.append(entry)
         return self._finish(answer, "00", state)
@@ -580,7 +663,7 @@ class AcquirerHost:
             return _INVALID_RELATED, None  # not a sale this void may cancel (a refund, another void...)
         if original.batch != f"{state.batch:06d}":
             return _INVALID_RELATED, None  # its batch is settled: only a refund can give money back now
-        if original.status != "approved" or original.refunded:
+        if original.status is not LedgerStatus.APPROVED or original.refunded:
             return _INVALID_RELATED, None
         if original.amount != amount:
             return "64", None
@@ -597,7 +680,7 @@ class AcquirerHost:
             return "25", None
         if amount <= 0:
             return "13", None
-        if original.status != "approved":
+        if original.status is not LedgerStatus.APPROVED:
             return _INVALID_RELATED, None
         if original.refunded + amount > original.amount:
             return "64", None
@@ -609,12 +692,12 @@ class AcquirerHost:
         if field90:
             stan = field90[4:10]
         target = self._find(state, stan=stan)
-        if target is not None and target.status == "approved":
-            target.status = "reversed"
+        if target is not None and target.status is LedgerStatus.APPROVED:
+            target.status = LedgerStatus.REVERSED
             if target.original is not None:
-                if target.type_code in ("23", "21", "11"):
-                    target.original.status = "approved"
-                elif target.type_code == "25":
+                if target.type_code in _VOIDS:
+                    target.original.status = LedgerStatus.APPROVED
+                elif target.type_code == TransactionCode.REFUND:
                     target.original.refunded -= target.amount
         return self._finish(answer, "00", state)
 
@@ -622,14 +705,14 @@ class AcquirerHost:
         batch = request.text(60)[2:8] or f"{state.batch:06d}"
         debit = credit = debit_count = credit_count = 0
         for entry in self.ledger:
-            if entry.terminal_id != state.config.terminal_id or entry.batch != batch:
+            if entry.terminal_id != state.registered.terminal_id or entry.batch != batch:
                 continue
-            if entry.status != "approved":
+            if entry.status is not LedgerStatus.APPROVED:
                 continue
-            if entry.type_code in ("22", "20", ""):
+            if entry.type_code in _DEBITS:
                 debit += entry.amount
                 debit_count += 1
-            elif entry.type_code == "25":
+            elif entry.type_code in _CREDITS:
                 credit += entry.amount
                 credit_count += 1
         ours = f"{debit:012d}{debit_count:03d}{credit:012d}{credit_count:03d}"

@@ -1,10 +1,11 @@
-"""Command APDUs as the card sees them, and the delivery of its answers.
+"""Command APDUs as the card sees them, and the transmission protocol that carries its answers.
 
 `parse_command` tells the four ISO 7816-4 cases apart (short APDUs only;
-EMV never uses extended length). `Delivery` shapes a handler's (data, SW)
-into what goes back on the wire: directly (T=1 style), or T=0 style with
-'61xx' (data waiting for GET RESPONSE) and '6Cxx' (wrong Le, exact length in
-SW2), so the terminal's transport layer is exercised.
+EMV never uses extended length). `TransmissionProtocol` (the card's side of
+ISO 7816-3 T=0 or T=1) shapes a handler's (data, SW) into what goes back on
+the wire: directly (T=1 style), or T=0 style with '61xx' (data waiting for
+GET RESPONSE) and '6Cxx' (wrong Le, exact length in SW2), so the terminal's
+transport layer is exercised.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ __all__ = [
     "INS_GET_RESPONSE",
     "SW_OK",
     "Command",
-    "Delivery",
+    "TransmissionProtocol",
     "parse_command",
 ]
 
@@ -69,7 +70,7 @@ def _is_warning(sw: int) -> bool:
     return sw >> 8 in (0x62, 0x63)
 
 
-class Delivery:
+class TransmissionProtocol:
     """Turns (data, SW) into response APDUs; holds the data a T=0 card keeps for GET RESPONSE."""
 
     def __init__(self, t0: bool) -> None:

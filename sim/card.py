@@ -20,18 +20,18 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sim import odasign, responses, risk, tlv
-from sim.apdu import INS_GET_RESPONSE, SW_OK, Command, Delivery, parse_command
+from sim.apdu import INS_GET_RESPONSE, SW_OK, Command, TransmissionProtocol, parse_command
 from sim.cardcrypto import CardCrypto, CardCryptoStatus, ScriptCommand
 from sim.emvcrypto import SimCryptoError
 from sim.errors import CardPulled, PkiError, ProfileError, SwError, TlvError
 from sim.pki import PKI_DIR, load_card_pki
 from sim.profile import PROFILE_DIR, AppProfile, CardProfile, load_profile
+from sim.randomness import Rng
 
 __all__ = [
     "PSE_NAME",
     "AppState",
     "Card",
-    "Rng",
     "Session",
     "load_profile_card",
 ]
@@ -39,7 +39,6 @@ __all__ = [
 PSE_NAME = b"1PAY.SYS.DDF01"
 PSE_SFI = 1
 
-Rng = Callable[[int], bytes]
 Handler = Callable[[Command], tuple[bytes, int]]
 
 SW_WARNING_INVALIDATED = 0x6283
@@ -130,7 +129,7 @@ class Card:
         self.card_blocked = False
         self.powered = False
         self.session = Session()
-        self._delivery = Delivery(t0=profile.t0)
+        self._protocol = TransmissionProtocol(t0=profile.t0)
         self._forced_sw = dict(profile.faults.status_words)
         self._handlers: dict[int, tuple[frozenset[int], Handler]] = {
             0xA4: (frozenset({CLA_ISO}), self._select),
@@ -160,13 +159,13 @@ class Card:
         """Cold or warm reset: the transaction in progress is forgotten; returns the ATR."""
         self.powered = True
         self.session = Session()
-        self._delivery.reset()
+        self._protocol.reset()
         return self.profile.atr
 
     def power_off(self) -> None:
         self.powered = False
         self.session = Session()
-        self._delivery.reset()
+        self._protocol.reset()
 
     # --- the one place where commands become responses ----------------------------------
 
@@ -177,12 +176,12 @@ class Card:
         try:
             command = parse_command(apdu)
             if self.profile.t0 and command.ins == INS_GET_RESPONSE and command.cla == CLA_ISO:
-                return self._delivery.get_response(command)
+                return self._protocol.get_response(command)
             data, sw = self._dispatch(command)
         except SwError as error:
-            self._delivery.reset()
+            self._protocol.reset()
             return error.sw.to_bytes(2, "big")
-        return self._delivery.deliver(command, data, sw)
+        return self._protocol.deliver(command, data, sw)
 
     def _dispatch(self, command: Command) -> tuple[bytes, int]:
         if command.cla not in KNOWN_CLASSES:

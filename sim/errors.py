@@ -24,6 +24,7 @@ __all__ = [
     "HostCodecError",
     "HostConfigError",
     "IncorrectP1P2",
+    "MacMismatchError",
     "PkiError",
     "ProfileError",
     "SecureMessagingFailed",
@@ -71,6 +72,10 @@ class ProfileError(SimError):
 
 class PkiError(SimError):
     """Test PKI material is missing or does not fit (key too long, file absent)."""
+
+
+class MacMismatchError(SimError):
+    """A MAC that does not verify under the simulated host's key (its own class, not the firmware's)."""
 
 
 class CardAbsent(SimError, ConnectionError):

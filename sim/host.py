@@ -26,8 +26,11 @@ from sim.acquirer import (
     Faults,
     IssuerDecision,
     LedgerEntry,
+    LedgerStatus,
+    RegisteredTerminal,
     Reply,
-    TerminalConfig,
+    ReplyAction,
+    TransactionCode,
     amount_rules,
     issuer_from_profiles,
     load_terminals,
@@ -43,9 +46,12 @@ __all__ = [
     "Faults",
     "IssuerDecision",
     "LedgerEntry",
+    "LedgerStatus",
+    "RegisteredTerminal",
     "Reply",
+    "ReplyAction",
     "SimHost",
-    "TerminalConfig",
+    "TransactionCode",
     "add_host_command",
     "amount_rules",
     "issuer_from_profiles",
@@ -106,9 +112,9 @@ class _Handler(socketserver.BaseRequestHandler):
                 reply = self.server.host.handle(payload)
                 if reply.delay and self.server.stopping.wait(reply.delay):
                     return
-                if reply.action == "close":
+                if reply.action is ReplyAction.CLOSE:
                     return
-                if reply.action == "answer":
+                if reply.action is ReplyAction.ANSWER:
                     sock.sendall(len(reply.answer).to_bytes(2, "big") + reply.answer)
         except (OSError, HostCodecError) as error:
             log.info("connection ended: %s", error)
@@ -245,7 +251,7 @@ def _control_loop(sim: SimHost, stream: Any, done: threading.Event) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        terminals: Sequence[TerminalConfig] = (
+        terminals: Sequence[RegisteredTerminal] = (
             load_terminals(args.terminals) if args.terminals else DEFAULT_TERMINALS
         )
         host = AcquirerHost(terminals, faults=Faults.parse(args.faults), issuer=issuer_from_profiles())

@@ -14,17 +14,19 @@ ones in `sim/emvcrypto.py` (the simulated side shares them with itself).
   MAC profile needs a 16-byte MAK (X9.19, AES-CMAC) puts the 16 encrypted bytes
   where 003/004 otherwise put the 8 + 8 zero bytes; its check value follows
   the same DES rule (field 62 is a TDES structure even when the key is AES).
-- MACs over the MAC block (message type up to the end of field 63), 8 bytes:
-  ``unionpay-ecb`` (XOR of the 8-byte blocks, hex-expanded, two encryptions;
-  the MAC is the first 8 hex characters), ``x9.19`` (ISO 9797-1 algorithm 3,
-  zero padding) and ``aes-cmac`` (NIST SP 800-38B, leftmost 8 bytes).
+- MACs over the MAC block (message type up to the end of field 63), 8 bytes,
+  by `MacProfile`: ``unionpay-ecb`` (XOR of the 8-byte blocks, hex-expanded,
+  two encryptions; the MAC is the first 8 hex characters), ``x9.19`` (ISO
+  9797-1 algorithm 3, zero padding) and ``aes-cmac`` (NIST SP 800-38B,
+  leftmost 8 bytes). `verify_mac` raises MacMismatchError when a MAC does not
+  verify.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
 
 from cryptography.hazmat.primitives.ciphers import algorithms
@@ -38,11 +40,13 @@ from sim.emvcrypto import (
     tdes_encrypt_ecb,
     xor,
 )
+from sim.errors import MacMismatchError
+from sim.randomness import Rng
 
 __all__ = [
     "KEY_SCHEMES",
-    "MAC_PROFILES",
     "IssuedKeys",
+    "MacProfile",
     "aes_cmac_mac",
     "check_value",
     "compute_mac",
@@ -54,8 +58,16 @@ __all__ = [
 ]
 
 _BLOCK: Final = 8
-MAC_PROFILES: Final = ("unionpay-ecb", "x9.19", "aes-cmac")
 KEY_SCHEMES: Final = ("001", "003", "004")
+
+
+
+class MacProfile(StrEnum):
+    """The MAC algorithm of a terminal's host profile, by the name the terminal table uses."""
+
+    UNIONPAY_ECB = "unionpay-ecb"
+    X919 = "x9.19"
+    AES_CMAC = "aes-cmac"
 
 
 def _aes_cmac(key: bytes, data: bytes) -> bytes:
@@ -71,7 +83,7 @@ def check_value(key: bytes, length: int = 4, *, aes: bool = False) -> bytes:
     return key_check_value(key, length)
 
 
-def make_des_key(length: int, token_bytes: Callable[[int], bytes]) -> bytes:
+def make_des_key(length: int, token_bytes: Rng) -> bytes:
     """A random DES key of 8 or 16 bytes with odd parity; the halves of a 16-byte key differ."""
     while True:
         key = adjust_parity(token_bytes(length))
@@ -98,7 +110,7 @@ class IssuedKeys:
 def issue_working_keys(
     tmk: bytes,
     scheme: str,
-    token_bytes: Callable[[int], bytes],
+    token_bytes: Rng,
     *,
     mak_length: int = 8,
     aes_mak: bool = False,
@@ -144,15 +156,17 @@ def aes_cmac_mac(key: bytes, mab: bytes) -> bytes:
     return _aes_cmac(key, mab)[:_BLOCK]
 
 
-def compute_mac(profile: str, key: bytes, mab: bytes) -> bytes:
-    if profile == "unionpay-ecb":
+def compute_mac(profile: MacProfile, key: bytes, mab: bytes) -> bytes:
+    if profile == MacProfile.UNIONPAY_ECB:
         return unionpay_ecb_mac(key, mab)
-    if profile == "x9.19":
+    if profile == MacProfile.X919:
         return x919_mac(key, mab)
-    if profile == "aes-cmac":
+    if profile == MacProfile.AES_CMAC:
         return aes_cmac_mac(key, mab)
     raise ValueError(f"unknown MAC profile {profile!r}")
 
 
-def verify_mac(profile: str, key: bytes, mab: bytes, mac: bytes) -> bool:
-    return hmac.compare_digest(compute_mac(profile, key, mab), mac)
+def verify_mac(profile: MacProfile, key: bytes, mab: bytes, mac: bytes) -> None:
+    """Raise MacMismatchError unless `mac` is the profile's MAC of `mab` (constant-time compare)."""
+    if not hmac.compare_digest(compute_mac(profile, key, mab), mac):
+        raise MacMismatchError(f"MAC does not verify (profile {profile})")

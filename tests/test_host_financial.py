@@ -10,11 +10,11 @@ from datetime import datetime
 import pytest
 
 from firmware.errors import MessageFieldError
+from firmware.host.codes import TransactionCode
 from firmware.host.financial import (
     CardData,
     Original,
     SettlementTotals,
-    TypeCode,
     authorisation,
     completion,
     read_answer,
@@ -57,7 +57,7 @@ def link() -> _Link:
 
 
 def _sale(link: _Link, stan: int, amount: int) -> tuple[IsoMessage, IsoMessage]:
-    request = authorisation(IDENTITY, type_code=TypeCode.SALE, stan=stan, batch=1, amount=amount,
+    request = authorisation(IDENTITY, type_code=TransactionCode.SALE, stan=stan, batch=1, amount=amount,
                             card=CardData(PAN, expiry="3012"))  # fmt: skip
     return request, link.send(request)
 
@@ -67,7 +67,7 @@ def test_sale_void_refund_and_settlement_agree_with_the_host(link: _Link) -> Non
     _, second = _sale(link, 2, 3000)
     assert read_answer(first).approved and read_answer(second).approved
     voided = Original(1, 1, "0314", read_answer(first).rrn, read_answer(first).auth_code)
-    answer = link.send(void(IDENTITY, type_code=TypeCode.VOID, stan=3, batch=1, amount=5000, pan=PAN,
+    answer = link.send(void(IDENTITY, type_code=TransactionCode.VOID, stan=3, batch=1, amount=5000, pan=PAN,
                             original=voided))  # fmt: skip
     assert read_answer(answer).response_code == "00"
     refunded = Original(1, 2, "0314", read_answer(second).rrn)
@@ -95,7 +95,7 @@ def test_a_reversal_undoes_the_sale_at_the_host_and_its_repeat_gets_the_same_ans
 
 
 def test_completion_and_tip_adjust_are_accepted(link: _Link) -> None:
-    preauth = authorisation(IDENTITY, type_code=TypeCode.PREAUTH, stan=21, batch=1, amount=10000,
+    preauth = authorisation(IDENTITY, type_code=TransactionCode.PREAUTH, stan=21, batch=1, amount=10000,
                             card=CardData(PAN))  # fmt: skip
     assert (preauth["t"], preauth["60"][:2]) == ("0100", "10")
     answer = read_answer(link.send(preauth))

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.errors import MacMismatchError, MessageFormatError
+from firmware.errors import MacMismatchError, MessageFormatError, VerificationError
 from firmware.host.channel import frame
 from firmware.host.mac import (
     UNMACED_DECLINE_CODES,
@@ -21,8 +21,11 @@ from firmware.host.mac import (
 from firmware.host.messages import send
 from firmware.host.spec import pack, unpack
 from firmware.keys.blockcipher import tdes_decrypt_ecb
+from firmware.keys.mac import MacProfile
 from firmware.keys.mac import compute_mac as terminal_mac
 from sim import emvcrypto, hostcodec, hostkeys
+from sim.errors import MacMismatchError as HostMacMismatchError
+from sim.hostkeys import MacProfile as HostMacProfile
 
 # cnblogs q/128930: a packed 0200 (length first), its TAK, and the MAC its host computed: "B3A092AE".
 PUBLISHED_FRAME = bytes.fromhex(
@@ -53,8 +56,11 @@ def test_published_frame_reads_with_the_terminal_packager_and_framing() -> None:
 
 def test_published_unionpay_mac_on_the_terminal_side() -> None:
     payload = PUBLISHED_FRAME[2:]
-    assert KeyMac("unionpay-ecb", PUBLISHED_TAK).compute(mac_block(payload)) == b"B3A092AE"
-    assert open_answer(payload, KeyMac("unionpay-ecb", PUBLISHED_TAK))["4"] == "000000001234"
+    assert KeyMac(MacProfile.UNIONPAY_ECB, PUBLISHED_TAK).compute(mac_block(payload)) == b"B3A092AE"
+    assert open_answer(payload, KeyMac(MacProfile.UNIONPAY_ECB, PUBLISHED_TAK))["4"] == "000000001234"
+    KeyMac(MacProfile.UNIONPAY_ECB, PUBLISHED_TAK).verify(mac_block(payload), b"B3A092AE")
+    with pytest.raises(VerificationError):
+        KeyMac(MacProfile.UNIONPAY_ECB, PUBLISHED_TAK).verify(mac_block(payload), b"B3A092AF")
 
 
 def test_published_unionpay_mac_on_the_host_side() -> None:
@@ -62,7 +68,10 @@ def test_published_unionpay_mac_on_the_host_side() -> None:
     message = hostcodec.decode(payload)
     assert message.raw(64) == b"B3A092AE"
     assert hostkeys.unionpay_ecb_mac(PUBLISHED_TAK, hostcodec.mac_block(payload)) == b"B3A092AE"
-    assert hostkeys.verify_mac("unionpay-ecb", PUBLISHED_TAK, hostcodec.mac_block(payload), b"B3A092AE")
+    mab = hostcodec.mac_block(payload)
+    hostkeys.verify_mac(HostMacProfile.UNIONPAY_ECB, PUBLISHED_TAK, mab, b"B3A092AE")
+    with pytest.raises(HostMacMismatchError, match="unionpay-ecb"):
+        hostkeys.verify_mac(HostMacProfile.UNIONPAY_ECB, PUBLISHED_TAK, mab, b"B3A092AF")
 
 
 def test_published_working_key_decrypts_on_both_sides() -> None:
@@ -109,7 +118,9 @@ def test_terminal_and_host_compute_the_same_mac(
 ) -> None:
     if short_key and 8 in _PROFILES[profile]:
         key = key[:8]
-    assert terminal_mac(profile, key, data) == hostkeys.compute_mac(profile, key, data)
+    # Each side by its own table, the two linked by the profile's name only.
+    terminal_side = terminal_mac(MacProfile(profile), key, data)
+    assert terminal_side == hostkeys.compute_mac(HostMacProfile(profile), key, data)
 
 
 def test_mac_field_follows_the_bitmap() -> None:
@@ -128,15 +139,16 @@ SALE = {
 
 
 def test_sealed_message_is_accepted_by_the_host_code() -> None:
-    mac = KeyMac("unionpay-ecb", PUBLISHED_TAK_CLEAR)
+    mac = KeyMac(MacProfile.UNIONPAY_ECB, PUBLISHED_TAK_CLEAR)
     packed = seal(SALE, mac)
-    assert hostkeys.verify_mac("unionpay-ecb", PUBLISHED_TAK_CLEAR, hostcodec.mac_block(packed), packed[-8:])
+    mab = hostcodec.mac_block(packed)
+    hostkeys.verify_mac(HostMacProfile.UNIONPAY_ECB, PUBLISHED_TAK_CLEAR, mab, packed[-8:])
 
 
 @settings(max_examples=150, deadline=None)
 @given(position=st.integers(min_value=11, max_value=200), flip=st.integers(min_value=1, max_value=255))
 def test_any_altered_byte_is_refused(position: int, flip: int) -> None:
-    mac = KeyMac("x9.19", bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"))
+    mac = KeyMac(MacProfile.X919, bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"))
     packed = bytearray(seal({**SALE, "39": "00"}, mac))
     position %= len(packed)
     packed[max(position, 11)] ^= flip
@@ -148,7 +160,7 @@ def test_any_altered_byte_is_refused(position: int, flip: int) -> None:
 # track 3), a plain decline the host can MAC (05), and codes no table lists.
 @pytest.mark.parametrize("code", ["00", "10", "11", "16", "05", "51", "Z9", ""])
 def test_answer_without_mac_is_refused_unless_an_unmaced_decline(code: str) -> None:
-    mac = KeyMac("unionpay-ecb", PUBLISHED_TAK_CLEAR)
+    mac = KeyMac(MacProfile.UNIONPAY_ECB, PUBLISHED_TAK_CLEAR)
     answer = {**SALE, "t": "0210", "38": "123456", "37": "000000000001"}
     unmaced = pack({**answer, "39": code} if code else answer)
     with pytest.raises(MacMismatchError, match="carries no MAC"):
@@ -164,7 +176,7 @@ def test_answer_without_mac_is_refused_unless_an_unmaced_decline(code: str) -> N
 
 @pytest.mark.parametrize("code", sorted(UNMACED_DECLINE_CODES))
 def test_unmaced_decline_is_read_as_an_unauthenticated_decline(code: str) -> None:
-    mac = KeyMac("unionpay-ecb", PUBLISHED_TAK_CLEAR)
+    mac = KeyMac(MacProfile.UNIONPAY_ECB, PUBLISHED_TAK_CLEAR)
     declined = open_answer(pack({**SALE, "t": "0210", "39": code}), mac)
     assert declined["39"] == code and not mac_checked(declined)
     with pytest.raises(MacMismatchError):

@@ -9,6 +9,7 @@ import pytest
 
 from firmware.errors import MacMismatchError, MessageFieldError, MessageFormatError, VerificationError
 from firmware.host.channel import TcpHostLink
+from firmware.host.codes import TransactionCode
 from firmware.host.mac import StoreMac
 from firmware.host.messages import TerminalIdentity, check_answer, field60, format_amount, send
 from firmware.host.signon import (
@@ -21,8 +22,9 @@ from firmware.host.signon import (
 )
 from firmware.keys.device import DeviceKey
 from firmware.keys.kcv import KIND_TDES
+from firmware.keys.mac import MacProfile
 from firmware.keys.store import KeyStore
-from sim.host import AcquirerHost, SimHost, TerminalConfig
+from sim.host import AcquirerHost, RegisteredTerminal, SimHost
 
 TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")  # TEST key
 TERMINAL = TerminalIdentity("00000001", "123456789012345")
@@ -37,7 +39,7 @@ def store(tmp_path: Path) -> KeyStore:
 
 @pytest.fixture
 def sim() -> Iterator[SimHost]:
-    with SimHost(AcquirerHost((TerminalConfig("00000001", "123456789012345", TMK),))) as running:
+    with SimHost(AcquirerHost((RegisteredTerminal("00000001", "123456789012345", TMK),))) as running:
         yield running
 
 
@@ -52,7 +54,7 @@ def _sale(stan: int, amount: int = 1000) -> dict[str, str]:
         "3": "000000",
         "4": format_amount(amount),
         "11": f"{stan:06d}",
-        "60": field60("22", 1),
+        "60": field60(TransactionCode.SALE, 1),
     }
 
 
@@ -66,7 +68,7 @@ def test_sign_on_installs_the_keys_the_host_issued(sim: SimHost, store: KeyStore
         assert issued[name].startswith(kcv)
         assert store.kcv(name) == kcv
     assert len(store.get("PIK")) == 16 and len(store.get("MAK")) == 8
-    answer = send(_link(sim), _sale(2), StoreMac(store, "unionpay-ecb"))
+    answer = send(_link(sim), _sale(2), StoreMac(store, MacProfile.UNIONPAY_ECB))
     assert answer["39"] == "00"
 
 
@@ -76,7 +78,7 @@ def test_sign_on_installs_the_keys_the_host_issued(sim: SimHost, store: KeyStore
 def test_other_key_schemes(sim: SimHost, store: KeyStore, scheme: str, names: set[str]) -> None:
     result = sign_on(_link(sim), store, TERMINAL, stan=7, batch_number=0, key_scheme=scheme)
     assert set(result.kcvs) == names
-    assert send(_link(sim), _sale(8), StoreMac(store, "unionpay-ecb"))["39"] == "00"
+    assert send(_link(sim), _sale(8), StoreMac(store, MacProfile.UNIONPAY_ECB))["39"] == "00"
 
 
 
@@ -113,7 +115,7 @@ def test_bad_mac_on_the_answer(sim: SimHost, store: KeyStore) -> None:
     sign_on(_link(sim), store, TERMINAL, stan=1, batch_number=0)
     sim.host.set_faults("bad_mac")
     with pytest.raises(MacMismatchError):
-        send(_link(sim), _sale(2), StoreMac(store, "unionpay-ecb"))
+        send(_link(sim), _sale(2), StoreMac(store, MacProfile.UNIONPAY_ECB))
 
 
 def test_garbage_answer_to_sign_on(sim: SimHost, store: KeyStore) -> None:
@@ -125,10 +127,11 @@ def test_garbage_answer_to_sign_on(sim: SimHost, store: KeyStore) -> None:
 
 def test_batch_number_follows_settlement(sim: SimHost, store: KeyStore) -> None:
     assert sign_on(_link(sim), store, TERMINAL, stan=1, batch_number=0).batch_number == "000001"
-    mac = StoreMac(store, "unionpay-ecb")
+    mac = StoreMac(store, MacProfile.UNIONPAY_ECB)
     send(_link(sim), _sale(2, 1500), mac)
     totals = f"{1500:012d}{1:03d}{0:012d}{0:03d}0"
-    settle = {**TERMINAL.fields(), "t": "0500", "11": "000003", "48": totals, "60": field60("00", 1, "201")}
+    settle = {**TERMINAL.fields(), "t": "0500", "11": "000003", "48": totals,
+              "60": field60(TransactionCode.MANAGEMENT, 1, "201")}
     assert send(_link(sim), settle, mac)["48"].endswith("1")
     assert sign_on(_link(sim), store, TERMINAL, stan=4, batch_number=1).batch_number == "000002"
 

@@ -16,17 +16,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware.errors import MacMismatchError
+from firmware.host.codes import TransactionCode
 from firmware.host.mac import KeyMac, open_answer, seal
 from firmware.host.messages import field60, field61, field90, signed_record_field
 from firmware.host.spec import IsoMessage, pack, unpack
 from firmware.keys.blockcipher import tdes_decrypt_ecb
 from firmware.keys.kcv import kcv_tdes
-from sim.acquirer import AcquirerHost, Faults, TerminalConfig, issuer_from_profiles
+from firmware.keys.mac import MacProfile
+from sim.acquirer import (
+    AcquirerHost,
+    Faults,
+    LedgerStatus,
+    RegisteredTerminal,
+    ReplyAction,
+    issuer_from_profiles,
+)
+from sim.acquirer import TransactionCode as HostTransactionCode
 from sim.errors import HostConfigError
+from sim.hostkeys import MacProfile as HostMacProfile
 from sim.issuer import IssuerFaults, encode_tlv
 
 TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")  # TEST key
-TERMINAL = TerminalConfig("00000001", "123456789012345", TMK)
+TERMINAL = RegisteredTerminal("00000001", "123456789012345", TMK)
 IDS = {"41": "00000001", "42": "123456789012345"}
 
 
@@ -44,34 +55,37 @@ def _counter() -> object:
     return token_bytes
 
 
-def _host(*terminals: TerminalConfig, **kwargs: object) -> AcquirerHost:
+def _host(*terminals: RegisteredTerminal, **kwargs: object) -> AcquirerHost:
     return AcquirerHost(terminals or (TERMINAL,), clock=_clock, **kwargs)  # type: ignore[arg-type]
 
 
 def _exchange(host: AcquirerHost, packed: bytes) -> bytes:
     reply = host.handle(packed)
-    assert reply.action == "answer"
+    assert reply.action is ReplyAction.ANSWER
     return reply.answer
 
 
 def _sign_on(host: AcquirerHost, scheme: str = "003", ids: Mapping[str, str] = IDS) -> IsoMessage:
-    request = {"t": "0800", "11": "000001", **ids, "60": field60("00", 1, scheme), "63": "001"}
+    request = {"t": "0800", "11": "000001", **ids,
+               "60": field60(TransactionCode.MANAGEMENT, 1, scheme), "63": "001"}
     return unpack(_exchange(host, pack(request)))
 
 
-def _mak(answer: IsoMessage, tmk: bytes = TMK, profile: str = "unionpay-ecb") -> bytes:
+def _mak(answer: IsoMessage, tmk: bytes = TMK, profile: MacProfile = MacProfile.UNIONPAY_ECB) -> bytes:
     field62 = bytes.fromhex(answer["62"])
     pik_length = 8 if answer["60"].endswith("001") else 16
     start = pik_length + 4
     mak_slot = field62[start : start + (8 if answer["60"].endswith("001") else 16)]
     clear = tdes_decrypt_ecb(tmk, mak_slot)
-    return clear[:8] if profile == "unionpay-ecb" else clear
+    return clear[:8] if profile is MacProfile.UNIONPAY_ECB else clear
 
 
 class Terminal:
     """The terminal side of the tests: packs with firmware.host, MACs with firmware.keys."""
 
-    def __init__(self, host: AcquirerHost, profile: str = "unionpay-ecb", tmk: bytes = TMK) -> None:
+    def __init__(
+        self, host: AcquirerHost, profile: MacProfile = MacProfile.UNIONPAY_ECB, tmk: bytes = TMK
+    ) -> None:
         self.host = host
         self.mac = KeyMac(profile, _mak(_sign_on(host), tmk, profile))
         self.stan = 100
@@ -82,7 +96,8 @@ class Terminal:
         return open_answer(_exchange(self.host, seal(request, self.mac)), self.mac)
 
     def sale(self, amount: int, batch: int = 1) -> IsoMessage:
-        return self.send({"t": "0200", "3": "000000", "4": f"{amount:012d}", "60": field60("22", batch)})
+        return self.send({"t": "0200", "3": "000000", "4": f"{amount:012d}",
+                          "60": field60(TransactionCode.SALE, batch)})
 
 
 # ----- sign-on ----------------------------------------------------------------------------------------
@@ -122,9 +137,9 @@ def test_sign_on_keys_are_fresh_each_time() -> None:
     assert first != second
 
 
-@pytest.mark.parametrize("profile", ["x9.19", "aes-cmac"])
-def test_double_length_mak_profiles(profile: str) -> None:
-    host = _host(TerminalConfig("00000001", "123456789012345", TMK, mac_profile=profile))
+@pytest.mark.parametrize("profile", [HostMacProfile.X919, HostMacProfile.AES_CMAC])
+def test_double_length_mak_profiles(profile: HostMacProfile) -> None:
+    host = _host(RegisteredTerminal("00000001", "123456789012345", TMK, mac_profile=profile))
     answer = _sign_on(host)
     field62 = bytes.fromhex(answer["62"])
     mak = tdes_decrypt_ecb(TMK, field62[20:36])
@@ -132,9 +147,11 @@ def test_double_length_mak_profiles(profile: str) -> None:
     assert _sign_on(host, "001")["39"] == "30"  # single-length keys cannot carry these MACs
 
 
-@pytest.mark.parametrize("profile", ["unionpay-ecb", "x9.19", "aes-cmac"])
-def test_terminal_and_host_macs_agree(profile: str) -> None:
-    host = _host(TerminalConfig("00000001", "123456789012345", TMK, mac_profile=profile))
+@pytest.mark.parametrize("profile", list(MacProfile))
+def test_terminal_and_host_macs_agree(profile: MacProfile) -> None:
+    # Each side by its own table, the two linked by the profile's name only.
+    host_profile = HostMacProfile(profile.value)
+    host = _host(RegisteredTerminal("00000001", "123456789012345", TMK, mac_profile=host_profile))
     terminal = Terminal(host, profile)
     answer = terminal.sale(10000)
     assert answer["39"] == "00"
@@ -146,7 +163,7 @@ def test_unknown_network_code_and_sign_off() -> None:
     host = _host()
     assert _sign_on(host, "005")["39"] == "30"
     terminal = Terminal(host)
-    sign_off = {"t": "0820", "11": "000009", **IDS, "60": field60("00", 1, "002")}
+    sign_off = {"t": "0820", "11": "000009", **IDS, "60": field60(TransactionCode.MANAGEMENT, 1, "002")}
     assert unpack(_exchange(host, pack(sign_off)))["39"] == "00"
     answer = terminal.sale(100)  # signed off: 77, sign on again, without a MAC (a decline only)
     assert answer["39"] == "77"
@@ -216,7 +233,7 @@ def test_void_rules() -> None:
     sale_stan = f"{terminal.stan:06d}"
 
     def void(amount: int, trace: str = sale_stan) -> str:
-        fields = {"t": "0200", "3": "200000", "4": f"{amount:012d}", "60": field60("23", 1),
+        fields = {"t": "0200", "3": "200000", "4": f"{amount:012d}", "60": field60(TransactionCode.VOID, 1),
                   "61": field61(1, trace)}
         return terminal.send(fields)["39"]
 
@@ -232,7 +249,8 @@ def test_refunds_add_up_to_at_most_the_sale() -> None:
     rrn = terminal.sale(5000)["37"]
 
     def refund(amount: int, reference: str = rrn) -> str:
-        fields = {"t": "0220", "3": "200000", "4": f"{amount:012d}", "37": reference, "60": field60("25", 1),
+        fields = {"t": "0220", "3": "200000", "4": f"{amount:012d}", "37": reference,
+                  "60": field60(TransactionCode.REFUND, 1),
                   "61": field61(1, 0, "0314")}
         return terminal.send(fields)["39"]
 
@@ -245,19 +263,20 @@ def test_refunds_add_up_to_at_most_the_sale() -> None:
 
 
 def _void(terminal: Terminal, amount: int, trace: str, batch: int = 1, original_batch: int = 1) -> str:
-    fields = {"t": "0200", "3": "200000", "4": f"{amount:012d}", "60": field60("23", batch),
+    fields = {"t": "0200", "3": "200000", "4": f"{amount:012d}", "60": field60(TransactionCode.VOID, batch),
               "61": field61(original_batch, trace)}
     return terminal.send(fields)["39"]
 
 
 def _refund(terminal: Terminal, amount: int, rrn: str, date: str = "0314") -> tuple[str, str]:
     answer = terminal.send({"t": "0220", "3": "200000", "4": f"{amount:012d}", "37": rrn,
-                            "60": field60("25", 1), "61": field61(1, 0, date)})
+                            "60": field60(TransactionCode.REFUND, 1), "61": field61(1, 0, date)})
     return answer["39"], f"{terminal.stan:06d}"
 
 
 def _settle(terminal: Terminal, totals: str, batch: int = 1) -> IsoMessage:
-    return terminal.send({"t": "0500", "48": totals + "0", "49": "156", "60": field60("00", batch, "201")})
+    return terminal.send({"t": "0500", "48": totals + "0", "49": "156",
+                          "60": field60(TransactionCode.MANAGEMENT, batch, "201")})
 
 
 def test_no_void_of_a_sale_from_a_settled_batch() -> None:
@@ -268,7 +287,7 @@ def test_no_void_of_a_sale_from_a_settled_batch() -> None:
     assert _settle(terminal, f"{1500:012d}{1:03d}{0:012d}{0:03d}")["48"].endswith("1")
     assert host.batch_number("00000001") == "000002"
     assert _void(terminal, 1500, sale_stan, batch=2) == "12"
-    assert [entry.status for entry in host.ledger] == ["approved"]
+    assert [entry.status for entry in host.ledger] == [LedgerStatus.APPROVED]
 
 
 def test_no_void_of_a_refund_or_of_a_void() -> None:
@@ -285,7 +304,10 @@ def test_no_void_of_a_refund_or_of_a_void() -> None:
     void_stan = f"{terminal.stan:06d}"
     assert _void(terminal, 300, void_stan) == "12"  # a void is not a sale either
     assert [(e.type_code, e.status) for e in host.ledger] == [
-        ("22", "approved"), ("25", "approved"), ("22", "voided"), ("23", "approved")
+        (HostTransactionCode.SALE, LedgerStatus.APPROVED),
+        (HostTransactionCode.REFUND, LedgerStatus.APPROVED),
+        (HostTransactionCode.SALE, LedgerStatus.VOIDED),
+        (HostTransactionCode.VOID, LedgerStatus.APPROVED),
     ]
 
 
@@ -296,7 +318,7 @@ def test_no_void_of_a_sale_already_refunded_in_part() -> None:
     sale_stan = f"{terminal.stan:06d}"
     assert _refund(terminal, 1000, rrn)[0] == "00"
     assert _void(terminal, 5000, sale_stan) == "12"  # 1000 back already: a void would give back 6000
-    assert host.ledger[0].status == "approved" and host.ledger[0].refunded == 1000
+    assert host.ledger[0].status is LedgerStatus.APPROVED and host.ledger[0].refunded == 1000
 
 
 def test_refunds_over_the_original_amount_or_not_about_it_are_refused() -> None:
@@ -318,10 +340,10 @@ def test_reversal_is_idempotent_and_undoes_the_sale() -> None:
     terminal.sale(700)
     stan = f"{terminal.stan:06d}"
     reversal = {"t": "0400", "11": stan, **IDS, "3": "000000", "4": "000000000700", "39": "98",
-                "60": field60("22", 1)}
+                "60": field60(TransactionCode.SALE, 1)}
     first = _exchange(host, seal(reversal, terminal.mac))
     assert open_answer(first, terminal.mac)["39"] == "00"
-    assert [e.status for e in host.ledger] == ["reversed"]
+    assert [e.status for e in host.ledger] == [LedgerStatus.REVERSED]
     again = _exchange(host, seal(reversal, terminal.mac))
     assert again == first  # same answer, same RRN, byte for byte
     changed = _exchange(host, seal({**reversal, "4": "000000000701"}, terminal.mac))
@@ -333,11 +355,12 @@ def test_reversal_by_field_90_with_a_secondary_bitmap() -> None:
     terminal = Terminal(host)
     terminal.sale(900)
     original = f"{terminal.stan:06d}"
-    answer = terminal.send({"t": "0400", "4": "000000000900", "39": "A0", "60": field60("22", 1),
+    answer = terminal.send({"t": "0400", "4": "000000000900", "39": "A0",
+                            "60": field60(TransactionCode.SALE, 1),
                             "90": field90("0200", original)})
     assert answer["39"] == "00"
     assert "128" in answer  # the host MACs a secondary-bitmap answer in field 128
-    assert host.ledger[0].status == "reversed"
+    assert host.ledger[0].status is LedgerStatus.REVERSED
 
 
 def test_reversing_a_void_restores_the_sale() -> None:
@@ -345,11 +368,12 @@ def test_reversing_a_void_restores_the_sale() -> None:
     terminal = Terminal(host)
     terminal.sale(300)
     sale = f"{terminal.stan:06d}"
-    void = {"t": "0200", "3": "200000", "4": "000000000300", "60": field60("23", 1), "61": field61(1, sale)}
+    void = {"t": "0200", "3": "200000", "4": "000000000300",
+            "60": field60(TransactionCode.VOID, 1), "61": field61(1, sale)}
     assert terminal.send(void)["39"] == "00"
     assert terminal.send({"t": "0400", "11": f"{terminal.stan:06d}", "4": "000000000300", "39": "98",
-                          "60": field60("23", 1)})["39"] == "00"
-    assert host.ledger[0].status == "approved"
+                          "60": field60(TransactionCode.VOID, 1)})["39"] == "00"
+    assert host.ledger[0].status is LedgerStatus.APPROVED
     assert terminal.send(void)["39"] == "00"
 
 
@@ -359,11 +383,13 @@ def test_settlement_balanced_closes_the_batch() -> None:
     terminal.sale(1000)
     terminal.sale(2000)
     rrn = terminal.sale(500)["37"]
-    terminal.send({"t": "0220", "3": "200000", "4": "000000000200", "37": rrn, "60": field60("25", 1),
+    terminal.send({"t": "0220", "3": "200000", "4": "000000000200", "37": rrn,
+                   "60": field60(TransactionCode.REFUND, 1),
                    "61": field61(1, 0, "0314")})
 
     def settle(totals: str) -> IsoMessage:
-        return terminal.send({"t": "0500", "48": totals + "0", "49": "156", "60": field60("00", 1, "201")})
+        return terminal.send({"t": "0500", "48": totals + "0", "49": "156",
+                              "60": field60(TransactionCode.MANAGEMENT, 1, "201")})
 
     wrong = settle(f"{3500:012d}{2:03d}{200:012d}{1:03d}")
     assert (wrong["39"], wrong["48"][-1]) == ("00", "2")
@@ -377,10 +403,10 @@ def test_settlement_balanced_closes_the_batch() -> None:
 def test_batch_upload_with_signed_records() -> None:
     device = Ed25519PrivateKey.generate()
     public = device.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    host = _host(TerminalConfig("00000001", "123456789012345", TMK, device_public_key=public))
+    host = _host(RegisteredTerminal("00000001", "123456789012345", TMK, device_public_key=public))
     terminal = Terminal(host)
     record = b'{"kind":"notice","trace":"000123","amount":500}'
-    upload = {"t": "0320", "4": "000000000500", "60": field60("00", 1, "201")}
+    upload = {"t": "0320", "4": "000000000500", "60": field60(TransactionCode.MANAGEMENT, 1, "201")}
     good = terminal.send({**upload, "62": signed_record_field(record, device.sign(record))})
     assert good["39"] == "00"
     tampered = record.replace(b"500", b"900")
@@ -394,9 +420,9 @@ def test_batch_upload_with_signed_records() -> None:
 def test_upload_without_a_well_formed_signed_record_is_refused() -> None:
     device = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))  # TEST key
     public = device.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    host = _host(TerminalConfig("00000001", "123456789012345", TMK, device_public_key=public))
+    host = _host(RegisteredTerminal("00000001", "123456789012345", TMK, device_public_key=public))
     terminal = Terminal(host)
-    upload = {"t": "0320", "60": field60("00", 1, "201")}
+    upload = {"t": "0320", "60": field60(TransactionCode.MANAGEMENT, 1, "201")}
     record = b'{"amount":100000,"id":"Q-1","type":"refund"}'
     forged = record.replace(b"100000", b"999999")
     signature = device.sign(record)
@@ -417,7 +443,7 @@ def test_signed_record_from_a_terminal_without_a_registered_key() -> None:
     terminal = Terminal(host)
     device = Ed25519PrivateKey.generate()
     record = b"record"
-    answer = terminal.send({"t": "0320", "60": field60("00", 1, "201"),
+    answer = terminal.send({"t": "0320", "60": field60(TransactionCode.MANAGEMENT, 1, "201"),
                             "62": signed_record_field(record, device.sign(record))})
     assert answer["39"] == "63"
 
@@ -428,14 +454,14 @@ def test_signed_record_from_a_terminal_without_a_registered_key() -> None:
 def test_field_55_goes_to_the_issuer() -> None:
     host = _host(issuer=issuer_from_profiles())
     terminal = Terminal(host)
-    base = {"t": "0200", "3": "000000", "4": "000000001000", "60": field60("22", 1)}
+    base = {"t": "0200", "3": "000000", "4": "000000001000", "60": field60(TransactionCode.SALE, 1)}
     unknown_card = {**base, "2": "9999990000000000", "55": encode_tlv(0x9F26, bytes(8)).hex().upper()}
     assert terminal.send(unknown_card)["39"] == "14"
     malformed = {**base, "2": "4761739001010010", "55": "9F2608"}
     assert terminal.send(malformed)["39"] == "30"
     assert host.issuer is not None
     host.issuer.faults = IssuerFaults(no_answer=True)
-    assert host.handle(seal({**unknown_card, "11": "000900", **IDS}, terminal.mac)).action == "drop"
+    assert host.handle(seal({**unknown_card, "11": "000900", **IDS}, terminal.mac)).action is ReplyAction.DROP
 
 
 # ----- faults -------------------------------------------------------------------------------------------
@@ -455,24 +481,24 @@ def test_faults_count_down_and_aim() -> None:
     terminal = Terminal(host)
     host.set_faults("drop,only=0200,times=2")
     request = seal({"t": "0200", "11": "000777", **IDS, "4": "000000000100"}, terminal.mac)
-    assert host.handle(request).action == "drop"
-    echo = pack({"t": "0820", "11": "000778", **IDS, "60": field60("00", 1, "301")})
-    assert host.handle(echo).action == "answer"
-    assert host.handle(request).action == "drop"
-    assert host.handle(request).action == "answer"
+    assert host.handle(request).action is ReplyAction.DROP
+    echo = pack({"t": "0820", "11": "000778", **IDS, "60": field60(TransactionCode.MANAGEMENT, 1, "301")})
+    assert host.handle(echo).action is ReplyAction.ANSWER
+    assert host.handle(request).action is ReplyAction.DROP
+    assert host.handle(request).action is ReplyAction.ANSWER
 
 
 def test_undecodable_request_closes() -> None:
-    assert _host().handle(b"\x60\x00\x00\x00\x00garbage").action == "close"
+    assert _host().handle(b"\x60\x00\x00\x00\x00garbage").action is ReplyAction.CLOSE
 
 
 def test_terminal_config_checks() -> None:
     with pytest.raises(HostConfigError):
-        TerminalConfig("0001", "123456789012345", TMK)
+        RegisteredTerminal("0001", "123456789012345", TMK)
     with pytest.raises(HostConfigError):
-        TerminalConfig("00000001", "123456789012345", TMK[:5])
+        RegisteredTerminal("00000001", "123456789012345", TMK[:5])
     with pytest.raises(HostConfigError):
-        TerminalConfig("00000001", "123456789012345", TMK, mac_profile="crc32")
+        RegisteredTerminal("00000001", "123456789012345", TMK, mac_profile="crc32")
     assert "0123456789ABCDEF" not in repr(TERMINAL)  # keys shown only as KCV
 
 
@@ -482,15 +508,16 @@ def test_mutated_requests_always_get_a_reply(position: int, value: int) -> None:
     host = _host()
     terminal = Terminal(host)
     request = bytearray(
-        seal({"t": "0200", "11": "000321", **IDS, "3": "000000", "4": "000000000100", "60": field60("23", 1),
+        seal({"t": "0200", "11": "000321", **IDS, "3": "000000", "4": "000000000100",
+              "60": field60(TransactionCode.VOID, 1),
               "61": field61(1, 5, "0314"), "55": "9F2608" + "00" * 8}, terminal.mac)
     )
     request[position % len(request)] = value
     reply = host.handle(bytes(request))
-    assert reply.action in ("answer", "close")
+    assert reply.action in (ReplyAction.ANSWER, ReplyAction.CLOSE)
 
 
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=200))
 def test_random_requests_always_get_a_reply(data: bytes) -> None:
-    assert _host().handle(data).action in ("answer", "close")
+    assert _host().handle(data).action in (ReplyAction.ANSWER, ReplyAction.CLOSE)

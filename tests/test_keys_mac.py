@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from firmware.errors import ConfigError, CryptoError, VerificationError
 from firmware.keys.mac import (
-    MAC_PROFILES,
+    MacProfile,
     aes_cmac,
     compute_mac,
     retail_mac_x919,
@@ -67,7 +67,7 @@ RFC4493_MESSAGE = bytes.fromhex(
 )
 def test_aes_cmac_rfc4493(length: int, tag: str) -> None:
     assert aes_cmac(RFC4493_KEY, RFC4493_MESSAGE[:length]).hex() == tag
-    assert compute_mac("aes-cmac", RFC4493_KEY, RFC4493_MESSAGE[:length]).hex() == tag[:16]
+    assert compute_mac(MacProfile.AES_CMAC, RFC4493_KEY, RFC4493_MESSAGE[:length]).hex() == tag[:16]
 
 
 # UnionPay ECB MAC. A worked example published on CSDN (zhu244912654, "MAC算法演示") gives the
@@ -107,7 +107,7 @@ def unionpay_reference(key: bytes, data: bytes) -> bytes:
 def test_unionpay_published_frame_mac() -> None:
     mac_block = PUBLISHED_FRAME[2 + 5 + 6 : -8]  # from the message type to the end of field 63
     assert unionpay_ecb_mac(PUBLISHED_FRAME_TAK, mac_block) == PUBLISHED_FRAME[-8:] == b"B3A092AE"
-    assert compute_mac("unionpay-ecb", PUBLISHED_FRAME_TAK[:8], mac_block) == b"B3A092AE"  # K = K'
+    assert compute_mac(MacProfile.UNIONPAY_ECB, PUBLISHED_FRAME_TAK[:8], mac_block) == b"B3A092AE"  # K = K'
 
 
 def test_unionpay_published_example_steps() -> None:
@@ -126,7 +126,7 @@ def test_unionpay_whole_example_agrees_with_the_psec_built_reference() -> None:
     # A cross-check only: "8A9E91B8" is what the psec-built reference gives, not a published value.
     mac = unionpay_ecb_mac(UNIONPAY_TAK, UNIONPAY_MESSAGE)
     assert mac == unionpay_reference(UNIONPAY_TAK, UNIONPAY_MESSAGE) == b"8A9E91B8"
-    assert compute_mac("unionpay-ecb", UNIONPAY_TAK, UNIONPAY_MESSAGE) == mac
+    assert compute_mac(MacProfile.UNIONPAY_ECB, UNIONPAY_TAK, UNIONPAY_MESSAGE) == mac
 
 
 @settings(max_examples=40, deadline=None)
@@ -144,8 +144,8 @@ def test_unionpay_single_length_equals_double_length_kk() -> None:
     assert unionpay_ecb_mac(UNIONPAY_TAK, b"abc") == unionpay_ecb_mac(UNIONPAY_TAK * 2, b"abc")
 
 
-@pytest.mark.parametrize("profile", MAC_PROFILES)
-def test_verify_accepts_own_mac_and_rejects_any_change(profile: str) -> None:
+@pytest.mark.parametrize("profile", list(MacProfile))
+def test_verify_accepts_own_mac_and_rejects_any_change(profile: MacProfile) -> None:
     key = bytes(range(16))
     data = b"0200 sale 000000012345"
     mac = compute_mac(profile, key, data)
@@ -161,10 +161,12 @@ def test_verify_accepts_own_mac_and_rejects_any_change(profile: str) -> None:
 
 def test_unknown_profile_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown MAC profile"):
-        compute_mac("md5", bytes(16), b"x")
+        compute_mac("md5", bytes(16), b"x")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("profile", "key_length"), [("unionpay-ecb", 24), ("x9.19", 8), ("aes-cmac", 8)])
-def test_wrong_key_length_is_a_crypto_error(profile: str, key_length: int) -> None:
+@pytest.mark.parametrize(
+    ("profile", "key_length"), [(MacProfile.UNIONPAY_ECB, 24), (MacProfile.X919, 8), (MacProfile.AES_CMAC, 8)]
+)
+def test_wrong_key_length_is_a_crypto_error(profile: MacProfile, key_length: int) -> None:
     with pytest.raises(CryptoError):
         compute_mac(profile, bytes(key_length), b"x")

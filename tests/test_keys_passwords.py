@@ -43,7 +43,9 @@ def test_scrypt_rfc7914_vectors(password: bytes, salt: bytes, n: int, r: int, p:
     assert scrypt_hash(password, salt, n, r, p, 64).hex() == expected
 
 
-class Clock:
+class ManualMonotonicClock:
+    """A monotonic clock the test sets by hand (`now`, in seconds)."""
+
     def __init__(self) -> None:
         self.now = 1_700_000_000.0
 
@@ -52,12 +54,12 @@ class Clock:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualMonotonicClock:
+    return ManualMonotonicClock()
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> PasswordStore:
+def store(tmp_path: Path, clock: ManualMonotonicClock) -> PasswordStore:
     passwords = PasswordStore(tmp_path / "passwords.json", clock, lockout_seconds=600)
     passwords.install_factory_passwords({"supervisor": "123456", "technician": "888888"})
     return passwords
@@ -82,7 +84,7 @@ def test_factory_install_never_overwrites(store: PasswordStore) -> None:
     assert store.verify("supervisor", "654321x").outcome is LoginOutcome.ACCEPTED
 
 
-def test_lockout_after_five_failures_then_release(store: PasswordStore, clock: Clock) -> None:
+def test_lockout_after_five_failures_then_release(store: PasswordStore, clock: ManualMonotonicClock) -> None:
     for attempt in range(1, 5):
         result = store.verify("supervisor", "wrong!")
         assert (result.outcome, result.failures) == (LoginOutcome.WRONG, attempt)
@@ -103,7 +105,7 @@ def test_success_resets_the_count(store: PasswordStore) -> None:
     assert store.verify("supervisor", "nope").outcome is LoginOutcome.WRONG
 
 
-def test_failure_count_and_lock_survive_a_restart(tmp_path: Path, clock: Clock) -> None:
+def test_failure_count_and_lock_survive_a_restart(tmp_path: Path, clock: ManualMonotonicClock) -> None:
     path = tmp_path / "passwords.json"
     first = PasswordStore(path, clock)
     first.install_factory_passwords({"supervisor": "123456"})
@@ -115,7 +117,7 @@ def test_failure_count_and_lock_survive_a_restart(tmp_path: Path, clock: Clock) 
     assert PasswordStore(path, clock).verify("supervisor", "123456").outcome is LoginOutcome.LOCKED
 
 
-def test_lockout_is_configurable(tmp_path: Path, clock: Clock) -> None:
+def test_lockout_is_configurable(tmp_path: Path, clock: ManualMonotonicClock) -> None:
     store = PasswordStore(tmp_path / "p.json", clock, max_failures=2, lockout_seconds=30)
     store.install_factory_passwords({"technician": "999999"})
     store.verify("technician", "x")
@@ -166,7 +168,7 @@ def test_unknown_role_and_damaged_file(store: PasswordStore, tmp_path: Path) -> 
 
 
 def test_failures_in_two_processes_at_once_both_count(
-    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, clock: ManualMonotonicClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "passwords.json"
     store = PasswordStore(path, clock)
@@ -207,7 +209,7 @@ def lock(store: PasswordStore, role: str = "supervisor") -> None:
     assert result.outcome is LoginOutcome.LOCKED
 
 
-def test_a_clock_set_back_does_not_lock_for_years(tmp_path: Path, clock: Clock) -> None:
+def test_a_clock_set_back_does_not_lock_for_years(tmp_path: Path, clock: ManualMonotonicClock) -> None:
     store = PasswordStore(tmp_path / "p.json", clock, lockout_seconds=300, boot_id="boot-1")
     store.install_factory_passwords({"supervisor": "123456"})
     lock(store)
@@ -218,7 +220,9 @@ def test_a_clock_set_back_does_not_lock_for_years(tmp_path: Path, clock: Clock) 
     assert store.verify("supervisor", "123456").outcome is LoginOutcome.MUST_CHANGE
 
 
-def test_a_clock_set_back_neither_lifts_the_lock_nor_resets_the_count(tmp_path: Path, clock: Clock) -> None:
+def test_a_clock_set_back_neither_lifts_the_lock_nor_resets_the_count(
+    tmp_path: Path, clock: ManualMonotonicClock
+) -> None:
     store = PasswordStore(tmp_path / "p.json", clock, lockout_seconds=300, boot_id="boot-1")
     store.install_factory_passwords({"supervisor": "123456"})
     for _ in range(3):
@@ -234,7 +238,9 @@ def test_a_clock_set_back_neither_lifts_the_lock_nor_resets_the_count(tmp_path: 
     assert store.verify("supervisor", "123456").outcome is LoginOutcome.MUST_CHANGE
 
 
-def test_a_restart_keeps_the_lock_bounded_and_never_shorter(tmp_path: Path, clock: Clock) -> None:
+def test_a_restart_keeps_the_lock_bounded_and_never_shorter(
+    tmp_path: Path, clock: ManualMonotonicClock
+) -> None:
     path = tmp_path / "p.json"
     first = PasswordStore(path, clock, lockout_seconds=300, boot_id="boot-1")
     first.install_factory_passwords({"supervisor": "123456"})
@@ -252,7 +258,9 @@ def test_a_restart_keeps_the_lock_bounded_and_never_shorter(tmp_path: Path, cloc
     assert second.verify("supervisor", "123456").outcome is LoginOutcome.MUST_CHANGE
 
 
-def test_a_file_of_the_wall_clock_format_is_read_with_its_lock_kept(tmp_path: Path, clock: Clock) -> None:
+def test_a_file_of_the_wall_clock_format_is_read_with_its_lock_kept(
+    tmp_path: Path, clock: ManualMonotonicClock
+) -> None:
     path = tmp_path / "p.json"
     store = PasswordStore(path, clock, lockout_seconds=300, boot_id="boot-1")
     store.install_factory_passwords({"supervisor": "123456", "technician": "888888"})

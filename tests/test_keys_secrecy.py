@@ -26,11 +26,11 @@ from firmware.keys.dukpt import AesDukptTerminal, KeyUsage, TdesDukptTerminal
 from firmware.keys.dukpt_aes import derive_initial_key
 from firmware.keys.dukpt_tdes import derive_ipek
 from firmware.keys.layout import KeyLayout, open_key_store, open_record_signer
-from firmware.keys.mac import compute_mac, verify_mac
+from firmware.keys.mac import MacProfile, compute_mac, verify_mac
 from firmware.keys.passwords import PasswordStore
 from firmware.keys.pinblock import decrypt_pin_block, encrypt_pin_block
 from firmware.keys.signing import verify_record
-from firmware.keys.signon import install_working_keys, parse_unionpay_field62
+from firmware.keys.working_keys import install_working_keys, parse_unionpay_field62
 
 KBPK = bytes.fromhex("A1B2C3D4E5F60718293A4B5C6D7E8F90")
 TMK = bytes.fromhex("1F2E3D4C5B6A79880123456789ABCDEF")
@@ -100,7 +100,9 @@ def test_no_secret_in_files_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFix
         pin_block = encrypt_pin_block(store.get(key_name), PIN, PAN, fmt, rng)
         assert decrypt_pin_block(store.get(key_name), pin_block, PAN, fmt) == PIN
     message = b"0200" + PAN.encode() + b"000000012345"
-    for profile, key_name in [("unionpay-ecb", "MAK"), ("x9.19", "PIK"), ("aes-cmac", "MAK_AES")]:
+    for profile, key_name in [
+        (MacProfile.UNIONPAY_ECB, "MAK"), (MacProfile.X919, "PIK"), (MacProfile.AES_CMAC, "MAK_AES")
+    ]:
         mac = compute_mac(profile, store.get(key_name), message)
         verify_mac(profile, store.get(key_name), message, mac)
         with pytest.raises(VerificationError) as bad_mac:

@@ -1,10 +1,10 @@
-"""Command APDU cases (ISO 7816-4 5.1) and the card's T=1 / T=0 delivery of answers."""
+"""Command APDU cases (ISO 7816-4 5.1) and the card's T=1 / T=0 transmission of answers."""
 
 from __future__ import annotations
 
 import pytest
 
-from sim.apdu import Command, Delivery, parse_command
+from sim.apdu import Command, TransmissionProtocol, parse_command
 from sim.errors import SwError
 
 
@@ -32,45 +32,45 @@ def _command(data: bytes = b"", le: int | None = 256) -> Command:
 
 
 def test_t1_answers_directly_and_6cxx_when_le_is_too_short() -> None:
-    delivery = Delivery(t0=False)
-    assert delivery.deliver(_command(), b"\x01\x02\x03", 0x9000) == bytes.fromhex("0102039000")
-    assert delivery.deliver(_command(le=2), b"\x01\x02\x03", 0x9000) == bytes.fromhex("6C03")
-    assert delivery.deliver(_command(le=10), b"\x01\x02\x03", 0x9000) == bytes.fromhex("0102039000")
-    assert delivery.deliver(_command(), b"", 0x6A83) == bytes.fromhex("6A83")
+    protocol = TransmissionProtocol(t0=False)
+    assert protocol.deliver(_command(), b"\x01\x02\x03", 0x9000) == bytes.fromhex("0102039000")
+    assert protocol.deliver(_command(le=2), b"\x01\x02\x03", 0x9000) == bytes.fromhex("6C03")
+    assert protocol.deliver(_command(le=10), b"\x01\x02\x03", 0x9000) == bytes.fromhex("0102039000")
+    assert protocol.deliver(_command(), b"", 0x6A83) == bytes.fromhex("6A83")
 
 
 def test_t0_case2_needs_the_exact_le() -> None:
-    delivery = Delivery(t0=True)
-    assert delivery.deliver(_command(le=256), b"\x01\x02\x03", 0x9000) == bytes.fromhex("6C03")
-    assert delivery.deliver(_command(le=3), b"\x01\x02\x03", 0x9000) == bytes.fromhex("0102039000")
+    protocol = TransmissionProtocol(t0=True)
+    assert protocol.deliver(_command(le=256), b"\x01\x02\x03", 0x9000) == bytes.fromhex("6C03")
+    assert protocol.deliver(_command(le=3), b"\x01\x02\x03", 0x9000) == bytes.fromhex("0102039000")
 
 
 def test_t0_case4_data_waits_for_get_response() -> None:
-    delivery = Delivery(t0=True)
+    protocol = TransmissionProtocol(t0=True)
     select = Command(0x00, 0xA4, 0x04, 0x00, b"\xa0\x00", 256)
     data = bytes(range(0x30))
-    assert delivery.deliver(select, data, 0x9000) == bytes.fromhex("6130")
+    assert protocol.deliver(select, data, 0x9000) == bytes.fromhex("6130")
     get_response = Command(0x00, 0xC0, 0x00, 0x00, b"", 0x10)
-    assert delivery.get_response(get_response) == data[:0x10] + bytes.fromhex("6120")
+    assert protocol.get_response(get_response) == data[:0x10] + bytes.fromhex("6120")
     too_long = Command(0x00, 0xC0, 0x00, 0x00, b"", 256)
-    assert delivery.get_response(too_long) == bytes.fromhex("6C20")
+    assert protocol.get_response(too_long) == bytes.fromhex("6C20")
     rest = Command(0x00, 0xC0, 0x00, 0x00, b"", 0x20)
-    assert delivery.get_response(rest) == data[0x10:] + bytes.fromhex("9000")
+    assert protocol.get_response(rest) == data[0x10:] + bytes.fromhex("9000")
     with pytest.raises(SwError) as caught:
-        delivery.get_response(rest)
+        protocol.get_response(rest)
     assert caught.value.sw == 0x6985
 
 
 def test_t0_warning_comes_first_then_the_data() -> None:
-    delivery = Delivery(t0=True)
+    protocol = TransmissionProtocol(t0=True)
     select = Command(0x00, 0xA4, 0x04, 0x00, b"\xa0\x00", 256)
-    assert delivery.deliver(select, b"\x6f\x00", 0x6283) == bytes.fromhex("6283")
-    assert delivery.get_response(Command(0x00, 0xC0, 0x00, 0x00, b"", 2)) == bytes.fromhex("6F009000")
+    assert protocol.deliver(select, b"\x6f\x00", 0x6283) == bytes.fromhex("6283")
+    assert protocol.get_response(Command(0x00, 0xC0, 0x00, 0x00, b"", 2)) == bytes.fromhex("6F009000")
 
 
 def test_another_command_discards_the_waiting_data() -> None:
-    delivery = Delivery(t0=True)
-    delivery.deliver(Command(0x00, 0xA4, 0x04, 0x00, b"\xa0", 256), b"\x01", 0x9000)
-    delivery.deliver(_command(le=1), b"", 0x6A83)
+    protocol = TransmissionProtocol(t0=True)
+    protocol.deliver(Command(0x00, 0xA4, 0x04, 0x00, b"\xa0", 256), b"\x01", 0x9000)
+    protocol.deliver(_command(le=1), b"", 0x6A83)
     with pytest.raises(SwError):
-        delivery.get_response(Command(0x00, 0xC0, 0x00, 0x00, b"", 1))
+        protocol.get_response(Command(0x00, 0xC0, 0x00, 0x00, b"", 1))

@@ -26,8 +26,8 @@ from firmware.host.messages import field60, signed_record_field
 from firmware.host.spec import IsoMessage, pack, unpack
 from firmware.keys.blockcipher import tdes_decrypt_ecb
 from firmware.keys.signing import RecordSigner, private_key_from_bytes
-from firmware.store.queue import Delivery, UploadQueue
-from sim.acquirer import AcquirerHost, TerminalConfig
+from firmware.store.queue import DeliveryState, UploadQueue
+from sim.acquirer import AcquirerHost, RegisteredTerminal
 
 REPO = Path(__file__).resolve().parent.parent
 DEVICE = RecordSigner(private_key_from_bytes(bytes(range(32))))  # TEST key
@@ -99,7 +99,7 @@ def test_enqueue_pending_acknowledge_in_order_and_across_a_reopen(path: Path) ->
     assert [r.payload["amount"] for r in records] == [500, 1250, 90]
     assert [r.created for r in records] == [T0 + timedelta(seconds=n) for n in (1, 2, 3)]
     assert records[0].kind == "notice" and records[0].payload == notice(500, "000001")
-    assert records[0].delivery == Delivery(attempts=0, last_error=None, undeliverable=False)
+    assert records[0].delivery == DeliveryState(attempts=0, last_error=None, undeliverable=False)
     reopened.acknowledge(ids[1])
     assert [r.id for r in open_queue(path).pending()] == [ids[0], ids[2]]
     reopened.acknowledge(ids[2])
@@ -405,16 +405,18 @@ def test_retries_are_bounded_and_an_undeliverable_record_is_kept(path: Path) -> 
     queue = open_queue(path, max_attempts=3)
     first = queue.enqueue("reversal", notice(500, "000001"))
     second = queue.enqueue("notice", notice(600, "000002"))
-    assert queue.mark_attempt(first, "host timeout") == Delivery(1, "host timeout", False)
-    assert queue.mark_attempt(first, "connection refused") == Delivery(2, "connection refused", False)
+    assert queue.mark_attempt(first, "host timeout") == DeliveryState(1, "host timeout", False)
+    assert queue.mark_attempt(first, "connection refused") == DeliveryState(2, "connection refused", False)
     assert [r.id for r in queue.pending()] == [first, second]
-    assert queue.mark_attempt(first, "MAC of the answer does not verify") == Delivery(
+    assert queue.mark_attempt(first, "MAC of the answer does not verify") == DeliveryState(
         3, "MAC of the answer does not verify", True
     )
     reopened = open_queue(path, max_attempts=3)
     assert [r.id for r in reopened.pending()] == [second]
     [flagged] = reopened.undeliverable()
-    assert flagged.id == first and flagged.delivery == Delivery(3, "MAC of the answer does not verify", True)
+    assert flagged.id == first and flagged.delivery == DeliveryState(
+        3, "MAC of the answer does not verify", True
+    )
     assert flagged.payload == notice(500, "000001")
     assert reopened.mark_attempt(first, "technician retry failed").attempts == 4  # still kept, still flagged
     assert on_disk(path)["queue"]["1"]["undeliverable"] is True
@@ -472,7 +474,7 @@ class Terminal:
 
 @pytest.fixture
 def terminal() -> Iterator[Terminal]:
-    config = TerminalConfig(IDS["41"], IDS["42"], TMK, device_public_key=DEVICE.public_key_bytes())
+    config = RegisteredTerminal(IDS["41"], IDS["42"], TMK, device_public_key=DEVICE.public_key_bytes())
     yield Terminal(AcquirerHost((config,), clock=lambda: T0))
 
 

@@ -54,6 +54,7 @@ from firmware.cli.common import (
     parse_command_line,
     write_json,
 )
+from firmware.clocks import MonotonicClock
 from firmware.emv.application_list import ApplicationList, load_application_list
 from firmware.emv.capk import load_capk_store
 from firmware.emv.cvm import PinKind
@@ -64,7 +65,7 @@ from firmware.emv.reader import CardReader
 from firmware.emv.report import read_for_technician, read_report, technician_chooser
 from firmware.emv.result import Outcome
 from firmware.emv.transaction import TransactionInput, TransactionType
-from firmware.emv.transport import Clock, Transport
+from firmware.emv.transport import Transport
 from firmware.errors import (
     ConfigError,
     NoCardError,
@@ -108,7 +109,7 @@ class Environment:
 
     open_reader: OpenReader
     online_factory: OnlineFactory | None
-    clock: Clock
+    clock: MonotonicClock
     now: Callable[[], datetime]
     random_bytes: Callable[[int], bytes]
     stdout: TextIO
@@ -352,7 +353,7 @@ def main(
     open_reader: OpenReader | None = None,
     *,
     online_factory: OnlineFactory | None = None,
-    clock: Clock = time.perf_counter,
+    clock: MonotonicClock = time.perf_counter,
     now: Callable[[], datetime] = datetime.now,
     random_bytes: Callable[[int], bytes] = os.urandom,
     stdout: TextIO | None = None,

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import time
 
+from firmware.clocks import MonotonicClock
 from firmware.emv.kernel_context import (
     Ending,
     KernelContext,
@@ -69,7 +70,7 @@ from firmware.emv.steps.read import read_application_data
 from firmware.emv.steps.restrictions import check_restrictions
 from firmware.emv.steps.risk import manage_risk
 from firmware.emv.transaction import TransactionInput
-from firmware.emv.transport import Clock, Transport
+from firmware.emv.transport import Transport
 from firmware.errors import CardRemovedError, EmvError, NoCardError, ReaderError, StatusWordError
 
 __all__ = [
@@ -198,7 +199,7 @@ def run_transaction(
     txn: TransactionInput,
     services: KernelServices,
     *,
-    clock: Clock = time.perf_counter,
+    clock: MonotonicClock = time.perf_counter,
 ) -> TransactionResult:
     """Power the card on, run one transaction, power it off. `clock` only times the APDU trace."""
     transport = Transport(reader, clock=clock)

@@ -18,18 +18,17 @@ is an `ApduError`. Every loop is bounded.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from firmware.clocks import MonotonicClock
 from firmware.emv.apdu import SW_OK, Command, Response, describe_sw, get_response
 from firmware.emv.mask import display_command, display_tlv
 from firmware.emv.reader import CardReader
 from firmware.errors import ApduError, CardRemovedError, NoCardError, ReaderError, StatusWordError
 
-__all__ = ["MAX_EXCHANGES_PER_COMMAND", "MAX_RESPONSE_LENGTH", "Clock", "TraceEntry", "Transport"]
-
-Clock = Callable[[], float]
+__all__ = ["MAX_EXCHANGES_PER_COMMAND", "MAX_RESPONSE_LENGTH", "TraceEntry", "Transport"]
 
 # A card that answers 61xx (or 6Cxx) forever must not hang the terminal.
 MAX_EXCHANGES_PER_COMMAND = 16
@@ -69,7 +68,7 @@ class Transport:
         self,
         reader: CardReader,
         *,
-        clock: Clock = time.perf_counter,
+        clock: MonotonicClock = time.perf_counter,
         max_exchanges_per_command: int = MAX_EXCHANGES_PER_COMMAND,
     ) -> None:
         self._reader = reader

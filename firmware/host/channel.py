@@ -21,9 +21,9 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from collections.abc import Callable
 from typing import Final, Protocol
 
+from firmware.clocks import MonotonicClock
 from firmware.errors import (
     HostConnectionLostError,
     HostTimeoutError,
@@ -57,7 +57,7 @@ def frame(payload: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
 
 
 def _recv_exactly(
-    sock: socket.socket, count: int, deadline: float, monotonic: Callable[[], float], what: str
+    sock: socket.socket, count: int, deadline: float, monotonic: MonotonicClock, what: str
 ) -> bytes:
     chunks: list[bytes] = []
     received = 0
@@ -85,7 +85,7 @@ def read_frame(
     sock: socket.socket,
     deadline: float,
     max_frame: int = DEFAULT_MAX_FRAME,
-    monotonic: Callable[[], float] = time.monotonic,
+    monotonic: MonotonicClock = time.monotonic,
 ) -> bytes:
     """Read one whole frame before `deadline` (a `monotonic` time), however the bytes trickle in."""
     length = int.from_bytes(_recv_exactly(sock, _LENGTH_BYTES, deadline, monotonic, "length"), "big")
@@ -108,7 +108,7 @@ class TcpHostLink:
         read_timeout: float = 60.0,
         tls: ssl.SSLContext | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: MonotonicClock = time.monotonic,
     ) -> None:
         self.host = host
         self.port = port

@@ -32,6 +32,7 @@ from enum import StrEnum
 from typing import Final
 
 from firmware.errors import MessageFieldError
+from firmware.host.codes import TransactionCode
 from firmware.host.messages import (
     TerminalIdentity,
     field60,
@@ -50,7 +51,6 @@ __all__ = [
     "NetworkCode",
     "Original",
     "SettlementTotals",
-    "TypeCode",
     "authorisation",
     "batch_upload_end",
     "completion",
@@ -67,20 +67,6 @@ __all__ = [
 CURRENCY_CNY: Final = "156"
 
 
-class TypeCode(StrEnum):
-    """Field 60.1: what a financial request does."""
-
-    SALE = "22"
-    VOID = "23"
-    PREAUTH = "10"
-    PREAUTH_VOID = "11"
-    COMPLETION = "20"
-    COMPLETION_VOID = "21"
-    REFUND = "25"
-    TIP_ADJUST = "32"
-    MANAGEMENT = "00"
-
-
 class NetworkCode(StrEnum):
     """Field 60.3 of reconciliation messages."""
 
@@ -91,7 +77,11 @@ class NetworkCode(StrEnum):
     NOTICE_UPLOAD = "801"
 
 
-_VOID_MTI: Final = {TypeCode.VOID: "0200", TypeCode.COMPLETION_VOID: "0200", TypeCode.PREAUTH_VOID: "0100"}
+_VOID_MTI: Final = {
+    TransactionCode.VOID: "0200",
+    TransactionCode.COMPLETION_VOID: "0200",
+    TransactionCode.PREAUTH_VOID: "0100",
+}
 _REPEAT: Final = {"0400": "0401", "0220": "0221"}
 _ENTRY_CHIP_PIN: Final = "051"
 _ENTRY_CHIP_NO_PIN: Final = "052"
@@ -183,12 +173,18 @@ def _card_fields(card: CardData) -> IsoMessage:
 
 
 def authorisation(
-    identity: TerminalIdentity, *, type_code: TypeCode, stan: int, batch: int, amount: int, card: CardData
+    identity: TerminalIdentity,
+    *,
+    type_code: TransactionCode,
+    stan: int,
+    batch: int,
+    amount: int,
+    card: CardData,
 ) -> IsoMessage:
     """A sale (0200/22) or a pre-authorisation (0100/10) with the card's chip data."""
-    if type_code is TypeCode.SALE:
+    if type_code is TransactionCode.SALE:
         mti, processing, condition = "0200", "000000", _CONDITION_NORMAL
-    elif type_code is TypeCode.PREAUTH:
+    elif type_code is TransactionCode.PREAUTH:
         mti, processing, condition = "0100", "030000", _CONDITION_PREAUTH
     else:
         raise MessageFieldError(f"{type_code.name} is not an authorisation", "60")
@@ -207,14 +203,14 @@ def completion(
     if original.auth_code is None:
         raise MessageFieldError("a completion needs the pre-authorisation's code", "38")
     return {**_common(identity, "0200", stan, amount), **_keyed(pan), "3": "000000", "25": _CONDITION_PREAUTH,
-            "38": original.auth_code, "60": field60(TypeCode.COMPLETION, batch),
+            "38": original.auth_code, "60": field60(TransactionCode.COMPLETION, batch),
             "61": field61(original.batch, original.trace, original.date)}  # fmt: skip
 
 
 def void(
     identity: TerminalIdentity,
     *,
-    type_code: TypeCode,
+    type_code: TransactionCode,
     stan: int,
     batch: int,
     amount: int,
@@ -226,7 +222,7 @@ def void(
     if mti is None:
         raise MessageFieldError(f"{type_code.name} is not a void", "60")
     message = {**_common(identity, mti, stan, amount), **_keyed(pan), "3": "200000",
-               "25": _CONDITION_PREAUTH if type_code is TypeCode.PREAUTH_VOID else _CONDITION_NORMAL,
+               "25": _CONDITION_PREAUTH if type_code is TransactionCode.PREAUTH_VOID else _CONDITION_NORMAL,
                "60": field60(type_code, batch), "61": field61(original.batch, original.trace)}  # fmt: skip
     if original.rrn is not None:
         message["37"] = original.rrn
@@ -246,7 +242,7 @@ def refund(
 ) -> IsoMessage:
     """Refund to the card (0220/25): partial or full, of the sale with RRN `original.rrn`."""
     return {**_common(identity, "0220", stan, amount), **_keyed(pan), "3": "200000", "25": _CONDITION_NORMAL,
-            "37": _needs_rrn(original), "60": field60(TypeCode.REFUND, batch),
+            "37": _needs_rrn(original), "60": field60(TransactionCode.REFUND, batch),
             "61": field61(original.batch, original.trace, original.date)}  # fmt: skip
 
 
@@ -254,8 +250,9 @@ def tip_adjust(
     identity: TerminalIdentity, *, stan: int, batch: int, new_amount: int, pan: str, original: Original
 ) -> IsoMessage:
     """Tip adjust (0220/32): the sale `original` now stands for `new_amount` (field 4)."""
+    type_code = field60(TransactionCode.TIP_ADJUST, batch)
     message = {**_common(identity, "0220", stan, new_amount), **_keyed(pan), "3": "000000",
-               "25": _CONDITION_NORMAL, "37": _needs_rrn(original), "60": field60(TypeCode.TIP_ADJUST, batch),
+               "25": _CONDITION_NORMAL, "37": _needs_rrn(original), "60": type_code,
                "61": field61(original.batch, original.trace, original.date)}  # fmt: skip
     if original.auth_code is not None:
         message["38"] = original.auth_code
@@ -282,7 +279,7 @@ def settlement(
     identity: TerminalIdentity, *, stan: int, batch: int, totals: SettlementTotals
 ) -> IsoMessage:
     """Settlement (0500): the terminal's totals of the batch, for the host to compare with its own."""
-    network = field60(TypeCode.MANAGEMENT, batch, NetworkCode.SETTLEMENT)
+    network = field60(TransactionCode.MANAGEMENT, batch, NetworkCode.SETTLEMENT)
     return {**identity.fields(), "t": "0500", "11": format_stan(stan), "48": totals.field48() + "0",
             "49": CURRENCY_CNY, "60": network}  # fmt: skip
 
@@ -298,7 +295,7 @@ def record_upload(
 ) -> IsoMessage:
     """An upload (0320) of one signed record: a batch-upload record or a customer notice."""
     return {**identity.fields(), "t": "0320", "11": format_stan(stan),
-            "60": field60(TypeCode.MANAGEMENT, batch, network_code),
+            "60": field60(TransactionCode.MANAGEMENT, batch, network_code),
             "62": signed_record_field(record, signature)}  # fmt: skip
 
 

@@ -4,9 +4,12 @@ As in the UnionPay POS rules, the MAC block (MAB) runs from the message type
 to the end of field 63: everything after TPDU and header except the MAC
 itself, bitmap bit 64 included. The MAC is field 64, or field 128 when the
 message has a secondary bitmap (a 0400 with field 90), and is always the last
-8 bytes. The algorithm (UnionPay ECB, X9.19, AES-CMAC) belongs to the key: it
-comes in as a `MessageMac`; `StoreMac` is the one over the terminal's key
-store (the MAK installed at sign-on), `KeyMac` one over key bytes in hand.
+`MAC_LENGTH` bytes. The algorithm (`MacProfile`: UnionPay ECB, X9.19,
+AES-CMAC) belongs to the key: it comes in as a `MessageMac`; `StoreMac` is the
+one over the terminal's key store (the MAK installed at sign-on), `KeyMac` one
+over key bytes in hand. `MessageMac.verify` raises VerificationError when the
+MAC does not verify (one verification shape); `open_answer` turns that into
+MacMismatchError, naming the answer.
 
 An answer without a MAC can only ever be read as a decline, and only for the
 few response codes a host gives when it has no session key to MAC with
@@ -21,11 +24,10 @@ from typing import Final, Protocol
 
 from firmware.errors import MacMismatchError, MessageFieldError, VerificationError
 from firmware.host.spec import IsoMessage, message_offset, pack, unpack
-from firmware.keys.mac import compute_mac, verify_mac
+from firmware.keys.mac import MAC_LENGTH, MacProfile, compute_mac, verify_mac
 from firmware.keys.store import KeyStore
 
 __all__ = [
-    "MAC_LENGTH",
     "UNMACED_DECLINE_CODES",
     "KeyMac",
     "MessageMac",
@@ -37,7 +39,6 @@ __all__ = [
     "seal",
 ]
 
-MAC_LENGTH: Final = 8
 _PLACEHOLDER: Final = "00" * MAC_LENGTH
 
 # Declines a host sends without a MAC because it has no MAK it can use for this terminal:
@@ -51,13 +52,14 @@ class MessageMac(Protocol):
 
     def compute(self, data: bytes) -> bytes: ...
 
-    def verify(self, data: bytes, mac: bytes) -> bool: ...
+    def verify(self, data: bytes, mac: bytes) -> None:
+        """Raise VerificationError unless `mac` is this key's MAC of `data`."""
 
 
 class KeyMac:
-    """A MAC key in hand with its host profile ('unionpay-ecb', 'x9.19', 'aes-cmac')."""
+    """A MAC key in hand with its host profile's algorithm."""
 
-    def __init__(self, profile: str, key: bytes) -> None:
+    def __init__(self, profile: MacProfile, key: bytes) -> None:
         self.profile = profile
         self._key = key
 
@@ -67,18 +69,14 @@ class KeyMac:
     def compute(self, data: bytes) -> bytes:
         return compute_mac(self.profile, self._key, data)
 
-    def verify(self, data: bytes, mac: bytes) -> bool:
-        try:
-            verify_mac(self.profile, self._key, data, mac)
-        except VerificationError:
-            return False
-        return True
+    def verify(self, data: bytes, mac: bytes) -> None:
+        verify_mac(self.profile, self._key, data, mac)
 
 
 class StoreMac:
     """The key store's MAC key (read for each use, never kept) with the host profile's algorithm."""
 
-    def __init__(self, store: KeyStore, profile: str, key_name: str = "MAK") -> None:
+    def __init__(self, store: KeyStore, profile: MacProfile, key_name: str = "MAK") -> None:
         self.store = store
         self.profile = profile
         self.key_name = key_name
@@ -89,8 +87,8 @@ class StoreMac:
     def compute(self, data: bytes) -> bytes:
         return KeyMac(self.profile, self.store.get(self.key_name)).compute(data)
 
-    def verify(self, data: bytes, mac: bytes) -> bool:
-        return KeyMac(self.profile, self.store.get(self.key_name)).verify(data, mac)
+    def verify(self, data: bytes, mac: bytes) -> None:
+        KeyMac(self.profile, self.store.get(self.key_name)).verify(data, mac)
 
 
 def mac_field(message: Mapping[str, str]) -> str:
@@ -138,8 +136,10 @@ def open_answer(packed: bytes, mac: MessageMac, *, allow_unmaced_decline: bool =
         raise MacMismatchError(
             f"answer {message.get('t')} with response code {code!r} carries no MAC (field {field})"
         )
-    if not mac.verify(mac_block(packed), bytes.fromhex(message[field])):
+    try:
+        mac.verify(mac_block(packed), bytes.fromhex(message[field]))
+    except VerificationError as error:
         raise MacMismatchError(
             f"answer {message.get('t')} trace {message.get('11', '-')}: MAC does not verify"
-        )
+        ) from error
     return message

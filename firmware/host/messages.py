@@ -1,9 +1,10 @@
 """Building blocks of the UnionPay-style POS messages, and one request/answer round trip.
 
-Field 60 (n...): 60.1 message type code (22 sale, 23 void, 25 refund, 30/32/34
-adjust, 20 completion, 00 management), 60.2 batch number (6), 60.3 network
-management code (3: 000 none, 001/003/004 sign-on, 002 sign-off, 201/202/207
-settlement and batch upload, 301 echo), then optional single digits.
+Field 60 (n...): 60.1 transaction type code (`firmware.host.codes.TransactionCode`:
+22 sale, 23 void, 25 refund, 30/32/34 adjust, 20 completion, 00 management),
+60.2 batch number (6), 60.3 network management code (3: 000 none, 001/003/004
+sign-on, 002 sign-off, 201/202/207 settlement and batch upload, 301 echo),
+then optional single digits.
 Field 61 (n...): original batch (6), original trace (6), original date MMDD (4).
 Field 90 (n42): original message type (4), trace (6), transmission date and
 time MMDDhhmmss (10), acquirer id (11), forwarding institution id (11).
@@ -17,6 +18,7 @@ from typing import Final
 
 from firmware.errors import MessageFieldError
 from firmware.host.channel import HostLink
+from firmware.host.codes import TransactionCode
 from firmware.host.mac import MessageMac, open_answer, seal
 from firmware.host.spec import DEFAULT_HEADER, DEFAULT_TPDU, IsoMessage, pack, unpack
 from firmware.identity import Identity
@@ -94,7 +96,7 @@ def format_amount(minor_units: int) -> str:
     return _digits(minor_units, 12, "4")
 
 
-def field60(type_code: str, batch: int | str, network_code: str = "000", extra: str = "") -> str:
+def field60(type_code: TransactionCode, batch: int | str, network_code: str = "000", extra: str = "") -> str:
     return _digits(type_code, 2, "60") + _digits(batch, 6, "60") + _digits(network_code, 3, "60") + extra
 
 

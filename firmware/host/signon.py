@@ -8,10 +8,10 @@ track data key. Network management messages carry no MAC.
 The 0810 must answer this request (type, trace, terminal, merchant) and echo
 the network management code; a refusal (39 not ``00``) is an outcome and
 installs nothing. On ``00`` field 62 must have the length of the code asked
-for, and its keys are installed through the key store (each checked by its
-KCV, all or none: a wrong KCV raises and the old keys stay; the working keys
-become exactly these, so no key of an earlier session is left), and 60.2
-gives the batch number the terminal works in now.
+for, and `firmware.keys.working_keys` installs its keys in the key store
+(each checked by its KCV, all or none: a wrong KCV raises and the old keys
+stay; the working keys become exactly these, so no key of an earlier session
+is left), and 60.2 gives the batch number the terminal works in now.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from typing import Final
 
 from firmware.errors import MessageFieldError
 from firmware.host.channel import HostLink
+from firmware.host.codes import TransactionCode
 from firmware.host.messages import TerminalIdentity, check_answer, field60, format_stan, parse_field60
 from firmware.host.spec import IsoMessage, pack, unpack
-from firmware.keys.signon import install_working_keys, parse_unionpay_field62
 from firmware.keys.store import KeyStore
+from firmware.keys.working_keys import install_working_keys, parse_unionpay_field62
 
 __all__ = [
     "KEYS_DOUBLE",
@@ -73,7 +74,7 @@ def build_sign_on(
         **terminal.fields(),
         "t": "0800",
         "11": format_stan(stan),
-        "60": field60("00", batch_number, key_scheme),
+        "60": field60(TransactionCode.MANAGEMENT, batch_number, key_scheme),
         "63": operator,
     }
 

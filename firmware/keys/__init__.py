@@ -5,7 +5,7 @@ Modules:
     kcv          key check values (TDES, AES-CMAC, Ed25519 fingerprint)
     device       the device key that seals everything at rest
     store        KeyStore: named keys sealed with AES-GCM, crash-safe, all-or-nothing batches
-    signon       UnionPay sign-on: field 62 parsing, working keys under the TMK, KCV checks
+    working_keys the keys a UnionPay sign-on brings: field 62 parsing, under the TMK, KCV checks
     mac          UnionPay ECB MAC, ANSI X9.19 retail MAC, AES-CMAC
     pinblock     ISO 9564 formats 0, 3 and 4
     dukpt        TDES (X9.24-1) and AES (X9.24-3) DUKPT, terminal and host side

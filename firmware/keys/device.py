@@ -10,20 +10,18 @@ File format: 8-byte magic `POS-DK1\\0` followed by the 32 key bytes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from firmware.errors import KeyStoreError
+from firmware.randomness import Rng
 from firmware.store.atomic_file import write_atomically
 
 __all__ = ["DEVICE_KEY_LENGTH", "DeviceKey", "load_device_key", "provision_device_key"]
 
 DEVICE_KEY_LENGTH = 32
 _MAGIC = b"POS-DK1\x00"
-
-Rng = Callable[[int], bytes]
 
 
 class DeviceKey:

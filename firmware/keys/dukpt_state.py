@@ -46,6 +46,7 @@ from firmware.keys.dukpt_registers import lowest_set_bit
 from firmware.keys.dukpt_tdes import TdesDukptTerminal, TdesTransactionKeys
 from firmware.keys.kcv import KIND_AES, KIND_TDES, kcv_hex
 from firmware.keys.tr31 import NO_KEY_VERSION, check_newer_key_version
+from firmware.randomness import Rng
 from firmware.store.atomic_file import locked, write_atomically
 
 __all__ = [
@@ -67,7 +68,6 @@ _NONCE_LENGTH: Final = 12
 _BITMAP_LENGTH: Final = 4  # one bit per register, register 0 the least significant
 
 DukptTransactionKeys = TdesTransactionKeys | AesTransactionKeys
-Rng = Callable[[int], bytes]
 
 
 @dataclass(frozen=True)

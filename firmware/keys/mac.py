@@ -9,11 +9,17 @@
   method 1: single-DES CBC-MAC under the left key half, then decrypt under
   the right half and encrypt under the left half. 16-byte key.
 - AES-CMAC (NIST SP 800-38B, RFC 4493); the field carries its leftmost 8 bytes.
+
+The host profile names the algorithm (`MacProfile`); an unknown name is a
+ConfigError. Every MAC on the wire is `MAC_LENGTH` bytes. `verify_mac`
+raises VerificationError when the MAC does not verify.
 """
 
 from __future__ import annotations
 
 import hmac
+from enum import StrEnum
+from typing import Final
 
 from firmware.errors import ConfigError, CryptoError, VerificationError
 from firmware.keys.blockcipher import (
@@ -27,10 +33,7 @@ from firmware.keys.blockcipher import (
 
 __all__ = [
     "MAC_LENGTH",
-    "MAC_PROFILES",
-    "PROFILE_AES_CMAC",
-    "PROFILE_UNIONPAY_ECB",
-    "PROFILE_X919",
+    "MacProfile",
     "aes_cmac",
     "compute_mac",
     "retail_mac_x919",
@@ -38,11 +41,15 @@ __all__ = [
     "verify_mac",
 ]
 
-PROFILE_UNIONPAY_ECB = "unionpay-ecb"
-PROFILE_X919 = "x9.19"
-PROFILE_AES_CMAC = "aes-cmac"
-MAC_PROFILES = (PROFILE_UNIONPAY_ECB, PROFILE_X919, PROFILE_AES_CMAC)
-MAC_LENGTH = 8
+MAC_LENGTH: Final = 8  # bytes of field 64 (or 128), whatever the profile
+
+
+class MacProfile(StrEnum):
+    """The MAC algorithm of a host profile, by the name configuration files use."""
+
+    UNIONPAY_ECB = "unionpay-ecb"
+    X919 = "x9.19"
+    AES_CMAC = "aes-cmac"
 
 
 def _pad_zero(data: bytes) -> bytes:
@@ -80,18 +87,18 @@ def aes_cmac(key: bytes, data: bytes) -> bytes:
     return cmac_aes(key, data)
 
 
-def compute_mac(profile: str, key: bytes, data: bytes) -> bytes:
+def compute_mac(profile: MacProfile, key: bytes, data: bytes) -> bytes:
     """The 8-byte field-64 value for `data` under the host profile's MAC algorithm."""
-    if profile == PROFILE_UNIONPAY_ECB:
+    if profile == MacProfile.UNIONPAY_ECB:
         return unionpay_ecb_mac(key, data)
-    if profile == PROFILE_X919:
+    if profile == MacProfile.X919:
         return retail_mac_x919(key, data)
-    if profile == PROFILE_AES_CMAC:
+    if profile == MacProfile.AES_CMAC:
         return aes_cmac(key, data)[:MAC_LENGTH]
-    raise ConfigError(f"unknown MAC profile {profile!r} (expected one of {', '.join(MAC_PROFILES)})")
+    raise ConfigError(f"unknown MAC profile {profile!r} (expected one of {', '.join(MacProfile)})")
 
 
-def verify_mac(profile: str, key: bytes, data: bytes, mac: bytes) -> None:
+def verify_mac(profile: MacProfile, key: bytes, data: bytes, mac: bytes) -> None:
     """Raise VerificationError unless `mac` is the profile's MAC of `data` (constant-time compare)."""
     expected = compute_mac(profile, key, data)
     if not hmac.compare_digest(expected, bytes(mac)):

@@ -28,14 +28,16 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from firmware.clocks import MonotonicClock
 from firmware.errors import ConfigError, KeyStoreError
+from firmware.randomness import Rng
 from firmware.store.atomic_file import locked, write_atomically
 
 __all__ = [
@@ -62,9 +64,6 @@ _FORMAT_V1 = "pos-passwords-1"  # kept "locked_until" in wall-clock seconds: rea
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 MIN_PASSWORD_LENGTH = 6
 _ROLE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-
-Clock = Callable[[], float]
-Rng = Callable[[int], bytes]
 
 
 def scrypt_hash(password: bytes, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
@@ -112,7 +111,7 @@ class PasswordStore:
     def __init__(
         self,
         path: Path,
-        clock: Clock,
+        clock: MonotonicClock,
         *,
         max_failures: int = 5,
         lockout_seconds: float = 300.0,

@@ -21,6 +21,7 @@ from firmware.keys.blockcipher import (
     tdes_encrypt_ecb,
     xor,
 )
+from firmware.randomness import Rng
 
 __all__ = [
     "PIN_BLOCK_FORMATS",
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 PIN_BLOCK_FORMATS = (0, 3, 4)
-Rng = Callable[[int], bytes]
 
 
 def _check_pin(pin: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from firmware.errors import CryptoError, TamperedRecordError
+from firmware.randomness import Rng
 
 __all__ = [
     "RECORD_ID_FIELD",
@@ -59,7 +60,7 @@ def canonical_json(record: Mapping[str, Any]) -> bytes:
         raise CryptoError(f"record cannot be serialised canonically: {exc}") from exc
 
 
-def new_signing_key(rng: Callable[[int], bytes]) -> Ed25519PrivateKey:
+def new_signing_key(rng: Rng) -> Ed25519PrivateKey:
     seed = rng(32)
     if len(seed) != 32:
         raise CryptoError("random source returned too few bytes for an Ed25519 key")

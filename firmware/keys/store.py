@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidTag
 from firmware.errors import CryptoError, KeyStoreError
 from firmware.keys.device import DeviceKey
 from firmware.keys.kcv import KEY_KINDS, kcv_for
+from firmware.randomness import Rng
 from firmware.store.atomic_file import locked, write_atomically
 
 __all__ = ["STORE_FILE_NAME", "KeyChange", "KeyInfo", "KeyStore", "NewKey"]
@@ -41,8 +42,6 @@ STORE_FILE_NAME = "keystore.json"
 _FORMAT = "pos-keystore-1"
 _NONCE_LENGTH = 12
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
-
-Rng = Callable[[int], bytes]
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from firmware.keys.kcv import KIND_TDES
-from firmware.keys.signon import TMK_NAME
 from firmware.keys.store import KeyChange, KeyInfo, KeyStore, NewKey
 from firmware.keys.tr31 import KeyBlockHeader, check_newer_key_version, unwrap_tmk
+from firmware.keys.working_keys import TMK_NAME
 
 __all__ = ["install_tmk"]
 

@@ -29,7 +29,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,14 +40,16 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from tinydb import TinyDB
 from tinydb.table import Document, Table
 
+from firmware.clocks import WallClock
 from firmware.errors import ConfigError, StoreError, TamperedRecordError
 from firmware.keys.signing import RecordSigner, canonical_json, verify_record
+from firmware.randomness import Rng
 from firmware.store.sensitive import check_storable, mask_clear_pans
 from firmware.store.storage import DAMAGED_SUFFIX, CrashSafeStorage
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
-    "Delivery",
+    "DeliveryState",
     "QueuedRecord",
     "SetAsideRecord",
     "UploadQueue",
@@ -65,7 +67,7 @@ _SIGNED_FIELDS: Final = frozenset({"id", "sequence", "kind", "created", "payload
 
 
 @dataclass(frozen=True)
-class Delivery:
+class DeliveryState:
     """How the uploads of one record went so far."""
 
     attempts: int
@@ -87,7 +89,7 @@ class QueuedRecord:
     created: datetime
     payload: Mapping[str, Any]
     signature: bytes
-    delivery: Delivery
+    delivery: DeliveryState
     signed_bytes: bytes = field(repr=False)
 
 
@@ -113,7 +115,7 @@ def _record_id_of(document: Mapping[str, Any]) -> str | None:
     return record_id if isinstance(record_id, str) and _RECORD_ID.fullmatch(record_id) else None
 
 
-def _delivery_of(document: Mapping[str, Any]) -> Delivery:
+def _delivery_of(document: Mapping[str, Any]) -> DeliveryState:
     attempts, last_error, undeliverable = (
         document.get("attempts"),
         document.get("last_error"),
@@ -125,7 +127,7 @@ def _delivery_of(document: Mapping[str, Any]) -> Delivery:
         raise _Malformed("its last error is not text")
     if not isinstance(undeliverable, bool):
         raise _Malformed("its undeliverable flag is not true or false")
-    return Delivery(attempts, last_error, undeliverable)
+    return DeliveryState(attempts, last_error, undeliverable)
 
 
 def _check_shape(doc_id: int, document: Mapping[str, Any]) -> dict[str, Any]:
@@ -189,9 +191,9 @@ class UploadQueue:
         path: Path,
         signer: RecordSigner,
         public_key: Ed25519PublicKey,
-        clock: Callable[[], datetime],
+        clock: WallClock,
         *,
-        rng: Callable[[int], bytes] = os.urandom,
+        rng: Rng = os.urandom,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         if max_attempts < 1:
@@ -303,7 +305,7 @@ class UploadQueue:
             doc_id = self._doc_id_of(record_id)
             self._table(_QUEUE).remove(doc_ids=[doc_id])
 
-    def mark_attempt(self, record_id: str, error: str) -> Delivery:
+    def mark_attempt(self, record_id: str, error: str) -> DeliveryState:
         """Count a failed upload of a record; after `max_attempts` tries it is flagged undeliverable."""
         last_error = mask_clear_pans(str(error))[:_MAX_ERROR_LENGTH]
         with self._storage.transaction():
@@ -315,7 +317,7 @@ class UploadQueue:
                 before = _delivery_of(document)
             except _Malformed as exc:
                 raise StoreError(f"record {record_id} in {self.path} is malformed: {exc}") from None
-            delivery = Delivery(
+            delivery = DeliveryState(
                 attempts=before.attempts + 1,
                 last_error=last_error,
                 undeliverable=before.undeliverable or before.attempts + 1 >= self._max_attempts,

@@ -24,13 +24,13 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from tinydb.storages import Storage
 
+from firmware.clocks import WallClock
 from firmware.errors import DamagedStoreError, StoreError
 from firmware.store.atomic_file import fsync_dir, locked, write_atomically
 
@@ -60,7 +60,7 @@ def _shape_problem(data: object) -> str | None:
 class CrashSafeStorage(Storage):
     """TinyDB storage over one small JSON file, written crash-safe; `clock` dates a damaged file."""
 
-    def __init__(self, path: Path, clock: Callable[[], datetime]) -> None:
+    def __init__(self, path: Path, clock: WallClock) -> None:
         super().__init__()
         self.path = Path(path)
         self._clock = clock

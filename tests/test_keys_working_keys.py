@@ -8,7 +8,7 @@ from pathlib import Path
 import psec
 import pytest
 
-import firmware.keys.signon as signon_module
+import firmware.keys.working_keys as working_keys_module
 from firmware.errors import (
     CryptoError,
     KeyStoreError,
@@ -17,8 +17,8 @@ from firmware.errors import (
     VerificationError,
 )
 from firmware.keys.device import provision_device_key
-from firmware.keys.signon import install_working_keys, parse_unionpay_field62
 from firmware.keys.store import KeyStore
+from firmware.keys.working_keys import install_working_keys, parse_unionpay_field62
 
 # Published (CSDN "MAC算法演示"): TMK, and the TAK (MAK) under it and in clear.
 TMK = bytes.fromhex("70F2A84CCBC2AE8625CBB0F2C22AB923")
@@ -123,13 +123,13 @@ def test_a_sign_on_replaces_the_whole_working_key_set(store: KeyStore) -> None:
 def test_a_tmk_loaded_during_the_sign_on_gets_no_keys_decrypted_under_the_old_one(
     store: KeyStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_decrypt = signon_module._decrypt_and_check
+    real_decrypt = working_keys_module._decrypt_and_check
 
     def decrypt_while_a_new_tmk_is_loaded(tmk: bytes, name: str, encrypted: bytes, kcv: bytes) -> bytes:
         store.put("TMK", bytes(range(16)), "tdes", 2)
         return real_decrypt(tmk, name, encrypted, kcv)
 
-    monkeypatch.setattr(signon_module, "_decrypt_and_check", decrypt_while_a_new_tmk_is_loaded)
+    monkeypatch.setattr(working_keys_module, "_decrypt_and_check", decrypt_while_a_new_tmk_is_loaded)
     with pytest.raises(KeyStoreError, match="TMK changed"):
         install_working_keys(store, parse_unionpay_field62(field62()))
     assert {info.name for info in store.list()} == {"TMK"}

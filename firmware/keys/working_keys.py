@@ -1,4 +1,7 @@
-"""Sign-on (签到): working keys from the host, decrypted under the TMK, checked, stored.
+"""The working keys (PIK, MAK, TDK) a sign-on (签到) brings: decrypted under the TMK, checked, stored.
+
+The 0800/0810 exchange itself is `firmware.host.signon`; this module only
+reads field 62 and installs its keys.
 
 Field 62 of the 0810 answer (中国银联 POS 终端规范), by network management
 code 60.3:
