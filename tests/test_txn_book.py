@@ -155,8 +155,13 @@ def test_an_entry_of_another_batch_or_with_clear_card_data_is_refused(directory:
     with pytest.raises(StoreError, match="masked_pan"):
         book.record_request(sale(1, 1, masked_pan="6222021234561234"))
     with pytest.raises(SensitiveDataError) as caught:
-        book.record_request(sale(1, 1), replace(reversal(1), fields={"2": "4111111111111111"}))
-    assert caught.value.field == "reversal.fields.2" and "4111" not in str(caught.value)
+        book.record_request(sale(1, 1), replace(reversal(1), fields={"48": "4111111111111111"}))
+    assert caught.value.field == "reversal.fields.48" and "4111" not in str(caught.value)
+    with pytest.raises(StoreError, match="fields 2, 35 are never stored"):
+        book.record_request(sale(1, 1), replace(reversal(1), fields={"2": "x", "35": "y"}))
+    for clear in ("4111111111111111", "A1" * 30, "a1b2"):
+        with pytest.raises(StoreError, match="pan_sealed must be the sealed PAN"):
+            book.record_request(sale(1, 1, pan_sealed=clear))
     with pytest.raises(StoreError, match="timezone-aware"):
         book.record_request(sale(1, 1, created=T0.replace(tzinfo=None)))
     assert not (directory / "open.json").exists() or "entries" not in on_disk(directory / "open.json")

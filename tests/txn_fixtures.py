@@ -26,6 +26,7 @@ OTHER_DEVICE = RecordSigner(private_key_from_bytes(bytes(range(100, 132))))  # T
 BEIJING = timezone(timedelta(hours=8))
 T0 = datetime(2026, 3, 14, 15, 9, 26, tzinfo=BEIJING)
 MASKED = "622202******1234"
+SEALED = "5e" * 12 + "6200000000000005" + "a7" * 16  # TEST ciphertext (a Luhn-valid digit run in it)
 
 
 class Clock:
@@ -67,7 +68,7 @@ def sale(
         batch=batch,
         created=created,
         masked_pan=MASKED,
-        pan_sealed="a1b2c3d4",
+        pan_sealed=SEALED,
     )
     return replace(entry, **changes)
 
@@ -105,9 +106,9 @@ def cash_refund_of(original: JournalEntry, reference: str, amount: int, created:
 
 
 def reversal(trace: int, amount: int = 10_000, armed_at: datetime = T0) -> ArmedReversal:
-    fields = {"2": "sealed:a1b2c3d4", "3": "000000", "4": f"{amount:012d}", "11": f"{trace:06d}",
+    fields = {"3": "000000", "4": f"{amount:012d}", "11": f"{trace:06d}",
               "55": "9F2608AABBCCDDEEFF0011"}  # fmt: skip
-    return ArmedReversal(trace, "0200", amount, fields, ReversalReason.NO_ANSWER, armed_at)
+    return ArmedReversal(trace, "0200", amount, fields, ReversalReason.NO_ANSWER, armed_at, pan_sealed=SEALED)
 
 
 def on_disk(path: Path) -> dict[str, Any]:

@@ -6,6 +6,14 @@ and no value anywhere looks like a clear PAN or is named like a PIN or track
 data (`firmware.store.sensitive.check_storable`: SensitiveDataError, naming
 the field, never the value).
 
+A sealed PAN (`pan_sealed`) is ciphertext as lower-case hex of at least 28
+bytes (nonce and tag alone are that long), so it can never be a card number
+itself; it is the one value exempt from the digit-run check, which random
+hex of that length fails now and then (a run of 13 to 19 decimal digits
+that happens to pass Luhn). A reversal carries its PAN only there: fields
+2, 35, 36, 45, 52 and 53 (PAN, track data, PIN block, security data) are
+refused in its message fields.
+
 Reading validates every field it uses: a document that is not one the book
 wrote (a field missing or of the wrong kind, an unknown code, a naive time, a
 negative amount) raises StoreError naming the file and the entry
@@ -47,6 +55,8 @@ __all__ = [
 
 MAX_TRACE: Final = 999_999
 MASKED_PAN: Final = re.compile(r"[0-9]{0,6}\*{2,13}[0-9]{4}")
+SEALED_PAN: Final = re.compile(r"(?:[0-9a-f]{2}){28,512}")
+CARD_FIELDS: Final = frozenset({"2", "35", "36", "45", "52", "53"})
 _MTI: Final = re.compile(r"0[0-9]{3}")
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -129,6 +139,18 @@ def _amount_check(value: object, name: str) -> None:
         raise StoreError(f"{name} must be a whole non-negative number of minor units, got {value!r}")
 
 
+def _check_sealed(value: str | None, name: str) -> None:
+    if value is not None and (not isinstance(value, str) or not SEALED_PAN.fullmatch(value)):
+        raise StoreError(
+            f"{name} must be the sealed PAN as lower-case hex of 28 bytes or more, never a card number"
+        )
+
+
+def _storable_except_sealed(document: dict[str, Any], name: str) -> None:
+    """check_storable on everything but the (already shape-checked) sealed PAN."""
+    check_storable({key: value for key, value in document.items() if key != "pan_sealed"}, name)
+
+
 def _where(where: str, problem: _Bad) -> StoreError:
     return StoreError(f"{where} is malformed: {problem}; nothing was changed")
 
@@ -198,7 +220,8 @@ def entry_document(entry: JournalEntry) -> dict[str, Any]:
         "status_reason": entry.status_reason,
         "history": list(entry.history),
     }
-    check_storable(document, "entry")
+    _check_sealed(entry.pan_sealed, "pan_sealed")
+    _storable_except_sealed(document, "entry")
     return document
 
 
@@ -213,6 +236,9 @@ def entry_from_document(doc: object, where: str) -> JournalEntry:
         masked = _opt_str(doc, "masked_pan")
         if masked is not None and not MASKED_PAN.fullmatch(masked):
             raise _Bad("masked_pan is not a masked card number")
+        sealed = _opt_str(doc, "pan_sealed")
+        if sealed is not None and not SEALED_PAN.fullmatch(sealed):
+            raise _Bad("pan_sealed is not a sealed card number")
         original_batch = _opt_int(doc, "original_batch", maximum=MAX_TRACE)
         original_trace = _opt_int(doc, "original_trace", minimum=1, maximum=MAX_TRACE)
         if (original_batch is None) != (original_trace is None):
@@ -230,7 +256,7 @@ def entry_from_document(doc: object, where: str) -> JournalEntry:
             auth_code=_opt_str(doc, "auth_code"),
             response_code=_opt_str(doc, "response_code"),
             masked_pan=masked,
-            pan_sealed=_opt_str(doc, "pan_sealed"),
+            pan_sealed=sealed,
             original_batch=original_batch,
             original_trace=original_trace,
             amount_before=_opt_int(doc, "amount_before"),
@@ -297,6 +323,11 @@ def reversal_document(reversal: ArmedReversal) -> dict[str, Any]:
     _amount_check(reversal.amount, "amount")
     if not isinstance(reversal.fields, Mapping):
         raise StoreError("a reversal's fields must be a mapping of field number to value")
+    card_fields = sorted(CARD_FIELDS & set(reversal.fields))
+    if card_fields:
+        raise StoreError(f"reversal of trace {reversal.trace:06d}: fields {', '.join(card_fields)} are never "
+                         "stored (the PAN goes sealed in pan_sealed)")  # fmt: skip
+    _check_sealed(reversal.pan_sealed, "pan_sealed")
     document = {
         "trace": reversal.trace,
         "original_mti": reversal.original_mti,
@@ -307,8 +338,9 @@ def reversal_document(reversal: ArmedReversal) -> dict[str, Any]:
         "attempts": reversal.attempts,
         "last_error": reversal.last_error,
         "flagged": reversal.flagged,
+        "pan_sealed": reversal.pan_sealed,
     }
-    check_storable(document, "reversal")
+    _storable_except_sealed(document, "reversal")
     return document
 
 
@@ -322,6 +354,11 @@ def reversal_from_document(doc: object, where: str) -> ArmedReversal:
         fields = doc.get("fields")
         if not isinstance(fields, dict):
             raise _Bad("fields is not an object")
+        if CARD_FIELDS & set(fields):
+            raise _Bad("fields hold card data fields")
+        sealed = _opt_str(doc, "pan_sealed")
+        if sealed is not None and not SEALED_PAN.fullmatch(sealed):
+            raise _Bad("pan_sealed is not a sealed card number")
         return ArmedReversal(
             trace=_int(doc, "trace", minimum=1, maximum=MAX_TRACE),
             original_mti=mti,
@@ -332,6 +369,7 @@ def reversal_from_document(doc: object, where: str) -> ArmedReversal:
             attempts=_int(doc, "attempts"),
             last_error=_opt_str(doc, "last_error"),
             flagged=_bool(doc, "flagged"),
+            pan_sealed=sealed,
         )
     except _Bad as problem:
         raise _where(where, problem) from None

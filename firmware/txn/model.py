@@ -145,7 +145,8 @@ class ArmedReversal:
     that request's message type ("0200"), `amount` what it moved. `fields`
     holds the request's data elements as JSON data (field number -> text) so
     the 0400 can be rebuilt after a restart: never a clear PAN (field 2 only
-    sealed), field 55 as hex. `reason` is what field 39 of the 0400 will say;
+    sealed, in `pan_sealed`, never in `fields`), field 55 as hex. `reason` is
+    what field 39 of the 0400 will say;
     `attempts`, `last_error` and `flagged` (undeliverable after the bounded
     tries: kept, printed, never dropped) track its sending.
     """
@@ -159,3 +160,4 @@ class ArmedReversal:
     attempts: int = 0
     last_error: str | None = None
     flagged: bool = False
+    pan_sealed: str | None = None
