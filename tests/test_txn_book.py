@@ -109,6 +109,8 @@ def test_a_failed_block_writes_nothing(directory: Path) -> None:
         book.record_request(sale(trace, 1), reversal(trace))
         book.record_request(sale(trace, 1))
     assert (directory / "open.json").read_bytes() == before
+    assert book.entry(trace) is None and book.outbox.armed() == []  # nor kept in memory
+    assert book.take_trace() == trace  # it was never spent on disk, nor sent
 
 
 def test_a_reverse_request_its_original_history_and_notice_are_one_write(
