@@ -26,9 +26,11 @@ beside it (its size differs) is rebuilt in memory from the archive. An
 archive that cannot be read raises StoreError naming the file (and the entry,
 for an entry that is not one the book wrote); nothing is changed on disk.
 
-`Archives` caches each index in memory (archives are immutable; the cache is
-keyed by the archive's size and modification time), so a lookup over many
-batches costs a directory listing, a stat per batch and dictionary look-ups.
+`Archives` caches each index in memory once read (archives are immutable), so
+a lookup over many batches costs a directory listing and dictionary
+look-ups; an archive read for its entries is checked against the index row
+(same trace at the same place) and re-read when its size or modification
+time changed.
 """
 
 from __future__ import annotations
@@ -324,7 +326,7 @@ class Archives:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory) / ARCHIVE_DIR
         self._book_directory = Path(directory)
-        self._indexes: dict[int, tuple[tuple[int, int], ArchiveIndex]] = {}
+        self._indexes: dict[int, ArchiveIndex] = {}
         self._archives: dict[int, tuple[tuple[int, int], dict[str, Any]]] = {}
 
     def batches(self) -> list[int]:
@@ -349,10 +351,10 @@ class Archives:
 
     def index(self, batch: int) -> ArchiveIndex:
         """The index of one archived batch (from its index file, or rebuilt from the archive)."""
-        stamp = self._stamp(batch)
         cached = self._indexes.get(batch)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
+        if cached is not None:
+            return cached
+        stamp = self._stamp(batch)
         path = archive_path(self._book_directory, batch)
         index: ArchiveIndex | None = None
         try:
@@ -368,7 +370,7 @@ class Archives:
             index = None  # missing, damaged or stale: the archive itself is the truth
         if index is None:
             index = _index_of_archive(self.archive(batch), batch, path)
-        self._indexes[batch] = (stamp, index)
+        self._indexes[batch] = index
         return index
 
     def indexes(self) -> list[ArchiveIndex]:
