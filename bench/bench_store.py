@@ -1,13 +1,14 @@
-"""Upload queue: the cost of one enqueue as the queue file grows, against a floor measured in the same run.
+"""Outbox: the cost of one enqueue as the outbox grows, against a floor measured in the same run.
 
-Measured: `UploadQueue.enqueue` (PAN check, Ed25519 signature, TinyDB update,
-crash-safe write of the whole file under its lock) with 10, 100 and 1000
-records already in the file. Floor: a bare write of the same number of
-bytes to a temp file, fsync, rename over, fsync of the directory (what any
-crash-safe write of that file costs at least), timed right after each
-enqueue so both see the same disk and load. The ratio says what the queue
-adds; the growth of both with the file size is why DESIGN keeps each TinyDB
-file small (the queue and the current batch are separate files).
+Measured: `Outbox.enqueue` (PAN check, Ed25519 signature, TinyDB update
+through the store's document tables, crash-safe write of the whole file
+under its lock) with 10, 100 and 1000 records already in the file. Floor:
+a bare write of the same number of bytes to a temp file, fsync, rename
+over, fsync of the directory (what any crash-safe write of that file costs
+at least), timed right after each enqueue so both see the same disk and
+load. The ratio says what the outbox adds; the growth of both with the file
+size is why DESIGN keeps each TinyDB file small (settled batches are
+rotated out of the open-batch file that holds the outbox: bench_book.py).
 
 The files live under var/ (the repository's own disk, not a tmpfs), so fsync
 is real.
@@ -27,7 +28,8 @@ from pathlib import Path
 from _harness import REPO_ROOT
 
 from firmware.keys.signing import RecordSigner, new_signing_key
-from firmware.store.queue import UploadQueue
+from firmware.store.tables import DocumentTables
+from firmware.txn.outbox import Outbox
 
 SIZES = (10, 100, 1000)
 SAMPLES = 15
@@ -67,8 +69,8 @@ def main() -> None:
     signer = RecordSigner(new_signing_key(os.urandom))
     (REPO_ROOT / "var").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=REPO_ROOT / "var", prefix="bench-store-") as work:
-        queue_path, floor_path = Path(work) / "queue.json", Path(work) / "floor.json"
-        queue = UploadQueue(queue_path, signer, signer.public_key(), datetime.now)
+        queue_path, floor_path = Path(work) / "open.json", Path(work) / "floor.json"
+        queue = Outbox(DocumentTables(queue_path, datetime.now), signer, signer.public_key(), datetime.now)
         sign_s = statistics.median(timed(lambda: signer.sign_record(PAYLOAD))[0] for _ in range(200))
         print(f"Ed25519 signature of one record alone: {sign_s * 1e6:,.0f} us")
         print(f"{'records':>8} {'file KB':>8} {'enqueue ms':>11} {'floor ms':>9} {'x floor':>8}")

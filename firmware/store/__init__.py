@@ -1,2 +1,4 @@
-"""Durable storage: crash-safe files (`atomic_file`), and the TinyDB tables
-of the journal and the upload queue on top of them."""
+"""Durable storage: crash-safe files (`atomic_file`), a crash-safe TinyDB
+storage (`storage`), and named tables of JSON documents over it (`tables`),
+the one way the layers above reach TinyDB. What the store refuses to keep:
+`sensitive`."""

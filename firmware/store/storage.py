@@ -16,6 +16,12 @@ across tables) one step: it holds the file's inter-process lock, later reads
 see the block's own writes, and the new state is written once, at the end,
 only if the block did not raise. A read or write outside a transaction is a
 transaction of its own.
+
+Each transaction reads the file again (another process may have changed it),
+but parses it only when its bytes differ from the ones this storage last
+wrote or parsed: the parsed state is kept with those bytes, and dropped when
+a block raises (its changes were made in place and never written). So a
+caller changes what `read` returns only through `write` (as TinyDB does).
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ class CrashSafeStorage(Storage):
         self._depth = 0
         self._state: object = _NOT_READ
         self._dirty = False
+        self._parsed: tuple[bytes, StoreData] | None = None  # the file's last known bytes, as parsed
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -89,7 +96,13 @@ class CrashSafeStorage(Storage):
                     yield
                     if self._dirty:
                         assert isinstance(self._state, dict)
-                        write_atomically(self.path, self._serialise(self._state))
+                        data = self._serialise(self._state)
+                        self._parsed = None
+                        write_atomically(self.path, data)
+                        self._parsed = (data, self._state)
+                except BaseException:
+                    self._parsed = None  # the block may have changed the parsed state in place
+                    raise
                 finally:
                     self._depth, self._state, self._dirty = 0, _NOT_READ, False
 
@@ -120,6 +133,9 @@ class CrashSafeStorage(Storage):
             raise StoreError(f"cannot read {self.path}: {exc.strerror}") from exc
         if not raw:
             return None
+        if self._parsed is not None and self._parsed[0] == raw:
+            return self._parsed[1]
+        self._parsed = None
         try:
             data = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
@@ -129,6 +145,7 @@ class CrashSafeStorage(Storage):
         else:
             shape_problem = _shape_problem(data)
             if shape_problem is None:
+                self._parsed = (raw, data)
                 return data  # type: ignore[no-any-return]
             problem = shape_problem
         self._keep_aside(problem)

@@ -11,6 +11,8 @@ One table per code, in the words the journal, `pos-txn` and the screens use:
 - `ReverseOperation`: the merchant's reverse operations that the terms
   govern (void, card refund, cash refund, adjust).
 - `EvidenceField`: the fields of `Evidence`, which the terms may require.
+- `ArmedReversal`: a write-ahead reversal, stored before the request it
+  protects is sent, with what is needed to rebuild its 0400.
 
 Amounts are integers in minor units (fen); times are timezone-aware
 datetimes. A PAN appears here only masked (first 6, last 4) or sealed under
@@ -19,11 +21,14 @@ the terminal's data key (`pan_sealed`, hex), never in clear.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 __all__ = [
+    "ArmedReversal",
     "CashRefund",
     "Evidence",
     "EvidenceField",
@@ -142,3 +147,29 @@ class CashRefund:
     created: datetime
     evidence: Evidence
     supervisor: bool = False
+
+
+@dataclass(frozen=True)
+class ArmedReversal:
+    """A write-ahead reversal (冲正): stored before the request it protects is sent.
+
+    `trace` is the trace (field 11) of the request it reverses, `original_mti`
+    that request's message type ("0200"), `amount` what it moved. `fields`
+    holds the request's data elements as JSON data (field number -> text) so
+    the 0400 can be rebuilt after a restart: never a clear PAN (field 2 only
+    sealed, in `pan_sealed`, never in `fields`), field 55 as hex. `reason` is
+    what field 39 of the 0400 will say;
+    `attempts`, `last_error` and `flagged` (undeliverable after the bounded
+    tries: kept, printed, never dropped) track its sending.
+    """
+
+    trace: int
+    original_mti: str
+    amount: int
+    fields: Mapping[str, Any]
+    reason: ReversalReason
+    armed_at: datetime
+    attempts: int = 0
+    last_error: str | None = None
+    flagged: bool = False
+    pan_sealed: str | None = None

@@ -1,4 +1,4 @@
-"""The upload queue: signed at enqueue, verified before upload, nothing lost, no clear card data.
+"""The outbox's signed records: signed at enqueue, verified before upload, nothing lost, no clear card data.
 
 Records are checked against the file as plain JSON (json.load / dump, never the store's own code) and
 their signatures with `cryptography` directly; the simulated acquirer (sim/, its own implementation)
@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,15 @@ from firmware.host.messages import field60, signed_record_field
 from firmware.host.spec import IsoMessage, pack, unpack
 from firmware.keys.blockcipher import tdes_decrypt_ecb
 from firmware.keys.signing import RecordSigner, private_key_from_bytes
-from firmware.store.queue import DeliveryState, UploadQueue
+from firmware.store.tables import DocumentTables
+from firmware.txn.outbox import DeliveryState, Outbox
 from sim.acquirer import AcquirerHost, RegisteredTerminal
 
 REPO = Path(__file__).resolve().parent.parent
 DEVICE = RecordSigner(private_key_from_bytes(bytes(range(32))))  # TEST key
 OTHER_DEVICE = RecordSigner(private_key_from_bytes(bytes(range(100, 132))))  # TEST key
 MASKED = "622202******1234"
-T0 = datetime(2026, 3, 14, 15, 9, 26)
+T0 = datetime(2026, 3, 14, 15, 9, 26, tzinfo=timezone(timedelta(hours=8)))
 
 
 class Clock:
@@ -57,8 +58,9 @@ def counting_rng() -> Callable[[int], bytes]:
     return rng
 
 
-def open_queue(path: Path, signer: RecordSigner = DEVICE, **kwargs: Any) -> UploadQueue:
-    return UploadQueue(path, signer, signer.public_key(), kwargs.pop("clock", Clock()), **kwargs)
+def open_outbox(path: Path, signer: RecordSigner = DEVICE, **kwargs: Any) -> Outbox:
+    clock = kwargs.pop("clock", Clock())
+    return Outbox(DocumentTables(path, clock), signer, signer.public_key(), clock, **kwargs)
 
 
 def notice(amount: int, trace: str) -> dict[str, Any]:
@@ -80,7 +82,7 @@ def edit_on_disk(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "queue.json"
+    return tmp_path / "data" / "open.json"
 
 
 # ----- order, persistence, signatures ------------------------------------------------------------------
@@ -88,12 +90,14 @@ def path(tmp_path: Path) -> Path:
 
 def test_enqueue_pending_acknowledge_in_order_and_across_a_reopen(path: Path) -> None:
     clock = Clock()
-    queue = open_queue(path, clock=clock, rng=counting_rng())
-    ids = [queue.enqueue("notice", notice(amount, f"{n:06d}")) for n, amount in enumerate((500, 1250, 90), 1)]
-    assert [record.id for record in queue.pending()] == ids
+    outbox = open_outbox(path, clock=clock, rng=counting_rng())
+    ids = [
+        outbox.enqueue("notice", notice(amount, f"{n:06d}")) for n, amount in enumerate((500, 1250, 90), 1)
+    ]
+    assert [record.id for record in outbox.pending()] == ids
     assert [record_id[:11] for record_id in ids] == ["0000000001-", "0000000002-", "0000000003-"]
     assert len(set(record_id[11:] for record_id in ids)) == 3
-    reopened = open_queue(path)
+    reopened = open_outbox(path)
     records = reopened.pending()
     assert [r.id for r in records] == ids and [r.sequence for r in records] == [1, 2, 3]
     assert [r.payload["amount"] for r in records] == [500, 1250, 90]
@@ -101,32 +105,32 @@ def test_enqueue_pending_acknowledge_in_order_and_across_a_reopen(path: Path) ->
     assert records[0].kind == "notice" and records[0].payload == notice(500, "000001")
     assert records[0].delivery == DeliveryState(attempts=0, last_error=None, undeliverable=False)
     reopened.acknowledge(ids[1])
-    assert [r.id for r in open_queue(path).pending()] == [ids[0], ids[2]]
+    assert [r.id for r in open_outbox(path).pending()] == [ids[0], ids[2]]
     reopened.acknowledge(ids[2])
     fourth = reopened.enqueue("notice", notice(7, "000004"))
     assert fourth.startswith("0000000004-")  # an acknowledged record's number is never handed out again
-    assert [r.id for r in open_queue(path).pending()] == [ids[0], fourth]
+    assert [r.id for r in open_outbox(path).pending()] == [ids[0], fourth]
     assert str(ids[1]) not in path.read_text(encoding="utf-8")  # acknowledged: gone from the file
 
 
 def test_each_record_is_signed_over_its_canonical_json_with_the_device_key(path: Path) -> None:
-    queue = open_queue(path)
-    record_id = queue.enqueue("notice", notice(500, "000001"))
-    stored = on_disk(path)["queue"]["1"]["record"]
+    outbox = open_outbox(path)
+    record_id = outbox.enqueue("notice", notice(500, "000001"))
+    stored = on_disk(path)["outbox"]["1"]["record"]
     assert stored["id"] == record_id and stored["payload"]["amount"] == 500
     body = {key: value for key, value in stored.items() if key != "signature"}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     public = Ed25519PublicKey.from_public_bytes(DEVICE.public_key_bytes())
     public.verify(bytes.fromhex(stored["signature"]), canonical)  # raises if not
-    [record] = queue.pending()
+    [record] = outbox.pending()
     assert record.signed_bytes == canonical and record.signature.hex() == stored["signature"]
 
 
 def test_the_signing_key_must_be_the_verifying_key(path: Path) -> None:
     with pytest.raises(ConfigError, match="signing key"):
-        UploadQueue(path, DEVICE, OTHER_DEVICE.public_key(), Clock())
+        Outbox(DocumentTables(path, Clock()), DEVICE, OTHER_DEVICE.public_key(), Clock())
     with pytest.raises(ConfigError, match="max_attempts"):
-        open_queue(path, max_attempts=0)
+        open_outbox(path, max_attempts=0)
 
 
 # ----- tampering ---------------------------------------------------------------------------------------
@@ -135,63 +139,63 @@ def test_the_signing_key_must_be_the_verifying_key(path: Path) -> None:
 def test_a_record_edited_on_disk_is_set_aside_not_uploaded_not_deleted(
     path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    queue = open_queue(path)
-    ids = [queue.enqueue("notice", notice(amount, "000001")) for amount in (500, 1250, 90)]
+    outbox = open_outbox(path)
+    ids = [outbox.enqueue("notice", notice(amount, "000001")) for amount in (500, 1250, 90)]
 
     def raise_the_amount(data: dict[str, Any]) -> None:
-        data["queue"]["2"]["record"]["payload"]["amount"] = 987654
+        data["outbox"]["2"]["record"]["payload"]["amount"] = 987654
 
     edit_on_disk(path, raise_the_amount)
     caplog.set_level(logging.DEBUG)
-    assert [r.id for r in queue.pending()] == [ids[0], ids[2]]
-    [entry] = queue.set_aside()
+    assert [r.id for r in outbox.pending()] == [ids[0], ids[2]]
+    [entry] = outbox.set_aside()
     assert entry.record_id == ids[1] and entry.sequence == 2
     assert "fails its signature check" in entry.reason and ids[1] in entry.reason
     assert entry.set_aside_at.startswith("2026-03-14T15:09:")
     assert entry.found["record"]["payload"]["amount"] == 987654  # kept as it was found
     stored = on_disk(path)
-    assert "2" not in stored["queue"]
+    assert "2" not in stored["outbox"]
     assert [e["found"]["record"]["id"] for e in stored["set_aside"].values()] == [ids[1]]  # still in the file
     assert ids[1] in caplog.text and "987654" not in caplog.text and "refund" not in caplog.text
     # read again (and after a reopen): the same two, and the edited record set aside once
-    assert [r.id for r in open_queue(path).pending()] == [ids[0], ids[2]]
-    assert [e.record_id for e in open_queue(path).set_aside()] == [ids[1]]
-    with pytest.raises(StoreError, match="not in the upload queue"):
-        queue.acknowledge(ids[1])  # a set-aside record cannot be acknowledged away
-    assert len(queue.set_aside()) == 1
+    assert [r.id for r in open_outbox(path).pending()] == [ids[0], ids[2]]
+    assert [e.record_id for e in open_outbox(path).set_aside()] == [ids[1]]
+    with pytest.raises(StoreError, match="not in the outbox"):
+        outbox.acknowledge(ids[1])  # a set-aside record cannot be acknowledged away
+    assert len(outbox.set_aside()) == 1
 
 
 def test_a_record_signed_by_another_device_is_set_aside(path: Path) -> None:
-    queue = open_queue(path)
-    own = queue.enqueue("notice", notice(500, "000001"))
-    foreign = open_queue(path, signer=OTHER_DEVICE).enqueue("notice", notice(500, "000002"))
-    assert [r.id for r in queue.pending()] == [own]
-    [entry] = queue.set_aside()
+    outbox = open_outbox(path)
+    own = outbox.enqueue("notice", notice(500, "000001"))
+    foreign = open_outbox(path, signer=OTHER_DEVICE).enqueue("notice", notice(500, "000002"))
+    assert [r.id for r in outbox.pending()] == [own]
+    [entry] = outbox.set_aside()
     assert entry.record_id == foreign and "signed by another device" in entry.reason
 
 
 def test_an_edit_re_signed_with_another_key_is_set_aside(path: Path) -> None:
-    queue = open_queue(path)
-    record_id = queue.enqueue("notice", notice(500, "000001"))
+    outbox = open_outbox(path)
+    record_id = outbox.enqueue("notice", notice(500, "000001"))
 
     def forge(data: dict[str, Any]) -> None:
-        record = data["queue"]["1"]["record"]
+        record = data["outbox"]["1"]["record"]
         record["payload"]["amount"] = 50000
         del record["signature"]
         record["signature"] = OTHER_DEVICE.sign_record(record)["signature"]
 
     edit_on_disk(path, forge)
-    assert queue.pending() == []
-    assert [e.record_id for e in queue.set_aside()] == [record_id]
+    assert outbox.pending() == []
+    assert [e.record_id for e in outbox.set_aside()] == [record_id]
 
 
 def test_a_set_aside_record_keeps_its_number_even_if_the_counter_is_lost(path: Path) -> None:
-    queue = open_queue(path)
-    queue.enqueue("notice", notice(500, "000001"))
-    edit_on_disk(path, lambda data: data["queue"]["1"]["record"]["payload"].update(amount=1))
-    assert queue.pending() == []
+    outbox = open_outbox(path)
+    outbox.enqueue("notice", notice(500, "000001"))
+    edit_on_disk(path, lambda data: data["outbox"]["1"]["record"]["payload"].update(amount=1))
+    assert outbox.pending() == []
     edit_on_disk(path, lambda data: data.pop("meta"))
-    assert queue.enqueue("notice", notice(600, "000002")).startswith("0000000002-")
+    assert outbox.enqueue("notice", notice(600, "000002")).startswith("0000000002-")
 
 
 MALFORMED: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
@@ -206,14 +210,14 @@ MALFORMED: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
 
 @pytest.mark.parametrize("name", MALFORMED)
 def test_a_structurally_broken_record_is_set_aside_with_its_reason(path: Path, name: str) -> None:
-    queue = open_queue(path)
-    first = queue.enqueue("notice", notice(500, "000001"))
-    queue.enqueue("notice", notice(600, "000002"))
+    outbox = open_outbox(path)
+    first = outbox.enqueue("notice", notice(500, "000001"))
+    outbox.enqueue("notice", notice(600, "000002"))
     change, reason = MALFORMED[name]
-    edit_on_disk(path, lambda data: change(data["queue"]["2"]))
-    assert [r.id for r in queue.pending()] == [first]
-    [entry] = queue.set_aside()
-    assert entry.sequence == 2 and reason in entry.reason and "queue entry 2 is malformed" in entry.reason
+    edit_on_disk(path, lambda data: change(data["outbox"]["2"]))
+    assert [r.id for r in outbox.pending()] == [first]
+    [entry] = outbox.set_aside()
+    assert entry.sequence == 2 and reason in entry.reason and "outbox entry 2 is malformed" in entry.reason
     assert on_disk(path)["set_aside"]["1"]["found"] == {**entry.found}
 
 
@@ -221,80 +225,81 @@ def test_a_structurally_broken_record_is_set_aside_with_its_reason(path: Path, n
 
 
 def test_a_damaged_queue_file_is_named_and_preserved(path: Path) -> None:
-    queue = open_queue(path)
-    queue.enqueue("notice", notice(500, "000001"))
+    outbox = open_outbox(path)
+    outbox.enqueue("notice", notice(500, "000001"))
     content = path.read_bytes()
     path.write_bytes(content[: len(content) // 2])  # truncated JSON
     with pytest.raises(DamagedStoreError) as caught:
-        open_queue(path)
+        open_outbox(path)
     assert str(path) in str(caught.value) and "not JSON" in str(caught.value)
     kept = Path(caught.value.kept_aside)
-    assert kept.parent == path.parent and kept.name.startswith("queue.json.damaged-")
+    assert kept.parent == path.parent and kept.name.startswith("open.json.damaged-")
     assert kept.read_bytes() == content[: len(content) // 2]
-    reopened = open_queue(path)
-    assert reopened.pending() == [] and reopened.damaged_files() == [kept]
+    reopened = open_outbox(path)
+    assert reopened.pending() == [] and reopened.tables.damaged_files() == [kept]
 
 
 # A child that enqueues one record and loses power (os._exit, nothing cleaned up) inside
 # write_atomically, just before the new file would be renamed over the old one.
-ENQUEUE_THEN_CUT = """
+CALL_THEN_CUT = """
 import os, sys
 from datetime import datetime
 from pathlib import Path
 from firmware.keys.signing import RecordSigner, private_key_from_bytes
-from firmware.store.queue import UploadQueue
+from firmware.store.tables import DocumentTables
+from firmware.txn.outbox import Outbox
 signer = RecordSigner(private_key_from_bytes(bytes(range(32))))
-queue = UploadQueue(Path(sys.argv[1]), signer, signer.public_key(), datetime.now)
+outbox = Outbox(DocumentTables(Path(sys.argv[1]), datetime.now), signer, signer.public_key(), datetime.now)
 os.rename = lambda *args, **kwargs: os._exit(137)
-queue.%s
+outbox.%s
 """
 
 
 def run_and_cut(path: Path, call: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", ENQUEUE_THEN_CUT % call, str(path)],
+        [sys.executable, "-c", CALL_THEN_CUT % call, str(path)],
         cwd=REPO, capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert result.returncode == 137, result.stderr
 
 
 def test_a_power_cut_during_enqueue_leaves_the_queue_as_it_was(path: Path) -> None:
-    queue = open_queue(path)
-    ids = [queue.enqueue("notice", notice(amount, "000001")) for amount in (500, 600)]
+    outbox = open_outbox(path)
+    ids = [outbox.enqueue("notice", notice(amount, "000001")) for amount in (500, 600)]
     before = path.read_bytes()
     run_and_cut(path, "enqueue('notice', {'amount': 700})")
     assert path.read_bytes() == before
-    reopened = open_queue(path)
+    reopened = open_outbox(path)
     assert [r.id for r in reopened.pending()] == ids
     assert reopened.enqueue("notice", notice(700, "000003")).startswith("0000000003-")
     assert not [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # the cut's temp file: gone
 
 
 def test_a_power_cut_while_setting_a_record_aside_loses_nothing(path: Path) -> None:
-    queue = open_queue(path)
-    ids = [queue.enqueue("notice", notice(amount, "000001")) for amount in (500, 600)]
-    edit_on_disk(path, lambda data: data["queue"]["1"]["record"]["payload"].update(amount=1))
+    outbox = open_outbox(path)
+    ids = [outbox.enqueue("notice", notice(amount, "000001")) for amount in (500, 600)]
+    edit_on_disk(path, lambda data: data["outbox"]["1"]["record"]["payload"].update(amount=1))
     run_and_cut(path, "pending()")
-    assert on_disk(path)["queue"]["1"]["record"]["payload"]["amount"] == 1  # still there, still edited
-    assert [r.id for r in queue.pending()] == [ids[1]]
-    assert [e.record_id for e in queue.set_aside()] == [ids[0]]
+    assert on_disk(path)["outbox"]["1"]["record"]["payload"]["amount"] == 1  # still there, still edited
+    assert [r.id for r in outbox.pending()] == [ids[1]]
+    assert [e.record_id for e in outbox.set_aside()] == [ids[0]]
 
 
 def test_two_writers_of_one_queue_never_share_a_number_or_lose_a_record(path: Path) -> None:
-    open_queue(path)
+    open_outbox(path)
     made: list[str] = []
 
     def writer() -> None:
-        queue = open_queue(path)  # its own storage and lock descriptor, as another process has
+        outbox = open_outbox(path)  # its own storage and lock descriptor, as another process has
         for n in range(15):
-            made.append(queue.enqueue("notice", {"n": n}))
+            made.append(outbox.enqueue("notice", {"n": n}))
 
     threads = [threading.Thread(target=writer) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    pending = open_queue(path).pending()
+    pending = open_outbox(path).pending()
     assert sorted(r.id for r in pending) == sorted(made) and len(made) == 30
     assert [r.sequence for r in pending] == list(range(1, 31))
 
@@ -333,12 +338,12 @@ FIELD_NAMES = {
 @pytest.mark.parametrize("place", PLACES)
 @pytest.mark.parametrize("card", TEST_PANS)
 def test_a_clear_pan_is_refused_by_field_and_never_reaches_disk(path: Path, card: str, place: str) -> None:
-    queue = open_queue(path)
-    queue.enqueue("notice", notice(500, "000001"))
+    outbox = open_outbox(path)
+    outbox.enqueue("notice", notice(500, "000001"))
     before = path.read_bytes()
     pan = TEST_PANS[card]
     with pytest.raises(SensitiveDataError) as caught:
-        queue.enqueue("notice", {"amount": 500, **PLACES[place](pan)})
+        outbox.enqueue("notice", {"amount": 500, **PLACES[place](pan)})
     assert isinstance(caught.value, ValueError) and isinstance(caught.value, StoreError)
     assert caught.value.field == FIELD_NAMES[place] and FIELD_NAMES[place] in str(caught.value)
     assert pan not in str(caught.value) and pan[-4:] not in str(caught.value)
@@ -349,15 +354,15 @@ def test_a_clear_pan_is_refused_by_field_and_never_reaches_disk(path: Path, card
 
 @pytest.mark.parametrize("name", ["pin", "PIN_block", "pinBlock", "track2", "Track-1", "cvv2"])
 def test_fields_named_like_a_pin_or_track_data_are_refused_whatever_they_hold(path: Path, name: str) -> None:
-    queue = open_queue(path)
+    outbox = open_outbox(path)
     with pytest.raises(SensitiveDataError, match=f"payload.extra.{name} is named like a PIN"):
-        queue.enqueue("notice", {"extra": {name: "masked"}})
+        outbox.enqueue("notice", {"extra": {name: "masked"}})
     assert not path.exists() or "extra" not in path.read_text(encoding="utf-8")
 
 
 def test_a_pan_in_a_key_is_refused_without_showing_the_key(path: Path) -> None:
     with pytest.raises(SensitiveDataError) as caught:
-        open_queue(path).enqueue("notice", {"by_card": {"4111111111111111": 1}})
+        open_outbox(path).enqueue("notice", {"by_card": {"4111111111111111": 1}})
     assert caught.value.field == "payload.by_card (key number 0)" and "4111" not in str(caught.value)
 
 
@@ -375,9 +380,9 @@ def test_a_pan_in_a_key_is_refused_without_showing_the_key(path: Path) -> None:
     ],
 )
 def test_card_free_values_are_kept(path: Path, value: object) -> None:
-    queue = open_queue(path)
-    queue.enqueue("notice", {"value": value})
-    assert [r.payload["value"] for r in queue.pending()] == [value]
+    outbox = open_outbox(path)
+    outbox.enqueue("notice", {"value": value})
+    assert [r.payload["value"] for r in outbox.pending()] == [value]
 
 
 @pytest.mark.parametrize(
@@ -392,9 +397,9 @@ def test_card_free_values_are_kept(path: Path, value: object) -> None:
 def test_what_the_queue_cannot_store_is_refused_before_anything_is_written(
     path: Path, kind: str, payload: dict[str, Any], message: str
 ) -> None:
-    queue = open_queue(path)
+    outbox = open_outbox(path)
     with pytest.raises(StoreError, match=message):
-        queue.enqueue(kind, payload)
+        outbox.enqueue(kind, payload)
     assert not path.exists()
 
 
@@ -402,16 +407,16 @@ def test_what_the_queue_cannot_store_is_refused_before_anything_is_written(
 
 
 def test_retries_are_bounded_and_an_undeliverable_record_is_kept(path: Path) -> None:
-    queue = open_queue(path, max_attempts=3)
-    first = queue.enqueue("reversal", notice(500, "000001"))
-    second = queue.enqueue("notice", notice(600, "000002"))
-    assert queue.mark_attempt(first, "host timeout") == DeliveryState(1, "host timeout", False)
-    assert queue.mark_attempt(first, "connection refused") == DeliveryState(2, "connection refused", False)
-    assert [r.id for r in queue.pending()] == [first, second]
-    assert queue.mark_attempt(first, "MAC of the answer does not verify") == DeliveryState(
+    outbox = open_outbox(path, max_attempts=3)
+    first = outbox.enqueue("reversal", notice(500, "000001"))
+    second = outbox.enqueue("notice", notice(600, "000002"))
+    assert outbox.mark_attempt(first, "host timeout") == DeliveryState(1, "host timeout", False)
+    assert outbox.mark_attempt(first, "connection refused") == DeliveryState(2, "connection refused", False)
+    assert [r.id for r in outbox.pending()] == [first, second]
+    assert outbox.mark_attempt(first, "MAC of the answer does not verify") == DeliveryState(
         3, "MAC of the answer does not verify", True
     )
-    reopened = open_queue(path, max_attempts=3)
+    reopened = open_outbox(path, max_attempts=3)
     assert [r.id for r in reopened.pending()] == [second]
     [flagged] = reopened.undeliverable()
     assert flagged.id == first and flagged.delivery == DeliveryState(
@@ -419,29 +424,37 @@ def test_retries_are_bounded_and_an_undeliverable_record_is_kept(path: Path) -> 
     )
     assert flagged.payload == notice(500, "000001")
     assert reopened.mark_attempt(first, "technician retry failed").attempts == 4  # still kept, still flagged
-    assert on_disk(path)["queue"]["1"]["undeliverable"] is True
+    assert on_disk(path)["outbox"]["1"]["undeliverable"] is True
     reopened.acknowledge(first)  # a later manual upload that the host acknowledged
     assert reopened.undeliverable() == [] and [r.id for r in reopened.pending()] == [second]
 
 
+def test_three_tries_by_default(path: Path) -> None:
+    outbox = open_outbox(path)
+    record_id = outbox.enqueue("notice", {"amount": 1})
+    states = [outbox.mark_attempt(record_id, "timeout") for _ in range(3)]
+    assert [s.undeliverable for s in states] == [False, False, True]
+    assert outbox.next_to_send() is None and [r.id for r in outbox.undeliverable()] == [record_id]
+
+
 def test_a_last_error_shows_a_pan_only_masked(path: Path) -> None:
-    queue = open_queue(path)
-    record_id = queue.enqueue("notice", {"amount": 1})
-    delivery = queue.mark_attempt(record_id, "declined card 4111111111111111 " + "x" * 500)
+    outbox = open_outbox(path)
+    record_id = outbox.enqueue("notice", {"amount": 1})
+    delivery = outbox.mark_attempt(record_id, "declined card 4111111111111111 " + "x" * 500)
     assert delivery.last_error is not None
     assert delivery.last_error.startswith("declined card 411111******1111 ")
     assert len(delivery.last_error) == 200 and b"4111111111111111" not in path.read_bytes()
 
 
 def test_unknown_record_ids_are_refused(path: Path) -> None:
-    queue = open_queue(path)
-    record_id = queue.enqueue("notice", {"amount": 1})
-    queue.acknowledge(record_id)
+    outbox = open_outbox(path)
+    record_id = outbox.enqueue("notice", {"amount": 1})
+    outbox.acknowledge(record_id)
     for bad in (record_id, "not an id", "0000000009-" + "0" * 32):
         with pytest.raises(StoreError):
-            queue.acknowledge(bad)
+            outbox.acknowledge(bad)
         with pytest.raises(StoreError):
-            queue.mark_attempt(bad, "timeout")
+            outbox.mark_attempt(bad, "timeout")
 
 
 # ----- the host's verification -------------------------------------------------------------------------
@@ -479,9 +492,9 @@ def terminal() -> Iterator[Terminal]:
 
 
 def test_the_sim_host_accepts_a_queued_record_and_refuses_it_tampered(path: Path, terminal: Terminal) -> None:
-    queue = open_queue(path)
-    queue.enqueue("notice", {"type": "refund", "amount": 500, "trace": "000123", "pan_masked": MASKED})
-    [record] = queue.pending()
+    outbox = open_outbox(path)
+    outbox.enqueue("notice", {"type": "refund", "amount": 500, "trace": "000123", "pan_masked": MASKED})
+    [record] = outbox.pending()
     upload = {"t": "0320", "4": "000000000500", "60": field60("00", 1, "201")}
     answer = terminal.send({**upload, "62": signed_record_field(record.signed_bytes, record.signature)})
     assert answer["39"] == "00"
@@ -489,5 +502,5 @@ def test_the_sim_host_accepts_a_queued_record_and_refuses_it_tampered(path: Path
     assert tampered != record.signed_bytes
     answer = terminal.send({**upload, "62": signed_record_field(tampered, record.signature)})
     assert answer["39"] == "63"
-    queue.acknowledge(record.id)
-    assert queue.pending() == []
+    outbox.acknowledge(record.id)
+    assert outbox.pending() == []
