@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from firmware.emv.online import OnlineHandler
     from firmware.emv.reader import CardReader
+    from firmware.host.channel import HostLink
     from sim.issuer import Issuer
 
 
@@ -72,6 +73,20 @@ def keys_main(argv: Sequence[str] | None = None) -> int:
     from firmware.cli.keys import main as keys_cli_main
 
     return keys_cli_main(argv)
+
+
+def open_link(host: str, port: int) -> HostLink:
+    """The acquirer over TCP (the simulated one is the same: `pos-sim host` listens on a port)."""
+    from firmware.host.channel import TcpHostLink
+
+    return TcpHostLink(host, port)
+
+
+def txn_main(argv: Sequence[str] | None = None) -> int:
+    """`pos-txn` (firmware.cli.txn) with the reader opener and the host link chosen here."""
+    from firmware.cli.txn import main as txn_cli_main
+
+    return txn_cli_main(argv, open_reader=open_reader, open_link=open_link)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

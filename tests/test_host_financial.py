@@ -57,8 +57,14 @@ def link() -> _Link:
 
 
 def _sale(link: _Link, stan: int, amount: int) -> tuple[IsoMessage, IsoMessage]:
-    request = authorisation(IDENTITY, type_code=TransactionCode.SALE, stan=stan, batch=1, amount=amount,
-                            card=CardData(PAN, expiry="3012"))  # fmt: skip
+    request = authorisation(
+        IDENTITY,
+        type_code=TransactionCode.SALE,
+        stan=stan,
+        batch=1,
+        amount=amount,
+        card=CardData(PAN, expiry="3012"),
+    )
     return request, link.send(request)
 
 
@@ -67,15 +73,21 @@ def test_sale_void_refund_and_settlement_agree_with_the_host(link: _Link) -> Non
     _, second = _sale(link, 2, 3000)
     assert read_answer(first).approved and read_answer(second).approved
     voided = Original(1, 1, "0314", read_answer(first).rrn, read_answer(first).auth_code)
-    answer = link.send(void(IDENTITY, type_code=TransactionCode.VOID, stan=3, batch=1, amount=5000, pan=PAN,
-                            original=voided))  # fmt: skip
+    answer = link.send(
+        void(IDENTITY, type_code=TransactionCode.VOID, stan=3, batch=1, amount=5000, pan=PAN, original=voided)
+    )
     assert read_answer(answer).response_code == "00"
     refunded = Original(1, 2, "0314", read_answer(second).rrn)
-    assert read_answer(link.send(refund(IDENTITY, stan=4, batch=1, amount=1000, pan=PAN,
-                                        original=refunded))).approved  # fmt: skip
+    assert read_answer(
+        link.send(refund(IDENTITY, stan=4, batch=1, amount=1000, pan=PAN, original=refunded))
+    ).approved
     # beyond what is left of the sale: the host refuses (64)
-    assert read_answer(link.send(refund(IDENTITY, stan=5, batch=1, amount=2001, pan=PAN,
-                                        original=refunded))).response_code == "64"  # fmt: skip
+    assert (
+        read_answer(
+            link.send(refund(IDENTITY, stan=5, batch=1, amount=2001, pan=PAN, original=refunded))
+        ).response_code
+        == "64"
+    )
     totals = SettlementTotals(3000, 1, 1000, 1)
     answer = link.send(settlement(IDENTITY, stan=6, batch=1, totals=totals))
     assert read_answer(answer).balanced is True
@@ -95,17 +107,30 @@ def test_a_reversal_undoes_the_sale_at_the_host_and_its_repeat_gets_the_same_ans
 
 
 def test_completion_and_tip_adjust_are_accepted(link: _Link) -> None:
-    preauth = authorisation(IDENTITY, type_code=TransactionCode.PREAUTH, stan=21, batch=1, amount=10000,
-                            card=CardData(PAN))  # fmt: skip
+    preauth = authorisation(
+        IDENTITY, type_code=TransactionCode.PREAUTH, stan=21, batch=1, amount=10000, card=CardData(PAN)
+    )
     assert (preauth["t"], preauth["60"][:2]) == ("0100", "10")
     answer = read_answer(link.send(preauth))
     assert answer.approved
-    done = completion(IDENTITY, stan=22, batch=1, amount=10500, pan=PAN,
-                      original=Original(1, 21, "0314", answer.rrn, answer.auth_code))  # fmt: skip
+    done = completion(
+        IDENTITY,
+        stan=22,
+        batch=1,
+        amount=10500,
+        pan=PAN,
+        original=Original(1, 21, "0314", answer.rrn, answer.auth_code),
+    )
     assert read_answer(link.send(done)).approved
     _, sale = _sale(link, 23, 2000)
-    tip = tip_adjust(IDENTITY, stan=24, batch=1, new_amount=2300, pan=PAN,
-                     original=Original(1, 23, "0314", read_answer(sale).rrn, read_answer(sale).auth_code))
+    tip = tip_adjust(
+        IDENTITY,
+        stan=24,
+        batch=1,
+        new_amount=2300,
+        pan=PAN,
+        original=Original(1, 23, "0314", read_answer(sale).rrn, read_answer(sale).auth_code),
+    )
     assert (tip["t"], tip["60"][:2], tip["4"]) == ("0220", "32", "000000002300")
     assert read_answer(link.send(tip)).approved
 
@@ -117,10 +142,14 @@ def test_card_data_stays_out_of_repr() -> None:
 
 @pytest.mark.parametrize(
     ("answer", "field"),
-    [({"t": "0210"}, "39"), ({"t": "0210", "39": "00", "37": "short"}, "37"),
-     ({"t": "0210", "39": "00", "38": "1234567"}, "38"), ({"t": "0510", "39": "00", "48": "0"}, "48"),
-     ({"t": "0210", "39": "00", "55": "XYZ"}, "55")],
-)  # fmt: skip
+    [
+        ({"t": "0210"}, "39"),
+        ({"t": "0210", "39": "00", "37": "short"}, "37"),
+        ({"t": "0210", "39": "00", "38": "1234567"}, "38"),
+        ({"t": "0510", "39": "00", "48": "0"}, "48"),
+        ({"t": "0210", "39": "00", "55": "XYZ"}, "55"),
+    ],
+)
 def test_a_malformed_answer_names_its_field(answer: IsoMessage, field: str) -> None:
     with pytest.raises(MessageFieldError) as caught:
         read_answer(answer)

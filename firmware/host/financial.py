@@ -151,8 +151,13 @@ def _pan(pan: str) -> str:
 
 
 def _common(identity: TerminalIdentity, mti: str, stan: int, amount: int) -> IsoMessage:
-    return {**identity.fields(), "t": mti, "4": format_amount(amount), "11": format_stan(stan),
-            "49": CURRENCY_CNY}  # fmt: skip
+    return {
+        **identity.fields(),
+        "t": mti,
+        "4": format_amount(amount),
+        "11": format_stan(stan),
+        "49": CURRENCY_CNY,
+    }
 
 
 def _card_fields(card: CardData) -> IsoMessage:
@@ -188,8 +193,13 @@ def authorisation(
         mti, processing, condition = "0100", "030000", _CONDITION_PREAUTH
     else:
         raise MessageFieldError(f"{type_code.name} is not an authorisation", "60")
-    return {**_common(identity, mti, stan, amount), **_card_fields(card), "3": processing, "25": condition,
-            "60": field60(type_code, batch)}  # fmt: skip
+    return {
+        **_common(identity, mti, stan, amount),
+        **_card_fields(card),
+        "3": processing,
+        "25": condition,
+        "60": field60(type_code, batch),
+    }
 
 
 def _keyed(pan: str) -> IsoMessage:
@@ -202,9 +212,15 @@ def completion(
     """Pre-authorisation completion (0200/20) for `amount`, of the pre-authorisation `original`."""
     if original.auth_code is None:
         raise MessageFieldError("a completion needs the pre-authorisation's code", "38")
-    return {**_common(identity, "0200", stan, amount), **_keyed(pan), "3": "000000", "25": _CONDITION_PREAUTH,
-            "38": original.auth_code, "60": field60(TransactionCode.COMPLETION, batch),
-            "61": field61(original.batch, original.trace, original.date)}  # fmt: skip
+    return {
+        **_common(identity, "0200", stan, amount),
+        **_keyed(pan),
+        "3": "000000",
+        "25": _CONDITION_PREAUTH,
+        "38": original.auth_code,
+        "60": field60(TransactionCode.COMPLETION, batch),
+        "61": field61(original.batch, original.trace, original.date),
+    }
 
 
 def void(
@@ -221,9 +237,14 @@ def void(
     mti = _VOID_MTI.get(type_code)
     if mti is None:
         raise MessageFieldError(f"{type_code.name} is not a void", "60")
-    message = {**_common(identity, mti, stan, amount), **_keyed(pan), "3": "200000",
-               "25": _CONDITION_PREAUTH if type_code is TransactionCode.PREAUTH_VOID else _CONDITION_NORMAL,
-               "60": field60(type_code, batch), "61": field61(original.batch, original.trace)}  # fmt: skip
+    message = {
+        **_common(identity, mti, stan, amount),
+        **_keyed(pan),
+        "3": "200000",
+        "25": _CONDITION_PREAUTH if type_code is TransactionCode.PREAUTH_VOID else _CONDITION_NORMAL,
+        "60": field60(type_code, batch),
+        "61": field61(original.batch, original.trace),
+    }
     if original.rrn is not None:
         message["37"] = original.rrn
     if original.auth_code is not None:
@@ -241,9 +262,15 @@ def refund(
     identity: TerminalIdentity, *, stan: int, batch: int, amount: int, pan: str, original: Original
 ) -> IsoMessage:
     """Refund to the card (0220/25): partial or full, of the sale with RRN `original.rrn`."""
-    return {**_common(identity, "0220", stan, amount), **_keyed(pan), "3": "200000", "25": _CONDITION_NORMAL,
-            "37": _needs_rrn(original), "60": field60(TransactionCode.REFUND, batch),
-            "61": field61(original.batch, original.trace, original.date)}  # fmt: skip
+    return {
+        **_common(identity, "0220", stan, amount),
+        **_keyed(pan),
+        "3": "200000",
+        "25": _CONDITION_NORMAL,
+        "37": _needs_rrn(original),
+        "60": field60(TransactionCode.REFUND, batch),
+        "61": field61(original.batch, original.trace, original.date),
+    }
 
 
 def tip_adjust(
@@ -251,16 +278,38 @@ def tip_adjust(
 ) -> IsoMessage:
     """Tip adjust (0220/32): the sale `original` now stands for `new_amount` (field 4)."""
     type_code = field60(TransactionCode.TIP_ADJUST, batch)
-    message = {**_common(identity, "0220", stan, new_amount), **_keyed(pan), "3": "000000",
-               "25": _CONDITION_NORMAL, "37": _needs_rrn(original), "60": type_code,
-               "61": field61(original.batch, original.trace, original.date)}  # fmt: skip
+    message = {
+        **_common(identity, "0220", stan, new_amount),
+        **_keyed(pan),
+        "3": "000000",
+        "25": _CONDITION_NORMAL,
+        "37": _needs_rrn(original),
+        "60": type_code,
+        "61": field61(original.batch, original.trace, original.date),
+    }
     if original.auth_code is not None:
         message["38"] = original.auth_code
     return message
 
 
-_REVERSAL_COPIES: Final = ("2", "3", "4", "14", "22", "23", "25", "38", "41", "42", "49", "55", "60", "61",
-                           "tpdu", "header")  # fmt: skip
+_REVERSAL_COPIES: Final = (
+    "2",
+    "3",
+    "4",
+    "14",
+    "22",
+    "23",
+    "25",
+    "38",
+    "41",
+    "42",
+    "49",
+    "55",
+    "60",
+    "61",
+    "tpdu",
+    "header",
+)
 
 
 def reversal(original_request: Mapping[str, str], reason: str, transmitted_at: datetime) -> IsoMessage:
@@ -275,13 +324,17 @@ def reversal(original_request: Mapping[str, str], reason: str, transmitted_at: d
     return message
 
 
-def settlement(
-    identity: TerminalIdentity, *, stan: int, batch: int, totals: SettlementTotals
-) -> IsoMessage:
+def settlement(identity: TerminalIdentity, *, stan: int, batch: int, totals: SettlementTotals) -> IsoMessage:
     """Settlement (0500): the terminal's totals of the batch, for the host to compare with its own."""
     network = field60(TransactionCode.MANAGEMENT, batch, NetworkCode.SETTLEMENT)
-    return {**identity.fields(), "t": "0500", "11": format_stan(stan), "48": totals.field48() + "0",
-            "49": CURRENCY_CNY, "60": network}  # fmt: skip
+    return {
+        **identity.fields(),
+        "t": "0500",
+        "11": format_stan(stan),
+        "48": totals.field48() + "0",
+        "49": CURRENCY_CNY,
+        "60": network,
+    }
 
 
 def record_upload(
@@ -294,18 +347,30 @@ def record_upload(
     network_code: NetworkCode,
 ) -> IsoMessage:
     """An upload (0320) of one signed record: a batch-upload record or a customer notice."""
-    return {**identity.fields(), "t": "0320", "11": format_stan(stan),
-            "60": field60(TransactionCode.MANAGEMENT, batch, network_code),
-            "62": signed_record_field(record, signature)}  # fmt: skip
+    return {
+        **identity.fields(),
+        "t": "0320",
+        "11": format_stan(stan),
+        "60": field60(TransactionCode.MANAGEMENT, batch, network_code),
+        "62": signed_record_field(record, signature),
+    }
 
 
 def batch_upload_end(
     identity: TerminalIdentity, *, stan: int, batch: int, count: int, record: bytes, signature: bytes
 ) -> IsoMessage:
     """The last 0320 of a batch upload: how many records went up (48), closing the batch."""
-    return {**record_upload(identity, stan=stan, batch=batch, record=record, signature=signature,
-                            network_code=NetworkCode.BATCH_UPLOAD_END),
-            "48": f"{count:04d}"}  # fmt: skip
+    return {
+        **record_upload(
+            identity,
+            stan=stan,
+            batch=batch,
+            record=record,
+            signature=signature,
+            network_code=NetworkCode.BATCH_UPLOAD_END,
+        ),
+        "48": f"{count:04d}",
+    }
 
 
 def repeat(request: Mapping[str, str]) -> IsoMessage:

@@ -131,7 +131,7 @@ def signed_record_field(record: bytes, signature: bytes) -> str:
     if len(signature) != _SIGNATURE_LENGTH:
         raise MessageFieldError(f"signature must be {_SIGNATURE_LENGTH} bytes", "62")
     value = SIGNED_RECORD_TAG + len(record).to_bytes(2, "big") + record + signature
-    if len(value) > 512:
+    if len(value) > 999:
         raise MessageFieldError(f"signed record of {len(record)} bytes does not fit field 62", "62")
     return value.hex().upper()
 

@@ -125,7 +125,7 @@ SPEC: Final[Mapping[str, Mapping[str, Any]]] = {
     "59": _text_var("Reserved private (terminal information)", 999, _LLL),
     "60": _n_var("Reserved private: type code, batch, network management code, ...", 32, _LLL),
     "61": _n_var("Original message: batch, trace, date, ...", 29, _LLL),
-    "62": _binary_var("Reserved private (working keys, details)", 512),
+    "62": _binary_var("Reserved private (working keys, details)", 999),
     "63": _text_var("Reserved private (operator, card organisation, names)", 163, _LLL, "gbk"),
     "64": _binary("Message authentication code", 8),
     "90": _n("Original data elements", 42),

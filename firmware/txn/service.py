@@ -1,0 +1,396 @@
+"""The terminal's business service: what `pos-txn` and the kiosk screens call, and nothing else.
+
+`open_terminal(data_dir, link)` opens the books, the keys and the host
+profile of a provisioned terminal; a books file that does not load is kept
+aside and named, and the terminal refuses to start rather than begin empty.
+
+    service.sign_on()                                     0800 / 0810, working keys installed
+    service.sale(reader, amount, order=..., pin=...)      sale (or pre-authorisation) with the card
+    service.void(ref, evidence)                           cancel an order (撤销)
+    service.refund(ref, amount, to=card|cash, evidence)   refund (退货), to the card or in cash
+    service.adjust(ref, original, new, evidence)          adjust the amount (调整金额)
+    service.settle()                                      settlement (结算), batch upload if needed
+    service.drain()                                       send whatever waits (reversals first)
+    service.journal(), service.queue(), service.find()    what the terminal did, what waits
+
+Every online request first lets pending reversals go up: while a reversal
+the host has not acknowledged is armed, no new online request is sent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from firmware.emv.reader import CardReader
+from firmware.emv.result import Outcome, TransactionResult
+from firmware.errors import HostError, PosError
+from firmware.host.channel import HostLink
+from firmware.host.mac import StoreMac
+from firmware.host.messages import TerminalIdentity
+from firmware.host.profile import HostProfile, load_host_profile
+from firmware.host.signon import SignOnResult, sign_on
+from firmware.identity import load_identity
+from firmware.keys.layout import KeyLayout, open_key_store, open_record_signer
+from firmware.txn.authorise import Authoriser
+from firmware.txn.book import ORDER_TYPES, Book
+from firmware.txn.card_payment import KernelSetup, PinSource, run_card_payment
+from firmware.txn.context import TxnContext
+from firmware.txn.model import CashRefund, Evidence, JournalEntry, RefundMethod, TxnStatus, TxnType
+from firmware.txn.pan_vault import PanVault
+from firmware.txn.reverse import (
+    OriginalRef,
+    ReverseResult,
+    SupervisorCheck,
+    adjust,
+    card_refund,
+    cash_refund,
+    void_order,
+)
+from firmware.txn.settlement import SettlementResult, settle
+from firmware.txn.terms import Terms, load_terms
+from firmware.txn.uploader import DrainReport, drain
+from firmware.txn.wire import Wire
+
+__all__ = [
+    "PendingReversalError",
+    "SaleResult",
+    "TerminalService",
+    "cash_refund_view",
+    "entry_view",
+    "open_terminal",
+]
+
+
+class PendingReversalError(HostError):
+    """A reversal waits for the host: no new online request goes before it."""
+
+
+@dataclass(frozen=True)
+class SaleResult:
+    """A card payment: the kernel's outcome and the journal entry of the request (None if none was sent)."""
+
+    outcome: Outcome
+    reason: str
+    entry: JournalEntry | None
+    reversal_pending: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        entry = self.entry
+        return {
+            "outcome": self.outcome.name,
+            "reason": self.reason,
+            "trace": entry.trace if entry else None,
+            "order": entry.order if entry else None,
+            "type": entry.type.value if entry else None,
+            "amount": entry.amount if entry else None,
+            "status": entry.status.value if entry else None,
+            "rrn": entry.rrn if entry else None,
+            "auth_code": entry.auth_code if entry else None,
+            "masked_pan": entry.masked_pan if entry else None,
+            "reversal_pending": self.reversal_pending,
+        }
+
+
+def entry_view(entry: JournalEntry) -> dict[str, Any]:
+    """A journal entry as `pos-txn journal` prints it: no sealed PAN."""
+    evidence = entry.evidence
+    return {
+        "trace": entry.trace,
+        "type": entry.type.value,
+        "amount": entry.amount,
+        "status": entry.status.value,
+        "rrn": entry.rrn,
+        "order": entry.order,
+        "batch": entry.batch,
+        "created": entry.created.isoformat(),
+        "auth_code": entry.auth_code,
+        "response_code": entry.response_code,
+        "masked_pan": entry.masked_pan,
+        "original_batch": entry.original_batch,
+        "original_trace": entry.original_trace,
+        "amount_before": entry.amount_before,
+        "status_reason": entry.status_reason,
+        "supervisor": entry.supervisor,
+        "evidence": None
+        if evidence is None
+        else {
+            "order": evidence.order,
+            "name": evidence.name,
+            "contact": evidence.contact,
+            "reason": evidence.reason,
+            "original_time": evidence.original_time.isoformat() if evidence.original_time else None,
+        },
+        "history": list(entry.history),
+    }
+
+
+def cash_refund_view(refund: CashRefund) -> dict[str, Any]:
+    return {
+        "reference": refund.reference,
+        "amount": refund.amount,
+        "order": refund.order,
+        "original_batch": refund.original_batch,
+        "original_trace": refund.original_trace,
+        "created": refund.created.isoformat(),
+        "name": refund.evidence.name,
+        "contact": refund.evidence.contact,
+        "reason": refund.evidence.reason,
+        "supervisor": refund.supervisor,
+    }
+
+
+class TerminalService:
+    """The business operations over one terminal's books, keys and host link."""
+
+    def __init__(
+        self,
+        ctx: TxnContext,
+        link: HostLink,
+        profile: HostProfile,
+        *,
+        kernel: KernelSetup | None = None,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.ctx = ctx
+        self._link = link
+        self.profile = profile
+        self._kernel = kernel
+        self._random_bytes = random_bytes
+        self._sequence_counter = 0
+
+    def close(self) -> None:
+        self.ctx.book.close()
+
+    # ----- host -----------------------------------------------------------------------------------
+
+    def sign_on(self, operator: str = "001") -> SignOnResult:
+        """签到: new working keys from the host (installed only if every check value matches)."""
+        return sign_on(
+            self._link,
+            self.ctx.keys,
+            self.ctx.identity,
+            stan=self.ctx.book.take_trace(),
+            batch_number=self.ctx.book.batch,
+            operator=operator,
+            key_scheme=self.profile.key_scheme,
+            timeout=self.profile.answer_timeout,
+        )
+
+    def drain(self) -> DrainReport:
+        return drain(self.ctx)
+
+    def _reversals_first(self) -> None:
+        report = drain(self.ctx, reversals_only=True)
+        waiting = [r for r in self.ctx.book.outbox.armed() if not r.flagged]
+        if waiting:
+            why = report.stopped or "the host has not acknowledged it yet"
+            raise PendingReversalError(f"{len(waiting)} reversal(s) wait for the host ({why}); try again")
+
+    # ----- card payments --------------------------------------------------------------------------
+
+    def sale(
+        self,
+        reader: CardReader,
+        amount: int,
+        *,
+        order: str | None = None,
+        pin: PinSource | None = None,
+        kind: TxnType = TxnType.SALE,
+    ) -> SaleResult:
+        """A sale (消费) or pre-authorisation (预授权) with the card in `reader`."""
+        if kind not in (TxnType.SALE, TxnType.PREAUTH):
+            raise PosError(f"a card payment is a sale or a pre-authorisation, not a {kind.value}")
+        if amount <= 0:
+            raise PosError("the amount of a card payment must be more than zero")
+        self._reversals_first()
+        if self._kernel is None:
+            self._kernel = KernelSetup.load()
+        now = self.ctx.now()
+        order = order or f"{now:%Y%m%d%H%M%S}{self._random_bytes(2).hex()}"
+        authoriser = Authoriser(self.ctx, kind, amount, order)
+        self._sequence_counter = self._sequence_counter % 9999 + 1
+        result: TransactionResult = run_card_payment(
+            reader,
+            setup=self._kernel,
+            keys=self.ctx.keys,
+            amount=amount,
+            refund=False,
+            now=now,
+            sequence_counter=self._sequence_counter,
+            random_bytes=self._random_bytes,
+            online=authoriser.online,
+            pin=pin,
+        )
+        entry = authoriser.conclude(result)
+        armed = authoriser.trace is not None and self.ctx.book.outbox.reversal(authoriser.trace) is not None
+        if armed:
+            drain(self.ctx, reversals_only=True)
+            entry = self.ctx.book.entry(authoriser.trace) if authoriser.trace is not None else entry
+            armed = (
+                authoriser.trace is not None and self.ctx.book.outbox.reversal(authoriser.trace) is not None
+            )
+        reason = result.reason or (entry.status_reason if entry else "")
+        return SaleResult(result.outcome, reason, entry, armed)
+
+    # ----- reverse operations ---------------------------------------------------------------------
+
+    def void(
+        self, ref: OriginalRef, evidence: Evidence, *, supervisor: SupervisorCheck | None = None
+    ) -> ReverseResult:
+        self._reversals_first()
+        return void_order(self.ctx, ref, evidence, supervisor=supervisor)
+
+    def refund(
+        self,
+        ref: OriginalRef,
+        amount: int,
+        to: RefundMethod,
+        evidence: Evidence,
+        *,
+        supervisor: SupervisorCheck | None = None,
+    ) -> ReverseResult:
+        if to is RefundMethod.CASH:
+            return cash_refund(self.ctx, ref, amount, evidence, supervisor=supervisor)
+        drain(self.ctx)
+        return card_refund(self.ctx, ref, amount, evidence, supervisor=supervisor)
+
+    def adjust(
+        self,
+        ref: OriginalRef,
+        original_amount: int,
+        new_amount: int,
+        evidence: Evidence,
+        *,
+        supervisor: SupervisorCheck | None = None,
+    ) -> ReverseResult:
+        self._reversals_first()
+        return adjust(self.ctx, ref, original_amount, new_amount, evidence, supervisor=supervisor)
+
+    def settle(self) -> SettlementResult:
+        return settle(self.ctx)
+
+    # ----- views ----------------------------------------------------------------------------------
+
+    def journal(self) -> list[JournalEntry]:
+        """Every financial request the terminal made, settled batches first, oldest first."""
+        archives = self.ctx.book.archives
+        entries: list[JournalEntry] = []
+        for batch in archives.batches():
+            entries.extend(archives.entries(batch, archives.index(batch).entries))
+        entries.extend(self.ctx.book.open_entries())
+        return entries
+
+    def cash_refunds(self) -> list[CashRefund]:
+        archives = self.ctx.book.archives
+        refunds: list[CashRefund] = []
+        for batch in archives.batches():
+            refunds.extend(archives.cash_refunds(batch, archives.index(batch).cash_refunds))
+        refunds.extend(self.ctx.book.open_cash_refunds())
+        return refunds
+
+    def find(
+        self,
+        *,
+        order: str | None = None,
+        trace: int | None = None,
+        rrn: str | None = None,
+        on: date | None = None,
+        amount: int | None = None,
+        last4: str | None = None,
+    ) -> list[JournalEntry]:
+        return self.ctx.book.find(
+            order=order, trace=trace, rrn=rrn, on=on, amount=amount, last4=last4, types=ORDER_TYPES
+        )
+
+    def queue(self) -> dict[str, Any]:
+        """What waits for the host, what is flagged, and what was set aside (with why)."""
+        outbox = self.ctx.book.outbox
+        flagged_records = outbox.flagged()[1]
+        reversal_rows = [
+            {
+                "id": f"reversal-{r.trace:06d}",
+                "kind": "reversal",
+                "trace": r.trace,
+                "reason": r.reason.value,
+                "amount": r.amount,
+                "attempts": r.attempts,
+                "last_error": r.last_error,
+                "flagged": r.flagged,
+                "status": "failed" if r.flagged else "waiting",
+            }
+            for r in outbox.armed()
+        ]
+        record_rows = [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "trace": r.payload.get("trace"),
+                "attempts": r.delivery.attempts,
+                "last_error": r.delivery.last_error,
+                "flagged": r.delivery.undeliverable,
+                "status": "failed" if r.delivery.undeliverable else "waiting",
+            }
+            for r in [*outbox.pending(), *flagged_records]
+        ]
+        pending_entries = [
+            entry_view(e) for e in self.ctx.book.open_entries() if e.status is TxnStatus.PENDING
+        ]
+        return {
+            "batch": self.ctx.book.batch,
+            "waiting": [row for row in reversal_rows + record_rows if not row["flagged"]],
+            "flagged": [row for row in reversal_rows + record_rows if row["flagged"]],
+            "pending_requests": pending_entries,
+            "set_aside": [
+                {"sequence": s.sequence, "id": s.record_id, "reason": s.reason, "at": s.set_aside_at}
+                for s in outbox.set_aside()
+            ],
+            "count": len(reversal_rows) + len(record_rows),
+        }
+
+
+def open_terminal(
+    data_dir: Path,
+    link: HostLink,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+    profile: HostProfile | None = None,
+    terms: Terms | None = None,
+    identity: TerminalIdentity | None = None,
+    kernel: KernelSetup | None = None,
+) -> TerminalService:
+    """The service over a provisioned terminal's data directory (KeyStoreError if not provisioned)."""
+    layout = KeyLayout.under(Path(data_dir))
+    keys = open_key_store(layout)
+    signer = open_record_signer(keys)
+    profile = profile or load_host_profile()
+    wall_clock = clock or (lambda: datetime.now().astimezone())
+    book = Book(
+        Path(data_dir) / "txn",
+        signer,
+        signer.public_key(),
+        wall_clock,
+        rng=random_bytes,
+        max_attempts=profile.max_attempts,
+    )
+    wire = Wire(link, StoreMac(keys, profile.mac_profile), profile.answer_timeout)
+    ctx = TxnContext(
+        book=book,
+        wire=wire,
+        keys=keys,
+        vault=PanVault(keys, random_bytes),
+        signer=signer,
+        identity=identity or TerminalIdentity.of(load_identity()),
+        terms=terms or load_terms(),
+        clock=wall_clock,
+        sleep=sleep,
+        backoff=profile.backoff,
+    )
+    return TerminalService(ctx, link, profile, kernel=kernel, random_bytes=random_bytes)

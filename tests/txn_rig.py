@@ -1,0 +1,154 @@
+"""A provisioned terminal against the simulated acquirer over real TCP, for the business-layer tests.
+
+`Rig(tmp_path)` provisions a data directory (device key, signing key, a TMK from a TR-31 block, the
+supervisor's password), starts `sim.host.SimHost` on 127.0.0.1 with the terminal registered (its
+device public key too, so every uploaded record is verified), opens the service over a
+`TcpHostLink` and signs on. Clocks are real; backoff waits are not slept.
+
+`assert_books_balance(rig)` holds the terminal's journal against the acquirer's ledger.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psec
+
+from firmware.host.channel import TcpHostLink
+from firmware.host.profile import load_host_profile
+from firmware.keys.layout import KeyLayout, open_key_store
+from firmware.keys.passwords import PasswordStore
+from firmware.keys.provision import provision
+from firmware.keys.tmk import install_tmk
+from firmware.txn.model import Evidence, ReverseOperation, TxnStatus
+from firmware.txn.service import TerminalService, open_terminal
+from sim.acquirer import AcquirerHost, RegisteredTerminal, issuer_from_profiles
+from sim.host import SimHost
+
+TERMINAL_ID = "TERM0001"  # firmware/data/identity.json
+MERCHANT_ID = "123456789012345"
+TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")  # TEST key
+KBPK = bytes.fromhex("00112233445566778899AABBCCDDEEFF")  # TEST key
+SUPERVISOR_PASSWORD = "246810"
+_ISSUER = issuer_from_profiles()
+
+
+def supervisor_approves(operation: ReverseOperation) -> bool:
+    return True
+
+
+class Rig:
+    def __init__(self, tmp_path: Path, *, faults: str = "", sign_on: bool = True) -> None:
+        self.data_dir = tmp_path / "terminal"
+        layout = KeyLayout.under(self.data_dir)
+        provisioned = provision(layout, os.urandom)
+        install_tmk(open_key_store(layout), KBPK, str(psec.tr31.wrap(KBPK, "B0000K0TD00N0000", TMK)))
+        passwords = PasswordStore(layout.passwords_path, time.monotonic)
+        passwords.install_factory_passwords({"supervisor": "000000"})
+        passwords.change_password("supervisor", "000000", SUPERVISOR_PASSWORD)
+        registered = RegisteredTerminal(
+            TERMINAL_ID, MERCHANT_ID, TMK, device_public_key=provisioned.signing_public_key
+        )
+        self.acquirer = AcquirerHost([registered], issuer=_ISSUER)
+        self.acquirer.set_faults(faults)
+        self.sim = SimHost(self.acquirer).start()
+        self.profile = load_host_profile()
+        self.service = self.open()
+        if sign_on:
+            assert self.service.sign_on().approved
+
+    def open(self, *, answer_timeout: float = 2.0) -> TerminalService:
+        from dataclasses import replace
+
+        link = TcpHostLink("127.0.0.1", self.sim.port, connect_timeout=2.0, read_timeout=answer_timeout)
+        profile = replace(self.profile, answer_timeout=answer_timeout)
+        return open_terminal(self.data_dir, link, sleep=lambda seconds: None, profile=profile)
+
+    def reopen(self) -> TerminalService:
+        self.service.close()
+        self.service = self.open()
+        return self.service
+
+    def close(self) -> None:
+        self.service.close()
+        self.sim.stop()
+
+
+def rig_fixture(tmp_path: Path) -> Iterator[Rig]:
+    rig = Rig(tmp_path)
+    try:
+        yield rig
+    finally:
+        rig.close()
+
+
+def evidence(
+    order: str, when: datetime | None = None, reason: str = "customer returned the goods"
+) -> Evidence:
+    return Evidence(
+        order=order,
+        original_time=when or datetime.now().astimezone(),
+        name="李雷 Li Lei",
+        contact="13800138000",
+        reason=reason,
+    )
+
+
+_LEDGER_TYPES = {
+    "22": "sale",
+    "": "sale",
+    "10": "preauth",
+    "20": "completion",
+    "23": "void",
+    "21": "void",
+    "11": "void",
+    "25": "refund",
+    "32": "adjust",
+}
+
+
+def ledger_rows(acquirer: AcquirerHost) -> dict[int, dict[str, Any]]:
+    """The acquirer's ledger for this terminal, by trace, in the journal's vocabulary."""
+    rows = {}
+    for entry in acquirer.ledger:
+        if entry.terminal_id != TERMINAL_ID:
+            continue
+        rows[int(entry.stan)] = {
+            "type": _LEDGER_TYPES[entry.type_code],
+            "amount": entry.amount,
+            "status": str(entry.status),
+            "rrn": entry.rrn,
+        }
+    return rows
+
+
+def assert_books_balance(rig: Rig) -> None:
+    """Every request the journal says the host approved is in the ledger alike; nothing more is there.
+
+    A journal entry approved or voided is in the ledger with the same type, amount, RRN and status;
+    one reversed is in the ledger as reversed or not at all (it never arrived); one declined or
+    failed is not in it; the ledger holds nothing the journal does not know.
+    """
+    ledger = ledger_rows(rig.acquirer)
+    journal = {entry.trace: entry for entry in rig.service.journal()}
+    for trace, entry in journal.items():
+        row = ledger.get(trace)
+        if entry.status in (TxnStatus.APPROVED, TxnStatus.VOIDED):
+            assert row is not None, f"trace {trace}: {entry.status} in the journal, not in the ledger"
+            assert (row["type"], row["amount"], row["rrn"]) == (entry.type.value, entry.amount, entry.rrn), (
+                trace
+            )
+            assert row["status"] == entry.status.value, (trace, row, entry.status)
+        elif entry.status is TxnStatus.REVERSED:
+            assert row is None or row["status"] == "reversed", (trace, row)
+        elif entry.status in (TxnStatus.DECLINED, TxnStatus.FAILED):
+            assert row is None, (trace, row, entry.status)
+        else:
+            raise AssertionError(f"trace {trace} still pending after the run: {entry}")
+    unknown = set(ledger) - set(journal)
+    assert not unknown, f"the ledger holds requests the journal does not know: {sorted(unknown)}"
