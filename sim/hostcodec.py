@@ -73,7 +73,7 @@ FIELDS: Final[dict[int, FieldFormat]] = {
     59: FieldFormat("an", 999, 2),
     60: FieldFormat("n", 32, 2),
     61: FieldFormat("n", 29, 2),
-    62: FieldFormat("b", 512, 2),
+    62: FieldFormat("b", 999, 2),
     63: FieldFormat("an", 163, 2, encoding="gbk"),
     64: FieldFormat("b", 8),
     90: FieldFormat("n", 42),
