@@ -19,6 +19,7 @@ from typing import Any
 
 import psec
 
+from firmware.errors import HostUnreachableError
 from firmware.host.channel import TcpHostLink
 from firmware.host.profile import load_host_profile
 from firmware.keys.layout import KeyLayout, open_key_store
@@ -42,6 +43,24 @@ def supervisor_approves(operation: ReverseOperation) -> bool:
     return True
 
 
+class SwitchableLink:
+    """The TCP link, which a test can take down after a given number of exchanges (cable pulled)."""
+
+    def __init__(self, link: TcpHostLink) -> None:
+        self.link = link
+        self.exchanges_left: int | None = None
+
+    def exchange(self, packed: bytes, timeout: float | None = None) -> bytes:
+        if self.exchanges_left is not None:
+            if self.exchanges_left <= 0:
+                raise HostUnreachableError("network down (test)")
+            self.exchanges_left -= 1
+        return self.link.exchange(packed, timeout)
+
+    def down_after(self, exchanges: int | None) -> None:
+        self.exchanges_left = exchanges
+
+
 class Rig:
     def __init__(self, tmp_path: Path, *, faults: str = "", sign_on: bool = True) -> None:
         self.data_dir = tmp_path / "terminal"
@@ -62,12 +81,14 @@ class Rig:
         if sign_on:
             assert self.service.sign_on().approved
 
-    def open(self, *, answer_timeout: float = 2.0) -> TerminalService:
+    def open(self, *, answer_timeout: float = 1.0) -> TerminalService:
         from dataclasses import replace
 
-        link = TcpHostLink("127.0.0.1", self.sim.port, connect_timeout=2.0, read_timeout=answer_timeout)
+        self.link = SwitchableLink(
+            TcpHostLink("127.0.0.1", self.sim.port, connect_timeout=2.0, read_timeout=answer_timeout)
+        )
         profile = replace(self.profile, answer_timeout=answer_timeout)
-        return open_terminal(self.data_dir, link, sleep=lambda seconds: None, profile=profile)
+        return open_terminal(self.data_dir, self.link, sleep=lambda seconds: None, profile=profile)
 
     def reopen(self) -> TerminalService:
         self.service.close()

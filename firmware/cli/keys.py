@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -40,6 +41,7 @@ from firmware.errors import KeyBlockError, KeyStoreError, PosError
 from firmware.keys.dukpt_load import load_dukpt_initial_key
 from firmware.keys.dukpt_state import DukptInfo
 from firmware.keys.layout import KeyLayout, open_dukpt_terminal, open_key_store, open_record_signer
+from firmware.keys.passwords import ChangeOutcome, PasswordStore
 from firmware.keys.provision import provision
 from firmware.keys.tmk import install_tmk
 
@@ -82,7 +84,28 @@ def build_parser() -> Parser:
     commands.add_parser(
         "public-key", help="print the device's record signing public key (hex) for registration"
     )
+    password = commands.add_parser(
+        "set-password",
+        help="set a role's password from standard input: the new one when it has none, else old then new",
+    )
+    password.add_argument("role", choices=("supervisor", "technician"))
     return parser
+
+
+def _set_password(layout: KeyLayout, role: str, stdin: TextIO, out: TextIO) -> None:
+    lines = [line.rstrip("\r\n") for line in stdin.read(4096).splitlines()]
+    store = PasswordStore(layout.passwords_path, time.monotonic)
+    if role not in store.roles():
+        if len(lines) != 1 or not store.set_first_password(role, lines[0]):
+            raise KeyStoreError(f"{role} has no password yet: give the new one alone on standard input")
+        out.write(f"{role}: password set\n")
+        return
+    if len(lines) != 2:
+        raise KeyStoreError(f"{role} has a password: give the old one, then the new one, on standard input")
+    outcome = store.change_password(role, lines[0], lines[1])
+    if outcome is not ChangeOutcome.CHANGED:
+        raise KeyStoreError(f"{role}: password not changed ({outcome.value})")
+    out.write(f"{role}: password changed\n")
 
 
 def _read_text(path: str, stdin: TextIO, what: str) -> str:
@@ -202,6 +225,8 @@ def main(
             _load_dukpt(layout, args.block, args.kbpk_file, args.ksn, stdin, stdout)
         elif args.command == "list":
             _list(layout, stdout)
+        elif args.command == "set-password":
+            _set_password(layout, args.role, stdin, stdout)
         else:
             _public_key(layout, stdout)
     except PosError as exc:

@@ -28,6 +28,7 @@ terminal not provisioned, 64 bad command line.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ PROG = "pos-txn"
 EXIT_DECLINED = 1
 EXIT_HOST = 2
 EXIT_SETUP = 5
-DEFAULT_DATA_DIR = "/var/lib/pos"
+DEFAULT_DATA_DIR = "var/data"
 DEFAULT_HOST = "127.0.0.1:5000"
 
 OpenReader = Callable[[str], CardReader]
@@ -308,6 +309,8 @@ def main(
     except UsageError as exc:
         return fail(env.stderr, PROG, EXIT_USAGE, str(exc))
     try:
+        if parsed.data_dir is None:
+            parsed.data_dir = Path(os.environ.get("POS_DATA_DIR") or DEFAULT_DATA_DIR)
         service = open_terminal(parsed.data_dir, env.open_link(host, port))
     except (ConfigError, KeyStoreError) as exc:
         return fail(env.stderr, PROG, EXIT_SETUP, str(exc))

@@ -219,6 +219,21 @@ class PasswordStore:
             log.info("factory passwords installed for %s", ", ".join(added))
         return added
 
+    def set_first_password(self, role: str, password: str) -> bool:
+        """Set the password of a role that has none (the technician's first set-up); False if it has one."""
+        if not _ROLE.match(role):
+            raise ConfigError(f"role name {role!r} is not allowed")
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise ConfigError(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
+        with locked(self._path):
+            users = self._load()
+            if role in users:
+                return False
+            users[role] = self._new_entry(password, must_change=False)
+            self._save(users)
+        log.info("first password set for %s", role)
+        return True
+
     def roles(self) -> list[str]:
         return sorted(self._load())
 
