@@ -36,11 +36,19 @@ import psec.tr31
 from cryptography.utils import CryptographyDeprecationWarning
 
 from sim.acquirer import RegisteredTerminal
-from sim.errors import HostConfigError
+from sim.errors import HostConfigError, KitExists
 from sim.hostkeys import MacProfile, check_value, make_des_key
 from sim.randomness import Rng
 
-__all__ = ["BLOCK_FILE", "KBPK_FILE", "TERMINALS_FILE", "add_kit_command", "make_kit", "tmk_key_block"]
+__all__ = [
+    "BLOCK_FILE",
+    "KBPK_FILE",
+    "TERMINALS_FILE",
+    "KitExists",
+    "add_kit_command",
+    "make_kit",
+    "tmk_key_block",
+]
 
 BLOCK_FILE: Final = "tmk.tr31"
 KBPK_FILE: Final = "kbpk.hex"
@@ -50,10 +58,6 @@ _KIT_FILES: Final = (BLOCK_FILE, KBPK_FILE, TERMINALS_FILE)
 # no optional blocks, reserved.
 _HEADER: Final = "{version}0000K0TB00N0000"
 _KBPK_LENGTH: Final = {"B": 16, "D": 32}
-
-
-class KitExists(HostConfigError):
-    """DIR holds a kit already and --force was not given."""
 
 
 def tmk_key_block(kbpk: bytes, tmk: bytes, version: str = "B") -> str:
