@@ -2,7 +2,10 @@
 
     pos-sim profiles                                  the card profiles, one per line
     pos-sim card --profile NAME --vpcd HOST:PORT      a card in pcscd's virtual reader
-    pos-sim host [--port N] [--faults SPEC]           the simulated acquirer host
+    pos-sim host [--port N] [--faults SPEC] [--terminals FILE] [--ledger FILE] [--notices FILE]
+                                                      the simulated acquirer host
+    pos-sim kit DIR [--terminal-id ID] [--merchant-id ID] [--mac-profile P] [--public-key HEX]
+                    [--block-version B|D] [--force]   a TEST terminal's TMK key block, KBPK, host entry
 
 `pos-sim card` reads ``remove`` / ``insert`` / ``quit`` lines on stdin when
 stdin is a pipe, a socket or the terminal it runs in the foreground of, and
@@ -25,6 +28,7 @@ from typing import TextIO
 from sim.card import load_profile_card
 from sim.errors import SimError
 from sim.host import add_host_command
+from sim.kit import add_kit_command
 from sim.profile import list_profiles
 from sim.vpcd import DEFAULT_ADDRESS, parse_address, run
 
@@ -92,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     card.set_defaults(func=_card)
     add_host_command(commands)
+    add_kit_command(commands)
     return parser
 
 

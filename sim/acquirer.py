@@ -7,39 +7,47 @@ What it answers:
 - 0800 sign-on (60.3 ``001``/``003``/``004``): fresh random working keys
   under the terminal's TMK, with check values, in field 62; the batch number
   in 60.2. 0820 sign-off / echo: ``00``. Network management is not MACed.
-- 0100 / 0200 (sale 22, void 23, completion 20, completion void 21 in 60.1:
-  `TransactionCode`), 0220 (refund 25, adjust 30/32/34, offline), 0400
-  reversal, 0320 batch upload, 0500 settlement. Every one must carry a MAC under the session MAK
-  (``A0`` otherwise; ``77`` before any sign-on; ``97`` for an unknown
-  terminal); approved answers carry the host's MAC.
-- Decisions (0100, and 0200 sales and completions): with field 55 and an
-  issuer (`sim.issuer.Issuer`; `issuer_from_profiles` knows every simulated
-  card) the issuer checks the ARQC and decides, and its tag 91 and scripts go
-  back in field 55 (no answer at all when its ``no_answer`` fault is on);
-  otherwise the amount's last two digits do, with the issuer's table
-  (``..05`` -> 05, ``..51`` -> 51, ``..55`` -> 55, ...), a zero amount -> 13,
-  anything else 00. ``decline=CODE`` forces the code (and the issuer's ARPC
-  is computed for it).
-- Voids (23 of a sale 22, 21 of a completion 20, 11 of a pre-authorisation
-  10) need the original (61: batch + trace) found (25 otherwise), of the type
-  that void may cancel, in the batch still open (not settled), approved and
-  never voided, reversed or refunded (12 otherwise: an invalid related
-  transaction), and of the same amount (64). Refunds need an approved sale or
-  completion (RRN in 37, and the original date in 61 when given; 25
-  otherwise), an amount above zero (13), and all refunds of one sale add up
-  to at most its amount (64 past it). A request without 60.1 counts as a sale.
-  The ledger keeps each approved transaction with its `LedgerStatus`.
-- 0400, 0220 and 0320 are idempotent per terminal, type and trace number: a
-  repeat with the same content gets the same answer (same RRN), a different
-  message under a used trace number gets 94.
-- Settlement compares field 48 (debit amount n12, count n3, credit amount
-  n12, count n3, flag n1) with the host's own totals for the batch and
-  answers flag 1 (balanced, batch closed) or 2.
-- Uploads may carry a signed record in field 62: ``b"SR"`` + record length
-  (2 bytes, big-endian) + record + Ed25519 signature (64 bytes). It is checked
-  against the device key registered for the terminal; a record that does not
-  verify, is malformed, or is missing from the upload of a terminal with a
-  registered key is answered ``63`` (security violation).
+- Every other message must carry a MAC under the session MAK (``A0``
+  otherwise; ``77`` before any sign-on; ``97`` for an unknown terminal or a
+  merchant id that is not its own); answers to MACed requests carry the
+  host's MAC. A signed record in field 62 is checked first (`sim.uploads`:
+  ``63`` when it does not verify, or is missing from a 0320 of a terminal
+  with a registered device key).
+- 60.1 (`TransactionCode`) by message type: 0100 takes 10 (pre-authorisation)
+  and 11 (its void); 0200 takes 22 (sale; a request without 60.1 is a sale),
+  01 (balance inquiry, not booked), 20 (completion), 21 (completion void), 23
+  (void); 0220 takes 25 (refund) and 32 (tip adjust). Any other code: ``40``.
+- Decisions (0100/10, 0200 sales, balance inquiries and completions with
+  field 55): with field 55 and an issuer (`sim.issuer.Issuer`;
+  `issuer_from_profiles` knows every simulated card) the issuer checks the
+  ARQC and decides, and its tag 91 and scripts go back in field 55 (no answer
+  at all when its ``no_answer`` fault is on); otherwise the amount's last two
+  digits do, with the issuer's table (``..05`` -> 05, ``..51`` -> 51, ``..55``
+  -> 55, ...), a zero amount -> 13, anything else 00. ``decline=CODE`` forces
+  the code (and the issuer's ARPC is computed for it).
+- Voids, refunds, tip adjusts (0220/32: 61 names the sale, field 4 is its new
+  total) and keyed completions (0200/20 without field 55: 61 and 38 name the
+  pre-authorisation; at most its amount plus `completion_tolerance` percent,
+  15 by default) are checked against the ledger: the rules and their codes
+  are in `sim.ledger`. Each approved request is booked (`LedgerEntry`, with
+  its `LedgerStatus`); ``ledger_path`` gets the ledger's JSON view
+  (`AcquirerHost.ledger_view`) rewritten crash-safe after every change.
+- 0400 reversal: the transaction with the trace of 90 (or 11) is reversed if
+  approved (a reversed void gives its original back, a reversed refund its
+  amount, a reversed tip adjust the sale's amount); answered ``00``.
+- 0400, 0220 and 0320 are answered once per terminal, type and trace number:
+  the same request again, or its repeat (0401, 0221: answered 0410, 0230),
+  with the same content (every field but the MAC) gets the first answer
+  again (same RRN, same code); other content under a used trace number gets
+  ``94``. A repeat of a request never seen is handled as the first one.
+- 0500 settlement compares field 48 (debit amount n12, count n3, credit
+  amount n12, count n3, flag n1) with the host's own totals for the batch
+  and answers flag 1 (balanced, batch closed) or 2.
+- 0320 uploads (`sim.uploads`): customer notices (60.3 801) are kept in
+  `AcquirerHost.notices` (``notices_path`` gets them as JSON), batch-upload
+  records (203) in `AcquirerHost.batch_uploads`, and the batch upload end
+  (207) closes the terminal's open batch.
+- Any other message type: ``30``.
 
 Faults (at construction, `set_faults` at run time, or ``faults SPEC`` on the
 CLI's standard input), comma-separated: ``drop`` (handle, answer nothing, keep
@@ -65,9 +73,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from sim.emvcrypto import SimCryptoError
 from sim.errors import HostCodecError, HostConfigError, MacMismatchError, ProfileError
 from sim.hostcodec import HostMessage, decode, encode, mac_block
@@ -80,19 +85,33 @@ from sim.hostkeys import (
     verify_mac,
 )
 from sim.issuer import DEFAULT_DECLINE_RULES, Field55Error, Issuer, encode_tlv
+from sim.ledger import (
+    NO_CODE,
+    VOIDS,
+    Check,
+    Ledger,
+    LedgerEntry,
+    LedgerStatus,
+    TransactionCode,
+    write_json_atomic,
+)
 from sim.randomness import Rng
+from sim.uploads import RecordUploads, UploadedRecord, signature_ok, signed_record_field
 
 __all__ = [
+    "DEFAULT_COMPLETION_TOLERANCE",
     "DEFAULT_TERMINALS",
     "AcquirerHost",
     "Faults",
     "IssuerDecision",
+    "Ledger",
     "LedgerEntry",
     "LedgerStatus",
     "RegisteredTerminal",
     "Reply",
     "ReplyAction",
     "TransactionCode",
+    "UploadedRecord",
     "amount_rules",
     "issuer_from_profiles",
     "load_terminals",
@@ -101,52 +120,23 @@ __all__ = [
 
 log = logging.getLogger("sim.acquirer")
 
-SIGNED_RECORD_TAG: Final = b"SR"
-_SIGNATURE_LEN: Final = 64
 _ACQUIRER_ID: Final = "48020000"
 _NOT_MACED: Final = frozenset({"0800", "0820"})
+# A repeat (0401, 0221) is the original type sent again: answered as that type (0410, 0230).
+_REPEATS: Final = {"0401": "0400", "0221": "0220"}
+# Answered once per terminal, original type and trace: a repeat gets the first answer again.
 _IDEMPOTENT: Final = frozenset({"0400", "0220", "0320"})
-
-
-class TransactionCode(StrEnum):
-    """Field 60.1, the transaction type code (中国银联 POS 终端消息域说明), as this host reads it."""
-
-    MANAGEMENT = "00"  # network management: sign-on, sign-off, echo, settlement, batch upload
-    BALANCE_INQUIRY = "01"
-    PREAUTH = "10"
-    PREAUTH_VOID = "11"
-    COMPLETION = "20"  # pre-authorisation completion
-    COMPLETION_VOID = "21"
-    SALE = "22"
-    VOID = "23"  # of a sale
-    REFUND = "25"
-    OFFLINE_SETTLEMENT = "30"  # an adjust (offline, 0220)
-    TIP_ADJUST = "32"  # an adjust (offline, 0220); the tip adjust of this product
-    ADJUST_ADDED_TIP = "34"  # an adjust (offline, 0220)
-
-
-# A request without 60.1 is taken for a sale.
-_NO_CODE: Final = ""
-_VOIDS: Final = (TransactionCode.VOID, TransactionCode.COMPLETION_VOID, TransactionCode.PREAUTH_VOID)
-# 60.1 of a void -> the 60.1 of the originals it may cancel.
-_VOIDABLE: Final[dict[str, tuple[str, ...]]] = {
-    TransactionCode.VOID: (TransactionCode.SALE, _NO_CODE),
-    TransactionCode.COMPLETION_VOID: (TransactionCode.COMPLETION,),
-    TransactionCode.PREAUTH_VOID: (TransactionCode.PREAUTH,),
-}
-_REFUNDABLE: Final = (TransactionCode.SALE, TransactionCode.COMPLETION, _NO_CODE)
+# 60.1 codes each financial message type takes (a request without 60.1 is a sale); others: 40.
+_ACCEPTED: Final[dict[str, tuple[str, ...]]] = {
+    "0100": (TransactionCode.PREAUTH, TransactionCode.PREAUTH_VOID),
+    "0200": (TransactionCode.SALE, NO_CODE, TransactionCode.BALANCE_INQUIRY, TransactionCode.COMPLETION,
+             TransactionCode.COMPLETION_VOID, TransactionCode.VOID),
+    "0220": (TransactionCode.REFUND, TransactionCode.TIP_ADJUST),
+}  # fmt: skip
 # What the issuer (or the amount rules) decides; the other codes are checked against the ledger.
-_DECIDED: Final = (
-    TransactionCode.SALE,
-    TransactionCode.PREAUTH,
-    TransactionCode.BALANCE_INQUIRY,
-    TransactionCode.COMPLETION,
-    _NO_CODE,
-)
-# Settlement totals: debits and credits.
-_DEBITS: Final = (TransactionCode.SALE, TransactionCode.COMPLETION, _NO_CODE)
-_CREDITS: Final = (TransactionCode.REFUND,)
-_INVALID_RELATED: Final = "12"
+_DECIDED: Final = (TransactionCode.SALE, TransactionCode.PREAUTH, TransactionCode.BALANCE_INQUIRY, NO_CODE)
+_NOT_SUPPORTED: Final = "40"
+DEFAULT_COMPLETION_TOLERANCE: Final = 15  # percent above the pre-authorised amount
 
 
 @dataclass(frozen=True)
@@ -311,32 +301,6 @@ class _NoAnswer(Exception):
     """The issuer did not answer: the host sends nothing back."""
 
 
-class LedgerStatus(StrEnum):
-    """Where an approved transaction stands in the host's ledger."""
-
-    APPROVED = "approved"
-    VOIDED = "voided"  # a later void cancelled it
-    REVERSED = "reversed"  # a reversal (0400) took it back
-
-
-@dataclass
-class LedgerEntry:
-    """One approved financial transaction as the host keeps it."""
-
-    terminal_id: str
-    batch: str
-    stan: str
-    mti: str
-    type_code: str  # 60.1 as received: a `TransactionCode`, or "" when absent
-    amount: int
-    rrn: str
-    auth_code: str
-    date: str
-    status: LedgerStatus = LedgerStatus.APPROVED
-    refunded: int = 0
-    original: LedgerEntry | None = None
-
-
 @dataclass
 class _Session:
     mak: bytes
@@ -352,20 +316,6 @@ class _TerminalState:
     answered: dict[tuple[str, str], tuple[str, HostMessage]] = field(default_factory=dict)
 
 
-def signed_record_field(record: bytes, signature: bytes) -> bytes:
-    """Field 62 carrying a signed record (the layout this host expects)."""
-    return SIGNED_RECORD_TAG + len(record).to_bytes(2, "big") + record + signature
-
-
-def _split_signed_record(value: bytes) -> tuple[bytes, bytes] | None:
-    if not value.startswith(SIGNED_RECORD_TAG) or len(value) < 4 + _SIGNATURE_LEN:
-        return None
-    length = int.from_bytes(value[2:4], "big")
-    if len(value) != 4 + length + _SIGNATURE_LEN:
-        return None
-    return value[4 : 4 + length], value[4 + length :]
-
-
 class AcquirerHost:
     """The host's decisions, keys and ledger. Thread-safe; no sockets."""
 
@@ -379,7 +329,12 @@ class AcquirerHost:
         token_bytes: Rng = secrets.token_bytes,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = datetime.now,
+        completion_tolerance: int = DEFAULT_COMPLETION_TOLERANCE,
+        ledger_path: Path | None = None,
+        notices_path: Path | None = None,
     ) -> None:
+        if completion_tolerance < 0:
+            raise HostConfigError("the completion tolerance is a percentage of 0 or more")
         self._terminals = {t.terminal_id: _TerminalState(t) for t in terminals}
         self._faults = faults or Faults()
         self._authorise = authorise or amount_rules
@@ -389,7 +344,14 @@ class AcquirerHost:
         self._clock = clock
         self._lock = threading.RLock()
         self._sequence = 0
-        self.ledger: list[LedgerEntry] = []
+        self._completion_tolerance = completion_tolerance
+        self.ledger = Ledger()
+        self._uploads = RecordUploads()
+        self._ledger_path = ledger_path
+        self._notices_path = notices_path
+        self._written_ledger: list[dict[str, Any]] | None = None
+        self._written_notices: list[dict[str, Any]] | None = None
+        self._write_files()
 
     # ----- control --------------------------------------------------------------------
     @property
@@ -411,6 +373,21 @@ class AcquirerHost:
                 keys["TDK"] = session.tdk
             kcvs = {name: check_value(key).hex().upper() for name, key in keys.items()}
             return kcvs
+
+    @property
+    def notices(self) -> list[UploadedRecord]:
+        """The customer notices received (0320, 60.3 801), one per record id and terminal."""
+        return self._uploads.notices
+
+    @property
+    def batch_uploads(self) -> list[UploadedRecord]:
+        """The batch-upload records received (0320, 60.3 203), one per record id and terminal."""
+        return self._uploads.batch_uploads
+
+    def ledger_view(self) -> list[dict[str, Any]]:
+        """The ledger as JSON data (`sim.ledger`: what ``--ledger FILE`` holds)."""
+        with self._lock:
+            return self.ledger.view()
 
     def batch_number(self, terminal_id: str) -> str:
         with self._lock:
@@ -441,6 +418,8 @@ class AcquirerHost:
                 answer = self._answer(message, request, faults if applies else Faults())
             except _NoAnswer:
                 return Reply(ReplyAction.DROP)
+            finally:
+                self._write_files()
             if not applies:
                 return Reply(ReplyAction.ANSWER, answer)
             if faults.bad_mac and len(answer) > 8:
@@ -453,8 +432,9 @@ class AcquirerHost:
             return Reply(action, answer, faults.delay)
 
     def _answer(self, request: HostMessage, raw: bytes, faults: Faults) -> bytes:
+        original_type = _REPEATS.get(request.mti, request.mti)
         answer = HostMessage(
-            mti=f"{int(request.mti) + 10:04d}",
+            mti=f"{int(original_type) + 10:04d}",
             tpdu=request.tpdu[:1] + request.tpdu[3:5] + request.tpdu[1:3],
             header=request.header,
         )
@@ -482,8 +462,10 @@ class AcquirerHost:
         except MacMismatchError as error:
             log.info("%s %s: bad MAC: %s", terminal_id, request.mti, error)
             return self._finish(answer, "A0", None)
+        if original_type != request.mti:
+            request = replace(request, mti=original_type)  # a repeat: handled as the original
         if request.mti in _IDEMPOTENT:
-            return self._answer_once(request, raw, answer, state, faults.decline)
+            return self._answer_once(request, answer, state, faults.decline)
         return self._route(request, answer, state, faults.decline)
 
     def _finish(self, answer: HostMessage, code: str, state: _TerminalState | None) -> bytes:
@@ -530,57 +512,35 @@ class AcquirerHost:
         return self._finish(answer, "00", None)
 
     # ----- MACed requests: authorisation, financial, reversal, upload, settlement --------
-    def _record_signature_ok(self, request: HostMessage, state: _TerminalState) -> bool:
-        """A field 62 that starts like a signed record must be one and verify under the registered key;
-        an upload (0320) from a terminal with a registered key must carry one."""
-        key = state.registered.device_public_key
-        value = request.raw(62) if 62 in request.fields else b""
-        if not value.startswith(SIGNED_RECORD_TAG):
-            return request.mti != "0320" or key is None
-        signed = _split_signed_record(value)
-        if signed is None or key is None:
-            return False
-        record, signature = signed
-        try:
-            Ed25519PublicKey.from_public_bytes(key).verify(signature, record)
-        except InvalidSignature:
-            return False
-        return True
-
     def _answer_once(
         self,
         request: HostMessage,
-        raw: bytes,
         answer: HostMessage,
         state: _TerminalState,
         forced_decline: str | None,
     ) -> bytes:
-        """0400, 0220, 0320: a repeat (same type and trace) gets the first answer again, or 94."""
+        """0400, 0220, 0320 (and the repeats 0401, 0221, already given their original type): a request
+        under a trace already answered gets the first answer again when its content is the same, 94
+        otherwise. The content is every field but the MAC."""
         key = (request.mti, request.text(11))
-        digest = hashlib.sha256(mac_block(raw)).hexdigest()
+        digest = _content_digest(request)
         seen = state.answered.get(key)
         if seen is not None:
             if seen[0] != digest:
+                log.info("%s %s %s: other content under a used trace", state.registered.terminal_id, *key)
                 return self._finish(answer, "94", state)
-            return self._finish(seen[1], seen[1].text(39), state)
+            first = replace(seen[1], tpdu=answer.tpdu, header=answer.header)
+            return self._finish(first, first.text(39), state)
         packed = self._route(request, answer, state, forced_decline)
         state.answered[key] = (digest, answer)
         return packed
-
-    def _find(self, state: _TerminalState, **match: str) -> LedgerEntry | None:
-        for entry in reversed(self.ledger):
-            if entry.terminal_id == state.registered.terminal_id and all(
-                getattr(entry, name) == value for name, value in match.items()
-            ):
-                return entry
-        return None
 
     def _route(
         self, request: HostMessage, answer: HostMessage, state: _TerminalState, forced_decline: str | None
     ) -> bytes:
         """A MACed request: its signed record (field 62) checked, then handled by message type."""
         mti = request.mti
-        if not self._record_signature_ok(request, state):
+        if not signature_ok(request, state.registered.device_public_key):
             log.warning("%s %s: signed record does not verify", state.registered.terminal_id, mti)
             return self._finish(answer, "63", state)
         if mti == "0400":
@@ -588,30 +548,42 @@ class AcquirerHost:
         if mti == "0500":
             return self._settle(request, answer, state)
         if mti == "0320":
-            return self._finish(answer, "00", state)  # batch upload: acknowledged
+            return self._upload(request, answer, state)
+        if mti not in _ACCEPTED:
+            return self._finish(answer, "30", state)
         return self._authorise_or_book(request, answer, state, forced_decline)
 
     def _authorise_or_book(
         self, request: HostMessage, answer: HostMessage, state: _TerminalState, forced_decline: str | None
     ) -> bytes:
         """0100 / 0200 / 0220: decide (issuer, amount rules) or check against the ledger (voids,
-        refunds); an approved one is booked in the ledger."""
+        refunds, tip adjusts, keyed completions); an approved one is booked in the ledger."""
         mti = request.mti
         field60 = request.text(60)
         type_code = field60[:2]
-        batch = field60[2:8] or f"{state.batch:06d}"
+        if type_code not in _ACCEPTED[mti]:
+            return self._finish(answer, _NOT_SUPPORTED, state)
+        open_batch = f"{state.batch:06d}"
+        batch = field60[2:8] or open_batch
+        terminal_id = state.registered.terminal_id
         amount = int(request.text(4, "0") or "0")
         code, field55 = "00", b""
-        original: LedgerEntry | None = None
-        if mti in ("0100", "0200") and type_code in _DECIDED:
+        check: Check | None = None
+        if type_code in _DECIDED or (type_code == TransactionCode.COMPLETION and 55 in request.fields):
             decision = self._decide(request, amount, forced_decline)
             code, field55 = decision.response_code, decision.field55
         elif forced_decline is not None:
             code = forced_decline
-        elif type_code in _VOIDS:
-            code, original = self._check_void(request, state, amount)
-        elif mti == "0220" and type_code == TransactionCode.REFUND:
-            code, original = self._check_refund(request, state, amount)
+        elif type_code in VOIDS:
+            check = self.ledger.check_void(terminal_id, open_batch, request, amount)
+        elif type_code == TransactionCode.REFUND:
+            check = self.ledger.check_refund(terminal_id, request, amount)
+        elif type_code == TransactionCode.TIP_ADJUST:
+            check = self.ledger.check_tip_adjust(terminal_id, open_batch, request, amount)
+        elif type_code == TransactionCode.COMPLETION:
+            check = self.ledger.check_completion(terminal_id, request, amount, self._completion_tolerance)
+        if check is not None:
+            code = check.code
         if field55:
             answer.fields[55] = field55
         if code != "00":
@@ -621,16 +593,31 @@ class AcquirerHost:
         answer.fields[37] = rrn
         answer.fields[38] = auth_code
         answer.fields[15] = f"{self._clock():%m%d}"
-        entry = LedgerEntry(
-            state.registered.terminal_id, batch, request.text(11), mti, type_code, amount, rrn, auth_code,
+        if type_code == TransactionCode.BALANCE_INQUIRY:
+            return self._finish(answer, "00", state)  # no money moves: nothing to book
+        original = check.original if check is not None else self._completed_preauth(request, state)
+        self.ledger.append(LedgerEntry(
+            terminal_id, batch, request.text(11), mti, type_code, amount, rrn, auth_code,
             f"{self._clock():%m%d}", original=original,
-        )
-        if original is not None and type_code in _VOIDS:
-            original.status = LedgerStatus.VOIDED
-        if original is not None and type_code == TransactionCode.REFUND:
-            original.refunded += amount
-        self.ledger.append(entry)
+        ))  # fmt: skip
+        if original is not None:
+            if type_code in VOIDS:
+                original.status = LedgerStatus.VOIDED
+            elif type_code == TransactionCode.REFUND:
+                original.refunded += amount
+            elif type_code == TransactionCode.TIP_ADJUST:
+                original.adjusted_amount = amount
         return self._finish(answer, "00", state)
+
+    def _completed_preauth(self, request: HostMessage, state: _TerminalState) -> LedgerEntry | None:
+        """The pre-authorisation an approved chip completion (decided by the issuer) completes, if found."""
+        field61 = request.text(61)
+        if request.text(60)[:2] != TransactionCode.COMPLETION or len(field61) < 12:
+            return None
+        preauth = self.ledger.find(state.registered.terminal_id, batch=field61[:6], stan=field61[6:12])
+        if preauth is None or preauth.type_code != TransactionCode.PREAUTH:
+            return None
+        return preauth
 
     def _decide(self, request: HostMessage, amount: int, forced_decline: str | None) -> IssuerDecision:
         if self.issuer is None or 55 not in request.fields:
@@ -652,75 +639,65 @@ class AcquirerHost:
             field55 = encode_tlv(0x91, answer.issuer_authentication_data) + field55
         return IssuerDecision(answer.response_code, field55)
 
-    def _check_void(
-        self, request: HostMessage, state: _TerminalState, amount: int
-    ) -> tuple[str, LedgerEntry | None]:
-        field61 = request.text(61)
-        original = self._find(state, batch=field61[:6], stan=field61[6:12])
-        if original is None:
-            return "25", None
-        if original.mti not in ("0100", "0200") or original.type_code not in _VOIDABLE[request.text(60)[:2]]:
-            return _INVALID_RELATED, None  # not a sale this void may cancel (a refund, another void...)
-        if original.batch != f"{state.batch:06d}":
-            return _INVALID_RELATED, None  # its batch is settled: only a refund can give money back now
-        if original.status is not LedgerStatus.APPROVED or original.refunded:
-            return _INVALID_RELATED, None
-        if original.amount != amount:
-            return "64", None
-        return "00", original
-
-    def _check_refund(
-        self, request: HostMessage, state: _TerminalState, amount: int
-    ) -> tuple[str, LedgerEntry | None]:
-        original = self._find(state, rrn=request.text(37))
-        if original is None or original.mti != "0200" or original.type_code not in _REFUNDABLE:
-            return "25", None
-        original_date = request.text(61)[12:16]
-        if original_date and original_date != original.date:
-            return "25", None
-        if amount <= 0:
-            return "13", None
-        if original.status is not LedgerStatus.APPROVED:
-            return _INVALID_RELATED, None
-        if original.refunded + amount > original.amount:
-            return "64", None
-        return "00", original
-
     def _reverse(self, request: HostMessage, answer: HostMessage, state: _TerminalState) -> bytes:
         stan = request.text(11)
         field90 = request.text(90)
         if field90:
             stan = field90[4:10]
-        target = self._find(state, stan=stan)
+        target = self.ledger.find(state.registered.terminal_id, stan=stan)
         if target is not None and target.status is LedgerStatus.APPROVED:
             target.status = LedgerStatus.REVERSED
             if target.original is not None:
-                if target.type_code in _VOIDS:
+                if target.type_code in VOIDS:
                     target.original.status = LedgerStatus.APPROVED
                 elif target.type_code == TransactionCode.REFUND:
                     target.original.refunded -= target.amount
+                elif target.type_code == TransactionCode.TIP_ADJUST:
+                    target.original.adjusted_amount = None
         return self._finish(answer, "00", state)
 
     def _settle(self, request: HostMessage, answer: HostMessage, state: _TerminalState) -> bytes:
         batch = request.text(60)[2:8] or f"{state.batch:06d}"
-        debit = credit = debit_count = credit_count = 0
-        for entry in self.ledger:
-            if entry.terminal_id != state.registered.terminal_id or entry.batch != batch:
-                continue
-            if entry.status is not LedgerStatus.APPROVED:
-                continue
-            if entry.type_code in _DEBITS:
-                debit += entry.amount
-                debit_count += 1
-            elif entry.type_code in _CREDITS:
-                credit += entry.amount
-                credit_count += 1
-        ours = f"{debit:012d}{debit_count:03d}{credit:012d}{credit_count:03d}"
+        ours = self.ledger.batch_totals(state.registered.terminal_id, batch)
         theirs = request.text(48)[:30]
         balanced = theirs == ours
         answer.fields[48] = ours + ("1" if balanced else "2")
         if balanced and batch == f"{state.batch:06d}":
-            state.batch = state.batch % 999_999 + 1
+            self._close_batch(state)
         return self._finish(answer, "00", state)
 
+    def _upload(self, request: HostMessage, answer: HostMessage, state: _TerminalState) -> bytes:
+        outcome = self._uploads.receive(
+            state.registered.terminal_id, f"{state.batch:06d}", request, self._clock()
+        )
+        if outcome.close_batch is not None:
+            self._close_batch(state)
+        return self._finish(answer, outcome.code, state)
 
+    def _close_batch(self, state: _TerminalState) -> None:
+        log.info("%s batch %06d closed", state.registered.terminal_id, state.batch)
+        state.batch = state.batch % 999_999 + 1
+
+    # ----- files ----------------------------------------------------------------------
+    def _write_files(self) -> None:
+        """The ledger and notices files, rewritten when what they hold changed."""
+        if self._ledger_path is not None:
+            view = self.ledger.view()
+            if view != self._written_ledger:
+                write_json_atomic(self._ledger_path, view)
+                self._written_ledger = view
+        if self._notices_path is not None:
+            notices = [notice.view() for notice in self._uploads.notices]
+            if notices != self._written_notices:
+                write_json_atomic(self._notices_path, notices)
+                self._written_notices = notices
+
+
+def _content_digest(request: HostMessage) -> str:
+    """What makes two requests under one trace the same request: every field but the MAC."""
+    content = {
+        str(number): value.hex() if isinstance(value, bytes) else value
+        for number, value in sorted(request.fields.items())
+        if number not in (64, 128)
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()

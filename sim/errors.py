@@ -24,6 +24,7 @@ __all__ = [
     "HostCodecError",
     "HostConfigError",
     "IncorrectP1P2",
+    "KitExists",
     "MacMismatchError",
     "PkiError",
     "ProfileError",
@@ -101,6 +102,10 @@ class HostCodecError(SimError):
 
 class HostConfigError(SimError):
     """A simulated host's terminal table or fault switch that does not make sense."""
+
+
+class KitExists(HostConfigError):
+    """`pos-sim kit`: the directory holds a kit already and --force was not given."""
 
 
 class VpcdError(SimError):

@@ -2,8 +2,12 @@
 
 Frames are a 2-byte big-endian length and the message (TPDU first), several
 per connection if the terminal keeps it open; optional TLS. ``pos-sim host
---port N [--faults SPEC]`` (or ``python -m sim.host``) prints the port it
+--port N [--faults SPEC] [--terminals FILE] [--ledger FILE] [--notices FILE]
+[--completion-tolerance PCT]`` (or ``python -m sim.host``) prints the port it
 listens on and then takes ``faults SPEC`` / ``quit`` lines on standard input.
+``--terminals`` is a JSON list of registered terminals (what ``pos-sim kit``
+writes); ``--ledger`` / ``--notices`` get the host's ledger and the customer
+notices it received as JSON, rewritten crash-safe after every change.
 See `sim.acquirer` for what it answers and the fault switches.
 """
 
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from sim.acquirer import (
+    DEFAULT_COMPLETION_TOLERANCE,
     DEFAULT_TERMINALS,
     AcquirerHost,
     Faults,
@@ -40,6 +45,7 @@ from sim.emvcrypto import SimCryptoError
 from sim.errors import HostCodecError, HostConfigError, ProfileError
 
 __all__ = [
+    "DEFAULT_COMPLETION_TOLERANCE",
     "DEFAULT_TERMINALS",
     "MAX_FRAME",
     "AcquirerHost",
@@ -224,6 +230,12 @@ def _configure_parser(parser: argparse.ArgumentParser) -> None:
         "--faults", default="", help="comma-separated: drop, close, garbage, bad_mac, delay=S, decline=CODE"
     )
     parser.add_argument("--terminals", type=Path, help="JSON list of terminals (ids, TEST TMK, MAC profile)")
+    parser.add_argument("--ledger", type=Path, help="keep the ledger as JSON in this file")
+    parser.add_argument("--notices", type=Path, help="keep the customer notices received as JSON here")
+    parser.add_argument(
+        "--completion-tolerance", type=int, default=DEFAULT_COMPLETION_TOLERANCE, metavar="PCT",
+        help="how far above the pre-authorised amount a completion may go (default %(default)s %%)",
+    )
     parser.add_argument("--tls-cert", help="PEM certificate chain: serve TLS")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.set_defaults(func=_run)
@@ -254,7 +266,11 @@ def _run(args: argparse.Namespace) -> int:
         terminals: Sequence[RegisteredTerminal] = (
             load_terminals(args.terminals) if args.terminals else DEFAULT_TERMINALS
         )
-        host = AcquirerHost(terminals, faults=Faults.parse(args.faults), issuer=issuer_from_profiles())
+        host = AcquirerHost(
+            terminals, faults=Faults.parse(args.faults), issuer=issuer_from_profiles(),
+            completion_tolerance=args.completion_tolerance, ledger_path=args.ledger,
+            notices_path=args.notices,
+        )
         tls = _tls_context(args.tls_cert, args.tls_key)
     except (HostConfigError, ProfileError, SimCryptoError, OSError, ssl.SSLError) as error:
         print(f"pos-sim host: {error}", file=sys.stderr)
