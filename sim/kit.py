@@ -90,7 +90,7 @@ def _write(path: Path, text: str, mode: int) -> None:
 def make_kit(
     directory: Path,
     *,
-    terminal_id: str = "00000001",
+    terminal_id: str = "TERM0001",
     merchant_id: str = "123456789012345",
     mac_profile: str = MacProfile.UNIONPAY_ECB,
     public_key: bytes | None = None,
@@ -167,7 +167,7 @@ def add_kit_command(subparsers: Any) -> None:
     """Add ``kit`` to a ``pos-sim`` argparse subparsers object."""
     parser = subparsers.add_parser("kit", help="write a TEST terminal's TMK key block, KBPK and host entry")
     parser.add_argument("directory", type=Path, metavar="DIR")
-    parser.add_argument("--terminal-id", default="00000001", help="8 characters (default %(default)s)")
+    parser.add_argument("--terminal-id", default="TERM0001", help="8 characters (default %(default)s)")
     parser.add_argument("--merchant-id", default="123456789012345", help="15 characters")
     parser.add_argument(
         "--mac-profile", default=MacProfile.UNIONPAY_ECB.value, choices=[p.value for p in MacProfile]

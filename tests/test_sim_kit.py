@@ -29,7 +29,7 @@ from sim.__main__ import main as pos_sim
 from sim.acquirer import load_terminals
 
 REPO = Path(__file__).resolve().parent.parent
-IDENTITY = TerminalIdentity("00000001", "123456789012345")
+IDENTITY = TerminalIdentity("TERM0001", "123456789012345")  # firmware/data/identity.json, the kit's default
 PAN = "6228480000000000018"  # a test PAN (Luhn-valid), in memory only
 
 
@@ -132,8 +132,8 @@ def test_pos_sim_host_serves_the_kit_terminal(tmp_path: Path) -> None:
             if host.poll() is None:
                 host.kill()
     assert json.loads(ledger.read_text()) == [
-        {"terminal": "00000001", "trace": 2, "type": "sale", "amount": 1234, "status": "approved",
+        {"terminal": "TERM0001", "trace": 2, "type": "sale", "amount": 1234, "status": "approved",
          "rrn": answer.rrn, "batch": 1, "auth_code": answer.auth_code},
     ]  # fmt: skip
     [notice] = json.loads(notices.read_text())
-    assert notice["terminal"] == "00000001" and notice["record"] == json.loads(record)
+    assert notice["terminal"] == "TERM0001" and notice["record"] == json.loads(record)

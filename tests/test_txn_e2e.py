@@ -42,9 +42,11 @@ def test_sale_then_cancel_order(rig: Rig) -> None:
     original = rig.service.ctx.book.entry(trace)
     assert original is not None and original.status is TxnStatus.VOIDED
     assert rig.service.drain().waiting == 0
-    notices = getattr(rig.acquirer, "notices", None)
-    if notices is not None:
-        assert any(n.get("reference", "").startswith("N") or "record" in n for n in notices)
+    notices = [n.record["payload"] for n in rig.acquirer.notices]
+    assert [(n["type"], n["order"], n["amount"], n["trace"]) for n in notices] == [
+        ("cancellation", "A1", 1234, result.entry.trace)
+    ]
+    assert notices[0]["masked_pan"].startswith("476173") and "*" in notices[0]["masked_pan"]
     assert_books_balance(rig)
     with pytest.raises(RuleViolation) as again:
         rig.service.void(OriginalRef(order="A1"), evidence("A1"), supervisor=supervisor_approves)

@@ -137,8 +137,10 @@ def signed_record_field(record: bytes, signature: bytes) -> str:
 
 
 def check_answer(request: Mapping[str, str], answer: Mapping[str, str]) -> None:
-    """The answer must be to this request: type + 10, same trace number and terminal."""
-    expected_type = f"{int(request['t']) + 10:04d}"
+    """The answer must be to this request: its answer type (ISO 8583: 0200 -> 0210, repeat 0401 -> 0410),
+    same trace number and terminal."""
+    mti = request["t"]
+    expected_type = f"{mti[:2]}{int(mti[2]) + 1}0"  # 0200 -> 0210; a repeat 0401 -> 0410, 0221 -> 0230
     if answer.get("t") != expected_type:
         raise MessageFieldError(f"answer type {answer.get('t')} to a {request['t']}", "t")
     for field in ("11", "41"):
