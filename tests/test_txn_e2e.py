@@ -16,7 +16,7 @@ from firmware.txn.reverse import OriginalRef, SupervisorRefusedError
 from firmware.txn.service import TerminalService
 from sim.card import load_profile_card
 from sim.reader import SimReader
-from tests.txn_rig import Rig, assert_books_balance, evidence, rig_fixture, supervisor_approves
+from tests.txn_rig import TERMINAL_ID, Rig, assert_books_balance, evidence, rig_fixture, supervisor_approves
 
 
 @pytest.fixture
@@ -117,3 +117,84 @@ def test_settlement_balances_and_opens_the_next_batch_and_a_refund_follows_it(ri
     )
     assert after.entry is not None and after.entry.status is TxnStatus.APPROVED and after.entry.batch == 2
     assert_books_balance(rig)
+
+
+def test_tip_adjust_counts_at_its_new_amount_in_settlement(rig: Rig) -> None:
+    _sale(rig.service, 10000, "J1")
+    _sale(rig.service, 2000, "J2")
+    with pytest.raises(RuleViolation) as mismatch:
+        rig.service.adjust(
+            OriginalRef(order="J1"), 9999, 11000, evidence("J1"), supervisor=supervisor_approves
+        )
+    assert mismatch.value.rule == "adjust.original_mismatch"
+    with pytest.raises(RuleViolation) as too_much:
+        rig.service.adjust(
+            OriginalRef(order="J1"), 10000, 12001, evidence("J1"), supervisor=supervisor_approves
+        )
+    assert too_much.value.rule == "terms.adjust.tip_max"
+    result = rig.service.adjust(
+        OriginalRef(order="J1"), 10000, 11500, evidence("J1"), supervisor=supervisor_approves
+    )
+    assert result.entry is not None and result.entry.status is TxnStatus.APPROVED
+    assert (result.entry.type, result.entry.amount, result.entry.amount_before) == (
+        TxnType.ADJUST,
+        11500,
+        10000,
+    )
+    settled = rig.service.settle()
+    assert settled.balanced is True
+    assert (settled.totals.debit_amount, settled.totals.debit_count) == (13500, 2)
+    assert_books_balance(rig)
+
+
+def test_preauthorisation_completion_and_its_void(rig: Rig) -> None:
+    preauth = rig.service.sale(_card(), 20000, order="P1", pin=lambda k, t: "1234", kind=TxnType.PREAUTH)
+    assert preauth.entry is not None and preauth.entry.status is TxnStatus.APPROVED
+    with pytest.raises(RuleViolation) as beyond:
+        rig.service.adjust(
+            OriginalRef(order="P1"), 20000, 23001, evidence("P1"), supervisor=supervisor_approves
+        )
+    assert beyond.value.rule == "terms.adjust.completion_tolerance"
+    completed = rig.service.adjust(
+        OriginalRef(order="P1"), 20000, 22000, evidence("P1"), supervisor=supervisor_approves
+    )
+    assert completed.entry is not None and completed.entry.status is TxnStatus.APPROVED
+    assert completed.entry.type is TxnType.COMPLETION and completed.entry.amount == 22000
+    voided = rig.service.void(
+        OriginalRef(trace=completed.entry.trace), evidence("P1"), supervisor=supervisor_approves
+    )
+    assert voided.entry is not None and voided.entry.status is TxnStatus.APPROVED
+    settled = rig.service.settle()
+    assert settled.balanced is True and settled.totals.debit_count == 0
+    assert_books_balance(rig)
+
+
+def test_an_unbalanced_settlement_uploads_the_batch_and_closes_it(rig: Rig) -> None:
+    _sale(rig.service, 3000, "U1")
+    _sale(rig.service, 4000, "U2")
+    # the host counts one sale more than the terminal (say, one it approved whose answer was lost and
+    # whose reversal it never got): its totals differ
+    from dataclasses import replace
+
+    ghost = replace(rig.acquirer.ledger[-1], stan="999999", rrn="GHOST0000001")
+    rig.acquirer.ledger.append(ghost)
+    settled = rig.service.settle()
+    assert settled.balanced is False and settled.uploaded == 2
+    uploaded = sorted(u.record["payload"]["trace"] for u in rig.acquirer.batch_uploads)
+    assert uploaded == sorted(e.trace for e in rig.service.journal() if e.type is TxnType.SALE)
+    assert rig.service.ctx.book.batch == 2
+    assert rig.acquirer.batch_number(TERMINAL_ID) == "000002"  # the host closed the batch too
+    rig.acquirer.ledger.remove(ghost)
+    assert_books_balance(rig)
+
+
+def test_a_cash_refund_notice_goes_up_with_the_queue(rig: Rig) -> None:
+    _sale(rig.service, 6000, "N1")
+    rig.service.refund(
+        OriginalRef(order="N1"), 1500, RefundMethod.CASH, evidence("N1"), supervisor=supervisor_approves
+    )
+    report = rig.service.drain()
+    assert report.waiting == 0 and len(report.sent) == 1
+    [notice] = [n.record["payload"] for n in rig.acquirer.notices]
+    assert (notice["operation"], notice["amount"], notice["reference"][0]) == ("cash_refund", 1500, "C")
+    assert "next_steps" not in notice  # the texts stay on the terminal; field 62 carries the facts

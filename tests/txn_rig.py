@@ -120,32 +120,9 @@ def evidence(
     )
 
 
-_LEDGER_TYPES = {
-    "22": "sale",
-    "": "sale",
-    "10": "preauth",
-    "20": "completion",
-    "23": "void",
-    "21": "void",
-    "11": "void",
-    "25": "refund",
-    "32": "adjust",
-}
-
-
 def ledger_rows(acquirer: AcquirerHost) -> dict[int, dict[str, Any]]:
-    """The acquirer's ledger for this terminal, by trace, in the journal's vocabulary."""
-    rows = {}
-    for entry in acquirer.ledger:
-        if entry.terminal_id != TERMINAL_ID:
-            continue
-        rows[int(entry.stan)] = {
-            "type": _LEDGER_TYPES[entry.type_code],
-            "amount": entry.amount,
-            "status": str(entry.status),
-            "rrn": entry.rrn,
-        }
-    return rows
+    """The acquirer's ledger for this terminal, by trace, as the host itself shows it (`ledger_view`)."""
+    return {row["trace"]: row for row in acquirer.ledger_view() if row["terminal"] == TERMINAL_ID}
 
 
 def assert_books_balance(rig: Rig) -> None:
