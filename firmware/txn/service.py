@@ -186,7 +186,8 @@ class TerminalService:
         return drain(self.ctx)
 
     def _reversals_first(self) -> None:
-        report = drain(self.ctx, reversals_only=True)
+        """Before an online request: what waits goes up (reversals first); an unacknowledged reversal blocks."""
+        report = drain(self.ctx)
         waiting = [r for r in self.ctx.book.outbox.armed() if not r.flagged]
         if waiting:
             why = report.stopped or "the host has not acknowledged it yet"
@@ -257,7 +258,7 @@ class TerminalService:
     ) -> ReverseResult:
         if to is RefundMethod.CASH:
             return cash_refund(self.ctx, ref, amount, evidence, supervisor=supervisor)
-        drain(self.ctx)
+        self._reversals_first()
         return card_refund(self.ctx, ref, amount, evidence, supervisor=supervisor)
 
     def adjust(
