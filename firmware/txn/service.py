@@ -186,7 +186,7 @@ class TerminalService:
         return drain(self.ctx)
 
     def _reversals_first(self) -> None:
-        """Before an online request: what waits goes up (reversals first); an unacknowledged reversal blocks."""
+        """Before an online request what waits goes up, reversals first; an unacknowledged one blocks."""
         report = drain(self.ctx)
         waiting = [r for r in self.ctx.book.outbox.armed() if not r.flagged]
         if waiting:
