@@ -236,7 +236,9 @@ class TerminalService:
             armed = (
                 authoriser.trace is not None and self.ctx.book.outbox.reversal(authoriser.trace) is not None
             )
-        reason = result.reason or (entry.status_reason if entry else "")
+        reason = result.reason
+        if entry is not None and entry.status is not TxnStatus.APPROVED and entry.status_reason:
+            reason = entry.status_reason
         return SaleResult(result.outcome, reason, entry, armed)
 
     # ----- reverse operations ---------------------------------------------------------------------

@@ -85,7 +85,8 @@ def send_reversal(ctx: TxnContext, armed: ArmedReversal) -> str:
     with ctx.book.transaction():
         entry = ctx.book.entry(armed.trace)
         if entry is not None:
-            reason = f"reversed ({armed.reason.value}), host answered {code}"
+            reversed_ = f"reversed ({armed.reason.value}), host answered {code}"
+            reason = f"{entry.status_reason}; {reversed_}" if entry.status_reason else reversed_
             ctx.book.settle_request(armed.trace, TxnStatus.REVERSED, disarm=True, status_reason=reason)
         else:
             ctx.book.outbox.disarm(armed.trace)
