@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from firmware.emv.result import Outcome
+from firmware.host.spec import pack, unpack
 from firmware.txn.model import ReversalReason, TxnStatus
 from firmware.txn.reverse import OriginalRef
 from firmware.txn.service import PendingReversalError
@@ -157,4 +158,50 @@ def test_a_refund_without_an_answer_waits_and_goes_up_as_a_repeat(rig: Rig) -> N
     refund = rig.service.ctx.book.entry(result.entry.trace)  # type: ignore[union-attr]
     assert refund is not None and refund.status is TxnStatus.APPROVED
     assert [e.amount for e in rig.acquirer.ledger if e.type_code == "25"] == [4000]  # applied once
+    assert_books_balance(rig)
+
+
+class _ForgedDecline:
+    """A man in the middle: the request reaches the host, the terminal gets an unMACed 0210 / A0 back."""
+
+    def __init__(self, link: object) -> None:
+        self.link = link
+        self.armed = True
+
+    def exchange(self, packed: bytes, timeout: float | None = None) -> bytes:
+        answer = self.link.exchange(packed, timeout)  # type: ignore[attr-defined]
+        if self.armed and packed[11:13] == bytes.fromhex("0200"):
+            self.armed = False
+            request = unpack(packed)
+            forged = {
+                "t": "0210",
+                "tpdu": request["tpdu"],
+                "header": request["header"],
+                "11": request["11"],
+                "41": request["41"],
+                "42": request["42"],
+                "39": "A0",
+            }
+            return pack(forged)
+        return answer
+
+
+def test_an_unmaced_decline_proves_nothing_and_the_sale_is_reversed(rig: Rig) -> None:
+    forged = _ForgedDecline(rig.link.link)
+    rig.link.link = forged  # type: ignore[assignment]
+    result = _pay(rig, 6100, "M1")
+    entry = result.entry  # type: ignore[attr-defined]
+    assert entry is not None and entry.status is TxnStatus.REVERSED and "(A0)" in entry.status_reason
+    assert [e.status for e in rig.acquirer.ledger if int(e.stan) == entry.trace] == ["reversed"]
+    assert_books_balance(rig)
+
+
+def test_an_unmaced_decline_of_a_void_keeps_its_reversal_and_the_void_is_undone(rig: Rig) -> None:
+    sale = _pay(rig, 6200, "M2").entry  # type: ignore[attr-defined]
+    rig.link.link = _ForgedDecline(rig.link.link)  # type: ignore[assignment]
+    result = rig.service.void(OriginalRef(order="M2"), evidence("M2"), supervisor=supervisor_approves)
+    assert result.waiting_for_host and result.entry is not None
+    rig.service.drain()
+    assert rig.service.ctx.book.entry(result.entry.trace).status is TxnStatus.REVERSED  # type: ignore[union-attr]
+    assert [e.status for e in rig.acquirer.ledger if int(e.stan) == sale.trace] == ["approved"]
     assert_books_balance(rig)

@@ -149,11 +149,24 @@ def check_answer(request: Mapping[str, str], answer: Mapping[str, str]) -> None:
 
 
 def send(
-    link: HostLink, request: Mapping[str, str], mac: MessageMac | None, timeout: float | None = None
+    link: HostLink,
+    request: Mapping[str, str],
+    mac: MessageMac | None,
+    timeout: float | None = None,
+    *,
+    allow_unmaced_decline: bool = True,
 ) -> IsoMessage:
-    """Seal (when `mac` is given), exchange, check the MAC and that the answer is to this request."""
+    """Seal (when `mac` is given), exchange, check the MAC and that the answer is to this request.
+
+    `allow_unmaced_decline=False`: an answer without a valid MAC is a MacMismatchError whatever its code
+    (for a request whose outcome moves money, an unauthenticated decline proves nothing).
+    """
     packed = seal(request, mac) if mac is not None else pack(request)
     raw_answer = link.exchange(packed, timeout)
-    answer = open_answer(raw_answer, mac) if mac is not None else unpack(raw_answer)
+    answer = (
+        open_answer(raw_answer, mac, allow_unmaced_decline=allow_unmaced_decline)
+        if mac is not None
+        else unpack(raw_answer)
+    )
     check_answer(request, answer)
     return answer

@@ -67,7 +67,6 @@ class Authoriser:
     def online(self, request: OnlineRequest) -> OnlineResponse | None:
         ctx = self.ctx
         now = ctx.now()
-        pan_sealed = ctx.vault.seal(request.pan)
         expiry = request.expiry[:4] if request.expiry else None
         card = CardData(
             request.pan,
@@ -80,6 +79,7 @@ class Authoriser:
         with ctx.book.transaction():
             trace = ctx.book.take_trace()
             batch = ctx.book.batch
+            pan_sealed = ctx.vault.seal(request.pan, ctx.pan_binding(batch, trace))
             message = authorisation(
                 ctx.identity,
                 type_code=_TYPE_CODE[self.kind],

@@ -43,12 +43,18 @@ class TxnContext:
     def now(self) -> datetime:
         return self.clock()
 
+    def pan_binding(self, batch: int, trace: int) -> str:
+        """What a sealed PAN is bound to: the card payment (sale, pre-authorisation) it was read for."""
+        return f"{self.identity.terminal_id}|{batch:06d}|{trace:06d}"
+
     def rebuild(self, stored: Mapping[str, Any], pan_sealed: object, where: str) -> IsoMessage:
         """A stored request made whole again (`StoredRequest`): its PAN unsealed, in memory only."""
         if not isinstance(pan_sealed, str):
             raise StoreError(f"{where}: the stored request has no sealed PAN")
         request = StoredRequest.from_json(stored, where)
-        return request.build(self.identity, self.vault.open(pan_sealed))
+        payment = request.original or request
+        pan = self.vault.open(pan_sealed, self.pan_binding(payment.batch, payment.trace))
+        return request.build(self.identity, pan)
 
     def date_mmdd(self, entry: JournalEntry) -> str:
         return f"{entry.created:%m%d}"

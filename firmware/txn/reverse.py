@@ -22,11 +22,11 @@ in clear. The acquirer's answer wins over the terminal's rules.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from firmware.errors import PosError
+from firmware.errors import PosError, StoreError
 from firmware.host.financial import Original, read_answer
 from firmware.txn.book import ORDER_TYPES
 from firmware.txn.context import TxnContext
@@ -229,7 +229,8 @@ def _pan(ctx: TxnContext, original: JournalEntry) -> str:
         raise OrderNotFoundError(
             f"order {original.order} has no card on file: only a cash refund is possible"
         )
-    return ctx.vault.open(original.pan_sealed)
+    binding = ctx.pan_binding(original.batch, original.trace)
+    return ctx.vault.open_for(original.pan_sealed, binding, original.masked_pan)
 
 
 def _online(
@@ -250,6 +251,10 @@ def _online(
         stored = StoredRequest(request, trace, ctx.book.batch, decision.amount, original=_original(original))
         message = stored.build(ctx.identity, pan)
         entry = _new_entry(ctx, trace, kind, decision.amount, original, evidence, decision, now)
+        if kind is TxnType.COMPLETION:
+            # a completion is an order of its own (voided, refunded later): its PAN sealed for it
+            own = ctx.vault.seal(pan, ctx.pan_binding(entry.batch, entry.trace))
+            entry = replace(entry, pan_sealed=own)
         armed = ArmedReversal(
             trace=trace,
             original_mti=message["t"],
@@ -329,7 +334,9 @@ def _advice(
         }
         recorded = ctx.book.record_reverse(entry, advice=advice)
     assert recorded.advice_id is not None
-    record = next(r for r in ctx.book.outbox.pending() if r.id == recorded.advice_id)
+    record = next((r for r in ctx.book.outbox.pending() if r.id == recorded.advice_id), None)
+    if record is None:
+        raise StoreError(f"the advice {recorded.advice_id} just queued does not read back; it is kept aside")
     try:
         send_advice(ctx, record)
     except NotSent as exc:

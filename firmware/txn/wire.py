@@ -9,7 +9,9 @@ errors say whether money may have moved, which decides reversal and retry:
   back (timeout, connection lost, garbage, an answer to another request):
   the host may have acted on it, field 39 of its reversal is ``98``;
 - `AnswerMacFailed` (MacMismatchError): an answer came whose MAC does not
-  verify; field 39 of the reversal is ``A0``.
+  verify, or with no MAC at all (even the declines a host sends unMACed, A0,
+  77 and 97: a man in the middle could forge them to have a request that the
+  host approved disarmed); field 39 of the reversal is ``A0``.
 
 All three are HostErrors, so the EMV kernel reads any of them as "unable to
 go online". The wording of the errors never carries card data.
@@ -61,7 +63,7 @@ class Wire:
     def exchange(self, request: Mapping[str, str]) -> IsoMessage:
         """Send `request`; the checked answer, or a WireError saying whether money may have moved."""
         try:
-            return send(self.link, request, self.mac, self.timeout)
+            return send(self.link, request, self.mac, self.timeout, allow_unmaced_decline=False)
         except HostUnreachableError as exc:
             raise NotSent(f"host unreachable: {exc}") from None
         except MacMismatchError as exc:
