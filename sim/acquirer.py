@@ -126,6 +126,10 @@ _NOT_MACED: Final = frozenset({"0800", "0820"})
 _REPEATS: Final = {"0401": "0400", "0221": "0220"}
 # Answered once per terminal, original type and trace: a repeat gets the first answer again.
 _IDEMPOTENT: Final = frozenset({"0400", "0220", "0320"})
+# Authorisation answers that approve (and are booked): 00, 08 honour with identification, 11 VIP; 10 a
+# partial approval (half the amount here; the terminal reverses it, it does not complete partial approvals).
+_PARTIAL_APPROVAL: Final = "10"
+_APPROVALS: Final = frozenset({"08", "11", _PARTIAL_APPROVAL})
 # 60.1 codes each financial message type takes (a request without 60.1 is a sale); others: 40.
 _ACCEPTED: Final[dict[str, tuple[str, ...]]] = {
     "0100": (TransactionCode.PREAUTH, TransactionCode.PREAUTH_VOID),
@@ -498,7 +502,9 @@ class AcquirerHost:
         if profile != MacProfile.UNIONPAY_ECB and code == "001":
             return self._finish(answer, "30", None)
         issued = issue_working_keys(
-            state.registered.tmk, code, self._token_bytes,
+            state.registered.tmk,
+            code,
+            self._token_bytes,
             mak_length=8 if profile == MacProfile.UNIONPAY_ECB else 16,
             aes_mak=profile == MacProfile.AES_CMAC,
         )
@@ -586,8 +592,12 @@ class AcquirerHost:
             code = check.code
         if field55:
             answer.fields[55] = field55
-        if code != "00":
+        decided = type_code in _DECIDED or type_code == TransactionCode.COMPLETION
+        if code != "00" and not (decided and code in _APPROVALS):
             return self._finish(answer, code, state)
+        if code == _PARTIAL_APPROVAL:
+            amount //= 2  # the issuer approved half: field 4 of the answer says how much
+            answer.fields[4] = f"{amount:012d}"
         rrn = self._next_rrn()
         auth_code = f"{self._sequence % 1_000_000:06d}"
         answer.fields[37] = rrn
@@ -607,7 +617,7 @@ class AcquirerHost:
                 original.refunded += amount
             elif type_code == TransactionCode.TIP_ADJUST:
                 original.adjusted_amount = amount
-        return self._finish(answer, "00", state)
+        return self._finish(answer, code, state)
 
     def _completed_preauth(self, request: HostMessage, state: _TerminalState) -> LedgerEntry | None:
         """The pre-authorisation an approved chip completion (decided by the issuer) completes, if found."""

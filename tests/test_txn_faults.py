@@ -205,3 +205,23 @@ def test_an_unmaced_decline_of_a_void_keeps_its_reversal_and_the_void_is_undone(
     assert rig.service.ctx.book.entry(result.entry.trace).status is TxnStatus.REVERSED  # type: ignore[union-attr]
     assert [e.status for e in rig.acquirer.ledger if int(e.stan) == sale.trace] == ["approved"]
     assert_books_balance(rig)
+
+
+@pytest.mark.parametrize("code", ["08", "11"])
+def test_an_approval_other_than_00_is_an_approval(rig: Rig, code: str) -> None:
+    rig.acquirer.set_faults(f"decline={code},only=0200,times=1")
+    result = _pay(rig, 7300, f"A{code}")
+    entry = result.entry  # type: ignore[attr-defined]
+    assert result.outcome is Outcome.APPROVED_ONLINE  # type: ignore[attr-defined]
+    assert entry is not None and entry.status is TxnStatus.APPROVED and entry.response_code == code
+    assert rig.service.ctx.book.outbox.armed() == []
+    assert_books_balance(rig)
+
+
+def test_a_partial_approval_is_not_completed_and_is_reversed_06(rig: Rig) -> None:
+    rig.acquirer.set_faults("decline=10,only=0200,times=1")
+    result = _pay(rig, 8000, "A10")
+    entry = result.entry  # type: ignore[attr-defined]
+    assert result.outcome is Outcome.HOST_APPROVED_CARD_DECLINED  # type: ignore[attr-defined]
+    assert entry is not None and entry.status is TxnStatus.REVERSED and "(06)" in entry.status_reason
+    assert [e.status for e in rig.acquirer.ledger if int(e.stan) == entry.trace] == ["reversed"]

@@ -21,6 +21,7 @@ acknowledges the reversal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from firmware.emv import tlv
@@ -41,7 +42,9 @@ _ISSUER_AUTHENTICATION_DATA = 0x91
 _SCRIPT_TEMPLATES = (0x71, 0x72)
 
 
-def issuer_response(code: str, auth_code: str | None, field55: bytes) -> OnlineResponse:
+def issuer_response(
+    code: str, auth_code: str | None, field55: bytes, approved_amount: int | None = None
+) -> OnlineResponse:
     """The kernel's view of an answer: response code, 91 and the 71/72 scripts of field 55."""
     try:
         objects = tlv.parse(field55)
@@ -49,7 +52,13 @@ def issuer_response(code: str, auth_code: str | None, field55: bytes) -> OnlineR
         raise MessageFieldError(f"ICC data in the answer is not TLV: {exc}", "55") from None
     authentication = next((o.value for o in objects if o.tag == _ISSUER_AUTHENTICATION_DATA), None)
     scripts = b"".join(tlv.encode(o.tag, o.value) for o in objects if o.tag in _SCRIPT_TEMPLATES)
-    return OnlineResponse(code, authentication, scripts, auth_code)
+    return OnlineResponse(code, authentication, scripts, auth_code, approved_amount)
+
+
+def _answer_amount(answer: Mapping[str, str]) -> int | None:
+    """Field 4 of an answer: the amount the host approved (a partial approval says it there)."""
+    value = answer.get("4", "")
+    return int(value) if value.isdigit() else None
 
 
 @dataclass
@@ -60,6 +69,8 @@ class Authoriser:
     kind: TxnType
     amount: int
     order: str
+    approval_codes: frozenset[str] = frozenset({"00"})
+    partial_approval_codes: frozenset[str] = frozenset()
     trace: int | None = None
     host_code: str | None = None
     failure: str = field(default="")
@@ -132,21 +143,22 @@ class Authoriser:
                 ctx.book.outbox.set_reversal_reason(trace, exc.reversal_reason)
             raise
         read = read_answer(answer)
-        self.host_code = read.response_code
+        code = self.host_code = read.response_code
+        partial = code in self.partial_approval_codes
         with ctx.book.transaction():
-            if read.approved:
+            if code in self.approval_codes or partial:
+                # the host moved money: only the card's TC completes it; until then a cut means 96
                 ctx.book.settle_request(
                     trace,
                     TxnStatus.PENDING,
                     rrn=read.rrn,
                     auth_code=read.auth_code,
-                    response_code=read.response_code,
+                    response_code=code,
                     disarm=False,
-                    note="host approved; waiting for the card",
+                    note=f"host approved ({code}); waiting for the card",
                 )
                 ctx.book.outbox.set_reversal_reason(trace, ReversalReason.TERMINAL_COULD_NOT_COMPLETE)
             else:
-                code = read.response_code
                 ctx.book.settle_request(
                     trace,
                     TxnStatus.DECLINED,
@@ -154,7 +166,8 @@ class Authoriser:
                     response_code=code,
                     status_reason=f"host declined ({code})",
                 )
-        return issuer_response(read.response_code, read.auth_code, read.field55)
+        approved_amount = _answer_amount(answer) if partial else None
+        return issuer_response(code, read.auth_code, read.field55, approved_amount)
 
     def conclude(self, result: TransactionResult) -> JournalEntry | None:
         """Record what the card made of the host's answer; the entry, or None if nothing was sent."""
@@ -166,7 +179,11 @@ class Authoriser:
         if entry is None or entry.status is not TxnStatus.PENDING:
             return entry
         armed = book.outbox.reversal(trace)
-        if result.outcome is Outcome.APPROVED_ONLINE and armed is not None and self.host_code == "00":
+        if (
+            result.outcome is Outcome.APPROVED_ONLINE
+            and armed is not None
+            and self.host_code in self.approval_codes
+        ):
             return book.settle_request(trace, TxnStatus.APPROVED, disarm=True, note="card approved (TC)")
         if armed is not None and armed.reason is ReversalReason.TERMINAL_COULD_NOT_COMPLETE:
             book.outbox.set_reversal_reason(trace, ReversalReason.CARD_DECLINED_AFTER_APPROVAL)

@@ -212,9 +212,17 @@ class TerminalService:
         self._reversals_first()
         if self._kernel is None:
             self._kernel = KernelSetup.load()
+        config = self._kernel.config
         now = self.ctx.now()
         order = order or f"{now:%Y%m%d%H%M%S}{self._random_bytes(2).hex()}"
-        authoriser = Authoriser(self.ctx, kind, amount, order)
+        authoriser = Authoriser(
+            self.ctx,
+            kind,
+            amount,
+            order,
+            approval_codes=frozenset(config.approval_response_codes),
+            partial_approval_codes=frozenset(config.partial_approval_response_codes),
+        )
         self._sequence_counter = self._sequence_counter % 9999 + 1
         result: TransactionResult = run_card_payment(
             reader,
