@@ -40,7 +40,7 @@ def run(rig: Rig, *argv: str, stdin: str = "", link: HostLink | None = None) -> 
     out, err = io.StringIO(), io.StringIO()
 
     def open_link(host: str, port: int) -> HostLink:
-        return link or TcpHostLink(host, port, connect_timeout=2.0, read_timeout=1.0)
+        return link or TcpHostLink(host, port, connect_timeout=2.0, read_timeout=5.0)
 
     code = main(
         ["--data-dir", str(rig.data_dir), "--host", f"127.0.0.1:{rig.sim.port}", *argv],
@@ -181,7 +181,7 @@ class _Replaying:
 
 
 def test_an_answer_to_another_request_is_no_answer_and_the_sale_is_reversed(rig: Rig) -> None:
-    link = TcpHostLink("127.0.0.1", rig.sim.port, connect_timeout=2.0, read_timeout=1.0)
+    link = TcpHostLink("127.0.0.1", rig.sim.port, connect_timeout=2.0, read_timeout=5.0)
     echo = {**rig.service.ctx.identity.fields(), "t": "0820", "11": "000777", "60": "00000001301"}
     stale = link.exchange(pack(echo))
     code, document, err = run(

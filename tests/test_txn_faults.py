@@ -24,7 +24,7 @@ from tests.txn_rig import Rig, assert_books_balance, evidence, rig_fixture, supe
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    yield from rig_fixture(tmp_path)
+    yield from rig_fixture(tmp_path, answer_timeout=1.5)
 
 
 def _pay(rig: Rig, amount: int, order: str, profile: str = "visa-credit") -> object:

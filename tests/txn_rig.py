@@ -62,7 +62,10 @@ class SwitchableLink:
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, *, faults: str = "", sign_on: bool = True) -> None:
+    def __init__(
+        self, tmp_path: Path, *, faults: str = "", sign_on: bool = True, answer_timeout: float = 5.0
+    ) -> None:
+        self.answer_timeout = answer_timeout
         self.data_dir = tmp_path / "terminal"
         layout = KeyLayout.under(self.data_dir)
         provisioned = provision(layout, os.urandom)
@@ -81,7 +84,8 @@ class Rig:
         if sign_on:
             assert self.service.sign_on().approved
 
-    def open(self, *, answer_timeout: float = 1.0) -> TerminalService:
+    def open(self, *, answer_timeout: float | None = None) -> TerminalService:
+        answer_timeout = answer_timeout or self.answer_timeout
         from dataclasses import replace
 
         self.link = SwitchableLink(
@@ -100,8 +104,9 @@ class Rig:
         self.sim.stop()
 
 
-def rig_fixture(tmp_path: Path) -> Iterator[Rig]:
-    rig = Rig(tmp_path)
+def rig_fixture(tmp_path: Path, *, answer_timeout: float = 5.0) -> Iterator[Rig]:
+    """A rig for one test; `answer_timeout` short where the host is made to drop answers."""
+    rig = Rig(tmp_path, answer_timeout=answer_timeout)
     try:
         yield rig
     finally:
