@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from firmware.emv.result import Outcome
+from firmware.errors import HostError
 from firmware.host.spec import pack, unpack
 from firmware.txn.model import ReversalReason, TxnStatus
 from firmware.txn.reverse import OriginalRef
-from firmware.txn.service import PendingReversalError
+from firmware.txn.service import PendingReversalError, SettlementPendingError
 from sim.card import load_profile_card
 from sim.reader import SimReader
-from tests.txn_rig import Rig, assert_books_balance, evidence, rig_fixture, supervisor_approves
+from tests.txn_rig import TERMINAL_ID, Rig, assert_books_balance, evidence, rig_fixture, supervisor_approves
 
 
 @pytest.fixture
@@ -91,14 +92,35 @@ def test_a_reversal_that_cannot_go_up_blocks_the_next_online_request_until_it_do
     assert_books_balance(rig)
 
 
-def test_a_reversal_that_never_gets_through_is_kept_and_flagged(rig: Rig) -> None:
+def test_a_reversal_that_never_gets_through_is_kept_flagged_and_still_blocks(rig: Rig) -> None:
     rig.acquirer.set_faults("drop,only=0200+0400+0401")
     _pay(rig, 3100, "F5")
-    rig.service.drain()
     flagged, _ = rig.service.ctx.book.outbox.flagged()
     assert len(flagged) == 1 and flagged[0].attempts == rig.profile.max_attempts
     assert rig.service.queue()["flagged"][0]["kind"] == "reversal"
     rig.acquirer.set_faults("")
+    with pytest.raises(PendingReversalError, match="used up their tries"):
+        _pay(rig, 100, "F6")  # a flagged reversal is not dropped: nothing goes online past it
+    report = rig.service.drain()  # the operator's "send now" tries it again
+    assert report.flagged == 0 and report.waiting == 0
+    assert rig.service.ctx.book.entry(flagged[0].trace).status is TxnStatus.REVERSED  # type: ignore[union-attr]
+    _pay(rig, 100, "F6")
+    assert_books_balance(rig)
+
+
+def test_a_settlement_whose_answer_is_lost_blocks_the_batch_until_it_is_settled_again(rig: Rig) -> None:
+    _pay(rig, 1500, "S1")
+    rig.acquirer.set_faults("drop,only=0500,times=1")
+    with pytest.raises(HostError):
+        rig.service.settle()
+    assert rig.service.ctx.book.settling == 1
+    with pytest.raises(SettlementPendingError):
+        _pay(rig, 100, "S2")  # the host may have closed batch 1 already: nothing new goes into it
+    settled = rig.service.settle()  # the same totals again: the host answers as it did
+    assert settled.balanced is True and rig.service.ctx.book.settling is None
+    assert rig.service.ctx.book.batch == 2 and rig.acquirer.batch_number(TERMINAL_ID) == "000002"
+    _pay(rig, 100, "S2")
+    assert_books_balance(rig)
 
 
 @pytest.mark.parametrize(

@@ -85,6 +85,7 @@ from firmware.txn.outbox import DEFAULT_MAX_ATTEMPTS, META, META_KEY, Outbox
 __all__ = ["OPEN_FILE", "ORDER_TYPES", "Book", "History", "ReverseRecorded"]
 
 OPEN_FILE: Final = "open.json"
+SETTLING: Final = "settling"
 ENTRIES, CASH_REFUNDS = "entries", "cash_refunds"
 ORDER_TYPES: Final = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.COMPLETION})
 _REFUND_COUNTED: Final = frozenset({TxnStatus.APPROVED, TxnStatus.PENDING})
@@ -399,6 +400,21 @@ class Book:
 
     # ----- settlement ---------------------------------------------------------------------------------
 
+    @property
+    def settling(self) -> int | None:
+        """The batch whose settlement (0500) went out and has no answer yet; None when none did."""
+        with self.transaction():
+            value = self._meta().get(SETTLING)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise StoreError(f"{self.path}: meta {SETTLING} is not a batch number")
+        return value
+
+    def begin_settlement(self) -> None:
+        """Note, before the 0500 goes out, that the open batch is being settled (cleared by `close_batch`)."""
+        with self.transaction():
+            meta = self._meta()
+            self.tables.put(META, META_KEY, {**meta, SETTLING: meta["batch"]})
+
     def close_batch(self, new_batch: int) -> Path:
         """Archive the open batch and open batch `new_batch` (pending entries and the outbox carry over).
 
@@ -442,7 +458,8 @@ class Book:
             if document.get("reference") in references:
                 self.tables.remove(CASH_REFUNDS, key)
         next_batch = archive["next_batch"]
-        self.tables.put(META, META_KEY, {**self._meta(), "batch": next_batch})
+        meta = {key: value for key, value in self._meta().items() if key != SETTLING}
+        self.tables.put(META, META_KEY, {**meta, "batch": next_batch})
 
     # ----- lookups ------------------------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ from firmware.txn.wire import Wire
 __all__ = [
     "PendingReversalError",
     "SaleResult",
+    "SettlementPendingError",
     "TerminalService",
     "cash_refund_view",
     "entry_view",
@@ -69,6 +70,10 @@ __all__ = [
 
 class PendingReversalError(HostError):
     """A reversal waits for the host: no new online request goes before it."""
+
+
+class SettlementPendingError(HostError):
+    """A settlement went out without an answer: the batch takes nothing new until it is settled."""
 
 
 @dataclass(frozen=True)
@@ -183,14 +188,30 @@ class TerminalService:
         )
 
     def drain(self) -> DrainReport:
-        return drain(self.ctx)
+        """The operator's "send now": everything waiting, the items that used up their tries included."""
+        return drain(self.ctx, include_flagged=True)
 
     def _reversals_first(self) -> None:
-        """Before an online request what waits goes up, reversals first; an unacknowledged one blocks."""
+        """Before a request: what waits goes up, reversals first; an unacknowledged reversal blocks.
+
+        A reversal that used up its tries (flagged) blocks too: it is tried again by an explicit
+        drain (`pos-txn drain`, "retry now"), never dropped. A settlement whose answer never came
+        blocks until it is run again.
+        """
+        settling = self.ctx.book.settling
+        if settling is not None:
+            raise SettlementPendingError(
+                f"the settlement of batch {settling:06d} got no answer: settle again before any new request"
+            )
         report = drain(self.ctx)
-        waiting = [r for r in self.ctx.book.outbox.armed() if not r.flagged]
+        waiting = self.ctx.book.outbox.armed()
         if waiting:
-            why = report.stopped or "the host has not acknowledged it yet"
+            flagged = sum(1 for reversal in waiting if reversal.flagged)
+            why = report.stopped or (
+                f"{flagged} used up their tries: retry with pos-txn drain"
+                if flagged
+                else "not acknowledged yet"
+            )
             raise PendingReversalError(f"{len(waiting)} reversal(s) wait for the host ({why}); try again")
 
     # ----- card payments --------------------------------------------------------------------------
@@ -266,9 +287,9 @@ class TerminalService:
         *,
         supervisor: SupervisorCheck | None = None,
     ) -> ReverseResult:
+        self._reversals_first()
         if to is RefundMethod.CASH:
             return cash_refund(self.ctx, ref, amount, evidence, supervisor=supervisor)
-        self._reversals_first()
         return card_refund(self.ctx, ref, amount, evidence, supervisor=supervisor)
 
     def adjust(

@@ -11,8 +11,9 @@
    the count; the host takes the terminal's records.
 4. The open batch is archived and the next one opened, in the books.
 
-Nothing is closed unless the host answered: a settlement cut short is run
-again and sends the same totals.
+Nothing is closed unless the host answered: a settlement cut short (no
+answer, a power cut) leaves the batch marked as settling, which refuses new
+requests until settlement is run again and sends the same totals.
 """
 
 from __future__ import annotations
@@ -148,11 +149,15 @@ def _batch_upload(ctx: TxnContext, entries: Sequence[JournalEntry], batch: int) 
 
 
 def settle(ctx: TxnContext) -> SettlementResult:
-    """Settle the open batch (see the module's docstring); SettlementError or a WireError if not now."""
-    drained = drain(ctx)
+    """Settle the open batch (see the module's docstring); SettlementError or a WireError if not now.
+
+    The 0500 is noted in the books before it goes out: until the host has answered one, the batch
+    takes no new request (`settling`), and settling again sends the same totals.
+    """
+    drained = drain(ctx, include_flagged=True)
     if drained.stopped is not None:
         raise SettlementError(f"nothing settled: {drained.stopped}")
-    waiting = [reversal for reversal in ctx.book.outbox.armed() if not reversal.flagged]
+    waiting = ctx.book.outbox.armed()
     if waiting:
         raise SettlementError(f"nothing settled: {len(waiting)} reversal(s) still wait for the host")
     batch = ctx.book.batch
@@ -162,11 +167,11 @@ def settle(ctx: TxnContext) -> SettlementResult:
             "nothing settled: requests of this batch still wait for the host (pos-txn queue)"
         )
     totals = batch_totals(entries, batch)
-    answer = read_answer(
-        ctx.wire.exchange(settlement(ctx.identity, stan=ctx.book.take_trace(), batch=batch, totals=totals))
-    )
+    ctx.book.begin_settlement()
+    request = settlement(ctx.identity, stan=ctx.book.take_trace(), batch=batch, totals=totals)
+    answer = read_answer(ctx.wire.exchange(request))
     if not answer.approved or answer.balanced is None:
-        raise SettlementError(f"the host refused the settlement ({answer.response_code})")
+        raise SettlementError(f"the host refused the settlement ({answer.response_code}); settle again")
     uploaded = 0 if answer.balanced else _batch_upload(ctx, entries, batch)
     new_batch = batch % MAX_TRACE + 1
     ctx.book.close_batch(new_batch)

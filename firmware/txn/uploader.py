@@ -151,9 +151,35 @@ def _item_id(item: ArmedReversal | OutboxRecord) -> str:
     return reversal_id(item.trace) if isinstance(item, ArmedReversal) else item.id
 
 
-def drain(ctx: TxnContext, *, reversals_only: bool = False) -> DrainReport:
-    """Send what waits, in order, until nothing is left, the host is unreachable, or all left is flagged."""
+def _retry_flagged(ctx: TxnContext, report: DrainReport) -> bool:
+    """One more try of each item that used up its tries (the operator asked); False: host unreachable."""
+    flagged_reversals, flagged_records = ctx.book.outbox.flagged()
+    items: list[ArmedReversal | OutboxRecord] = [*flagged_reversals, *flagged_records]
+    for item in items:
+        item_id = _item_id(item)
+        try:
+            _send_one(ctx, item)
+        except NotSent as exc:
+            report.stopped = str(exc)
+            return False
+        except (WireError, _NotProcessed, MessageFormatError) as exc:
+            ctx.book.outbox.mark_attempt(item_id, str(exc))
+            report.failed.append(item_id)
+            continue
+        report.sent.append(item_id)
+    return True
+
+
+def drain(ctx: TxnContext, *, reversals_only: bool = False, include_flagged: bool = False) -> DrainReport:
+    """Send what waits, in order, until nothing is left, the host is unreachable, or all left is flagged.
+
+    An item that fails is tried again after the context's backoff until it is acknowledged or has
+    used up its tries (then it is flagged: kept, reported, and skipped by later drains unless
+    `include_flagged`, the operator's explicit "send now", gives each flagged item one more try).
+    """
     report = DrainReport()
+    if include_flagged and not _retry_flagged(ctx, report):
+        return _summary(ctx, report)
     tries = 0
     while True:
         item = ctx.book.outbox.next_to_send()
@@ -173,8 +199,12 @@ def drain(ctx: TxnContext, *, reversals_only: bool = False) -> DrainReport:
             continue
         report.sent.append(item_id)
         tries = 0
-    waiting_reversals, flagged_records = ctx.book.outbox.flagged()
-    report.flagged = len(waiting_reversals) + len(flagged_records)
+    return _summary(ctx, report)
+
+
+def _summary(ctx: TxnContext, report: DrainReport) -> DrainReport:
+    flagged_reversals, flagged_records = ctx.book.outbox.flagged()
+    report.flagged = len(flagged_reversals) + len(flagged_records)
     armed = [reversal for reversal in ctx.book.outbox.armed() if not reversal.flagged]
     report.waiting = len(armed) + len(ctx.book.outbox.pending())
     return report
