@@ -198,3 +198,24 @@ def test_a_cash_refund_notice_goes_up_with_the_queue(rig: Rig) -> None:
     [notice] = [n.record["payload"] for n in rig.acquirer.notices]
     assert (notice["operation"], notice["amount"], notice["reference"][0]) == ("cash_refund", 1500, "C")
     assert "next_steps" not in notice  # the texts stay on the terminal; field 62 carries the facts
+
+
+def test_field_61_names_the_original_by_the_hosts_date_not_the_terminals_clock(rig: Rig) -> None:
+    from datetime import datetime, timedelta
+
+    rig.clock = lambda: datetime.now().astimezone() - timedelta(days=1)  # the clock sits before midnight
+    rig.reopen()
+    trace = _sale(rig.service, 9000, "D1")
+    sold = rig.service.ctx.book.entry(trace)
+    assert sold is not None
+    rig.clock = None
+    rig.reopen()
+    result = rig.service.refund(
+        OriginalRef(order="D1"),
+        1000,
+        RefundMethod.CARD,
+        evidence("D1", sold.created, reason="late"),
+        supervisor=supervisor_approves,
+    )
+    assert result.entry is not None and result.entry.status is TxnStatus.APPROVED, result.message
+    assert_books_balance(rig)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ class Rig:
         self, tmp_path: Path, *, faults: str = "", sign_on: bool = True, answer_timeout: float = 5.0
     ) -> None:
         self.answer_timeout = answer_timeout
+        self.clock: Callable[[], datetime] | None = None  # the terminal's clock; None: the real one
         self.data_dir = tmp_path / "terminal"
         layout = KeyLayout.under(self.data_dir)
         provisioned = provision(layout, os.urandom)
@@ -92,7 +93,9 @@ class Rig:
             TcpHostLink("127.0.0.1", self.sim.port, connect_timeout=2.0, read_timeout=answer_timeout)
         )
         profile = replace(self.profile, answer_timeout=answer_timeout)
-        return open_terminal(self.data_dir, self.link, sleep=lambda seconds: None, profile=profile)
+        return open_terminal(
+            self.data_dir, self.link, sleep=lambda seconds: None, profile=profile, clock=self.clock
+        )
 
     def reopen(self) -> TerminalService:
         self.service.close()

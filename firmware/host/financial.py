@@ -138,6 +138,7 @@ class HostAnswer:
     field55: bytes
     settlement_date: str | None
     balanced: bool | None  # settlement only: 48's last digit, 1 balanced, 2 not
+    host_date: str | None = None  # MMDD (field 13): the date the host booked the request on
 
     @property
     def approved(self) -> bool:
@@ -407,4 +408,7 @@ def read_answer(answer: Mapping[str, str]) -> HostAnswer:
         icc = bytes.fromhex(field55)
     except ValueError:
         raise MessageFieldError("ICC data is not hex", "55") from None
-    return HostAnswer(code, rrn, auth_code, icc, answer.get("15"), balanced)
+    host_date = answer.get("13")
+    if host_date is not None and (len(host_date) != 4 or not host_date.isdigit()):
+        raise MessageFieldError("local transaction date is not MMDD", "13")
+    return HostAnswer(code, rrn, auth_code, icc, answer.get("15"), balanced, host_date)

@@ -156,6 +156,7 @@ class Authoriser:
                     response_code=code,
                     disarm=False,
                     note=f"host approved ({code}); waiting for the card",
+                    host_date=read.host_date,
                 )
                 ctx.book.outbox.set_reversal_reason(trace, ReversalReason.TERMINAL_COULD_NOT_COMPLETE)
             else:

@@ -260,6 +260,7 @@ class Book:
         status_reason: str | None = None,
         note: str | None = None,
         disarm: bool = True,
+        host_date: str | None = None,
     ) -> JournalEntry:
         """Record a request's outcome and (by default) disarm its reversal, in one write.
 
@@ -275,6 +276,7 @@ class Book:
                 response_code=entry.response_code if response_code is None else response_code,
                 status_reason=entry.status_reason if status_reason is None else status_reason,
                 history=entry.history if note is None else (*entry.history, note),
+                host_date=entry.host_date if host_date is None else host_date,
             )
             self.tables.put(ENTRIES, trace, entry_document(changed))
             if disarm:

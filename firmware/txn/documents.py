@@ -219,10 +219,20 @@ def entry_document(entry: JournalEntry) -> dict[str, Any]:
         "supervisor": entry.supervisor,
         "status_reason": entry.status_reason,
         "history": list(entry.history),
+        "host_date": entry.host_date,
     }
     _check_sealed(entry.pan_sealed, "pan_sealed")
     _storable_except_sealed(document, "entry")
     return document
+
+
+def _host_date(doc: dict[str, Any]) -> str | None:
+    value = doc.get("host_date")
+    if value is not None and not (
+        isinstance(value, str) and len(value) == 4 and value.isascii() and value.isdigit()
+    ):
+        raise _Bad("host_date is not MMDD")
+    return value
 
 
 def entry_from_document(doc: object, where: str) -> JournalEntry:
@@ -264,6 +274,7 @@ def entry_from_document(doc: object, where: str) -> JournalEntry:
             supervisor=_bool(doc, "supervisor"),
             status_reason=_str(doc, "status_reason"),
             history=tuple(history),
+            host_date=_host_date(doc),
         )
     except _Bad as problem:
         raise _where(where, problem) from None

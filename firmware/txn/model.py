@@ -133,6 +133,7 @@ class JournalEntry:
     supervisor: bool = False
     status_reason: str = ""
     history: tuple[str, ...] = field(default_factory=tuple)
+    host_date: str | None = None  # MMDD the host booked it on (field 13 of its answer): 61.3 of what follows
 
 
 @dataclass(frozen=True)

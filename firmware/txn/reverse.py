@@ -130,7 +130,10 @@ def find_original(ctx: TxnContext, ref: OriginalRef, types: frozenset[TxnType] =
 
 
 def _original(entry: JournalEntry) -> Original:
-    return Original(entry.batch, entry.trace, f"{entry.created:%m%d}", entry.rrn, entry.auth_code)
+    """The original as field 61 names it: its date is the host's booking date (the terminal's clock
+    may sit on the other side of midnight), the terminal's own date only when the host gave none."""
+    date = entry.host_date or f"{entry.created:%m%d}"
+    return Original(entry.batch, entry.trace, date, entry.rrn, entry.auth_code)
 
 
 def _prepare(
@@ -292,6 +295,7 @@ def _online(
                 rrn=read.rrn,
                 auth_code=read.auth_code,
                 response_code=read.response_code,
+                host_date=read.host_date,
             )
             if original_status_on_approval is not None and original.batch == ctx.book.batch:
                 ctx.book.amend(

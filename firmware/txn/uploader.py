@@ -114,6 +114,7 @@ def send_advice(ctx: TxnContext, record: OutboxRecord) -> str:
             response_code=code,
             status_reason="" if code == "00" else f"host declined ({code})",
             disarm=False,
+            host_date=read.host_date,
         )
         ctx.book.outbox.acknowledge(record.id)
         if isinstance(notice, dict):
