@@ -226,7 +226,8 @@ def _run(args: argparse.Namespace, service: TerminalService, env: Environment) -
         write_json(out, sale.to_dict())
         if sale.entry is not None and sale.entry.status is TxnStatus.APPROVED:
             return EXIT_OK
-        code = EXIT_HOST if sale.reversal_pending or sale.outcome is Outcome.TERMINATED else EXIT_DECLINED
+        host = sale.reversal_pending or (sale.entry is not None and sale.entry.response_code is None)
+        code = EXIT_HOST if host or sale.outcome is Outcome.TERMINATED else EXIT_DECLINED
         return fail(env.stderr, PROG, code, sale.reason or "not approved")
     if command == "void":
         return _reverse_result(
