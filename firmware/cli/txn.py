@@ -108,7 +108,7 @@ def _card_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="Sales, voids, refunds, adjusts, settlement and the upload queue")
     parser.add_argument(
-        "--data-dir", default=DEFAULT_DATA_DIR, type=Path, help="the terminal's data directory"
+        "--data-dir", default=None, type=Path, help="the terminal's data directory ($POS_DATA_DIR, var/data)"
     )
     parser.add_argument("--host", default=DEFAULT_HOST, metavar="HOST:PORT", help="the acquirer host")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
