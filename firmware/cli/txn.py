@@ -108,7 +108,7 @@ def _card_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="Sales, voids, refunds, adjusts, settlement and the upload queue")
     parser.add_argument(
-        "--data-dir", default=DEFAULT_DATA_DIR, type=Path, help="the terminal's data directory"
+        "--data-dir", default=None, type=Path, help="the terminal's data directory ($POS_DATA_DIR, var/data)"
     )
     parser.add_argument("--host", default=DEFAULT_HOST, metavar="HOST:PORT", help="the acquirer host")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -226,7 +226,8 @@ def _run(args: argparse.Namespace, service: TerminalService, env: Environment) -
         write_json(out, sale.to_dict())
         if sale.entry is not None and sale.entry.status is TxnStatus.APPROVED:
             return EXIT_OK
-        code = EXIT_HOST if sale.reversal_pending or sale.outcome is Outcome.TERMINATED else EXIT_DECLINED
+        host = sale.reversal_pending or (sale.entry is not None and sale.entry.response_code is None)
+        code = EXIT_HOST if host or sale.outcome is Outcome.TERMINATED else EXIT_DECLINED
         return fail(env.stderr, PROG, code, sale.reason or "not approved")
     if command == "void":
         return _reverse_result(
