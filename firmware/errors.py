@@ -21,6 +21,7 @@ __all__ = [
     "HostError",
     "HostTimeoutError",
     "HostUnreachableError",
+    "ImageBuildError",
     "ImageRefusedError",
     "KeyBlockError",
     "KeyExhaustedError",
@@ -251,6 +252,10 @@ class ImageRefusedError(UpdateError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
+
+
+class ImageBuildError(UpdateError):
+    """An image cannot be built: a wheel missing for the target, a signing key that cannot be read."""
 
 
 class SlotError(UpdateError):
