@@ -174,7 +174,7 @@ case "${1:-}" in
     lint) shift; cmd_lint "$@" ;;
     image) shift; cmd_image "$@" ;;
     *)
-        echo "usage: ./build.sh setup|run|test|bench|lint|image [args]" >&2
+        echo "usage: ./build.sh setup|run|test|bench|lint [args]" >&2
         exit 2
         ;;
 esac
