@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from firmware.store.atomic_file import write_atomically
+from firmware.store.atomic_file import locked, write_atomically
 from firmware.update.build import BuildRequest, NoWheels, WheelSource, build_image
 from firmware.update.image import seal
 from firmware.update.manifest import Version
@@ -137,19 +137,25 @@ def make_queue(data_dir: Path) -> dict[str, str]:
 
 
 # Two migrations for the interruption tests: the journal's notices move to their own file
-# (new file first, then the old field removed), then a format marker.
+# (new file first, then the old field removed), then a format marker. Each writer holds the
+# file's lock, which also clears the temp file a kill left behind.
+def _replace(path: Path, data: bytes) -> None:
+    with locked(path):
+        write_atomically(path, data)
+
+
 def _split_notices(data_dir: Path) -> None:
     journal_path, notices_path = data_dir / "journal.json", data_dir / "notices.json"
     journal = json.loads(journal_path.read_bytes())
     if "notices" in journal:
         if not notices_path.exists():
-            write_atomically(notices_path, json.dumps(journal["notices"]).encode())
+            _replace(notices_path, json.dumps(journal["notices"]).encode())
         del journal["notices"]
-        write_atomically(journal_path, json.dumps(journal, sort_keys=True).encode())
+        _replace(journal_path, json.dumps(journal, sort_keys=True).encode())
 
 
 def _format_marker(data_dir: Path) -> None:
-    write_atomically(data_dir / "format.json", b'{"format": 2}')
+    _replace(data_dir / "format.json", b'{"format": 2}')
 
 
 TEST_MIGRATIONS = (
