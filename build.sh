@@ -155,12 +155,24 @@ cmd_lint() {
     "$VENV/bin/mypy"
 }
 
+# A signed firmware image under dist/ (firmware/update/build.py; README "Firmware images").
+# ./build.sh image [--arch x86_64|aarch64|armv7l] [--version V] [--key FILE] [--wheels DIR | --no-deps]
+cmd_image() {
+    install_python_packages
+    local version
+    version=$(sed -n 's/^version *= *//p' setup.cfg)
+    export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
+    "$PY" -c 'import sys; from firmware.__main__ import flash_main; sys.exit(flash_main())' \
+        build --source "$ROOT" --out "$ROOT/dist" --version "$version" "$@"
+}
+
 case "${1:-}" in
     setup) shift; cmd_setup "$@" ;;
     run) shift; cmd_run "$@" ;;
     test) shift; cmd_test "$@" ;;
     bench) shift; cmd_bench "$@" ;;
     lint) shift; cmd_lint "$@" ;;
+    image) shift; cmd_image "$@" ;;
     *)
         echo "usage: ./build.sh setup|run|test|bench|lint [args]" >&2
         exit 2

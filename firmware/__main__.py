@@ -75,6 +75,13 @@ def keys_main(argv: Sequence[str] | None = None) -> int:
     return keys_cli_main(argv)
 
 
+def flash_main(argv: Sequence[str] | None = None) -> int:
+    """`pos-flash` (firmware.cli.flash): images, slots, boot decision, mark-good, rollback."""
+    from firmware.cli.flash import main as flash_cli_main
+
+    return flash_cli_main(argv)
+
+
 def open_link(host: str, port: int) -> HostLink:
     """The acquirer over TCP (the simulated one is the same: `pos-sim host` listens on a port)."""
     from firmware.host.channel import TcpHostLink

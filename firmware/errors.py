@@ -21,12 +21,15 @@ __all__ = [
     "HostError",
     "HostTimeoutError",
     "HostUnreachableError",
+    "ImageBuildError",
+    "ImageRefusedError",
     "KeyBlockError",
     "KeyExhaustedError",
     "KeyStoreError",
     "MacMismatchError",
     "MessageFieldError",
     "MessageFormatError",
+    "MigrationError",
     "NoCardError",
     "NoReaderError",
     "PosError",
@@ -34,11 +37,13 @@ __all__ = [
     "RuleViolation",
     "SelectionError",
     "SensitiveDataError",
+    "SlotError",
     "StatusWordError",
     "StoreError",
     "TamperedRecordError",
     "TlvError",
     "TransactionInputError",
+    "UpdateError",
     "VerificationError",
 ]
 
@@ -232,3 +237,30 @@ class SensitiveDataError(StoreError, ValueError):
     def __init__(self, message: str, field: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class UpdateError(PosError):
+    """A firmware image, a slot or a data migration that the updater refuses or cannot handle."""
+
+
+class ImageRefusedError(UpdateError):
+    """A firmware image refused before anything is installed; `reason` is its code (`Refusal`).
+
+    The message is one line naming the reason: the file, the field or the key to blame.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+class ImageBuildError(UpdateError):
+    """An image cannot be built: a wheel missing for the target, a signing key that cannot be read."""
+
+
+class SlotError(UpdateError):
+    """The A/B slots cannot do what was asked (nothing to roll back to, a slot on trial, a damaged link)."""
+
+
+class MigrationError(UpdateError):
+    """A data migration failed, or the record of migrations is damaged; names the migration."""

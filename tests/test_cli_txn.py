@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.cli.txn import EXIT_DECLINED, EXIT_SETUP, main
+from firmware.cli.txn import EXIT_DECLINED, EXIT_HOST, EXIT_SETUP, main
 from firmware.emv.reader import CardReader
 from firmware.host.channel import HostLink, TcpHostLink
 from firmware.host.spec import pack
@@ -197,7 +197,7 @@ def test_an_answer_to_another_request_is_no_answer_and_the_sale_is_reversed(rig:
         "1234",
         link=_Replaying(link, stale),
     )
-    assert code == EXIT_DECLINED and "reversed (A0)" in err, err  # an answer without a valid MAC
+    assert code == EXIT_HOST and "reversed (A0)" in err, err  # an answer without a valid MAC
     assert isinstance(document, dict) and document["status"] == "reversed"  # the reversal went up at once
     [entry] = [e for e in rig.service.journal() if e.order == "P2"]
     assert entry.status is TxnStatus.REVERSED and "reversed (A0)" in entry.status_reason
