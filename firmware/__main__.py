@@ -20,10 +20,15 @@ if TYPE_CHECKING:
 def open_reader(spec: str) -> CardReader:
     """`sim:PROFILE` gives a simulated card in process; `pcsc` or `pcsc:NAME` the real stack."""
     if spec.startswith("sim:"):
+        from firmware.errors import ConfigError
         from sim.card import load_profile_card
+        from sim.errors import SimError
         from sim.reader import SimReader
 
-        return SimReader(load_profile_card(spec.removeprefix("sim:")))
+        try:
+            return SimReader(load_profile_card(spec.removeprefix("sim:")))
+        except SimError as exc:
+            raise ConfigError(f"no simulated card {spec!r}: {exc}") from None
     from firmware.emv.reader import open_pcsc_reader
 
     return open_pcsc_reader(spec.removeprefix("pcsc").removeprefix(":") or None)
@@ -41,9 +46,7 @@ def issuer_online(issuer: Issuer) -> OnlineHandler:
         answer = issuer.authorise(request.field55, request.pan, psn, request.amount)
         if answer is None:
             return None
-        return OnlineResponse(
-            answer.response_code, answer.issuer_authentication_data or None, answer.scripts
-        )
+        return OnlineResponse(answer.response_code, answer.issuer_authentication_data or None, answer.scripts)
 
     return online
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from firmware.cli.common import EXIT_USAGE
 from firmware.cli.txn import EXIT_DECLINED, EXIT_HOST, EXIT_SETUP, main
 from firmware.emv.reader import CardReader
 from firmware.host.channel import HostLink, TcpHostLink
@@ -202,3 +203,64 @@ def test_an_answer_to_another_request_is_no_answer_and_the_sale_is_reversed(rig:
     [entry] = [e for e in rig.service.journal() if e.order == "P2"]
     assert entry.status is TxnStatus.REVERSED and "reversed (A0)" in entry.status_reason
     assert_books_balance(rig)
+
+
+def test_a_pin_on_the_command_line_is_for_simulated_cards_only(rig: Rig) -> None:
+    code, document, err = run(rig, "sale", "--amount", "1.00", "--reader", "pcsc", "--pin", "4321")
+    assert code == EXIT_USAGE and document is None and "simulated cards" in err and "4321" not in err
+
+
+def test_an_unknown_simulated_card_is_one_line(rig: Rig) -> None:
+    def open_reader(spec: str) -> CardReader:
+        from firmware.__main__ import open_reader as composition_open_reader
+
+        return composition_open_reader(spec)
+
+    rig.service.close()
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        [
+            "--data-dir",
+            str(rig.data_dir),
+            "--host",
+            f"127.0.0.1:{rig.sim.port}",
+            "sale",
+            "--amount",
+            "1.00",
+            "--reader",
+            "sim:no-such-card",
+        ],
+        open_reader=open_reader,
+        open_link=lambda h, p: TcpHostLink(h, p),
+        stdout=out,
+        stderr=err,
+    )
+    rig.reopen()
+    assert code == EXIT_SETUP and err.getvalue().count("\n") == 1 and "no simulated card" in err.getvalue()
+
+
+def test_a_terminal_that_has_not_signed_on_says_so(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, sign_on=False)
+    try:
+        code, _, err = run(rig, "sale", "--amount", "1.00", "--reader", "sim:visa-credit", "--pin", "1234")
+        assert code == EXIT_SETUP and "sign on first" in err and err.count("\n") == 1
+        assert rig.acquirer.ledger_view() == []
+    finally:
+        rig.close()
+
+
+def test_a_supervisor_password_line_without_end_is_refused_not_read_whole(rig: Rig) -> None:
+    _sale(rig, "2.00", "L1")
+    code, _, err = run(rig, "void", *_evidence("L1"), stdin="9" * 100_000)
+    assert code == EXIT_USAGE and "longer than" in err
+
+
+def test_generated_order_numbers_never_look_like_a_card_number(rig: Rig) -> None:
+    import re
+
+    for _ in range(5):
+        code, document, err = run(
+            rig, "sale", "--amount", "1.00", "--reader", "sim:visa-credit", "--pin", "1234"
+        )
+        assert code == 0, err
+        assert isinstance(document, dict) and not re.search(r"\d{13}", document["order"])

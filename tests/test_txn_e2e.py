@@ -60,6 +60,11 @@ def test_partial_refunds_up_to_the_sale_and_one_beyond_is_refused_on_the_termina
             OriginalRef(order="R1"), amount, RefundMethod.CARD, evidence("R1"), supervisor=supervisor_approves
         )
         assert result.entry is not None and result.entry.status is TxnStatus.APPROVED, result
+    [sale] = rig.service.find(order="R1")
+    assert [line.split()[-1] for line in sale.history if line.startswith("refund")] == [
+        "approved",
+        "approved",
+    ]
     sent_before = len(rig.acquirer.ledger)
     with pytest.raises(RuleViolation) as beyond:
         rig.service.refund(

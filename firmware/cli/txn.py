@@ -28,6 +28,7 @@ terminal not provisioned, 64 bad command line.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -65,6 +66,7 @@ EXIT_HOST = 2
 EXIT_SETUP = 5
 DEFAULT_DATA_DIR = "var/data"
 DEFAULT_HOST = "127.0.0.1:5000"
+MAX_PASSWORD_LINE = 257
 
 OpenReader = Callable[[str], CardReader]
 OpenLink = Callable[[str, int], HostLink]
@@ -174,7 +176,12 @@ def _reference(args: argparse.Namespace) -> OriginalRef:
 def _supervisor(args: argparse.Namespace, env: Environment) -> Callable[[ReverseOperation], bool] | None:
     if not args.supervisor_stdin:
         return None
-    password = env.stdin.readline().rstrip("\n")
+    line = env.stdin.readline(MAX_PASSWORD_LINE + 1)
+    if len(line) > MAX_PASSWORD_LINE:
+        raise UsageError(
+            f"the supervisor's password is longer than {MAX_PASSWORD_LINE - 1} characters", "", PROG
+        )
+    password = line.rstrip("\r\n")
     store = PasswordStore(KeyLayout.under(args.data_dir).passwords_path, env.monotonic)
 
     def approve(operation: ReverseOperation) -> bool:
@@ -218,6 +225,9 @@ def _run(args: argparse.Namespace, service: TerminalService, env: Environment) -
             else fail(env.stderr, PROG, EXIT_DECLINED, f"sign-on refused ({signed.response_code})")
         )
     if command in ("sale", "preauth"):
+        if args.pin is not None and not args.reader.startswith("sim:"):
+            # a command line is visible to every local user (ps, /proc): a real card's PIN is typed on the pad
+            raise UsageError("--pin is for simulated cards (sim:PROFILE) only", "", PROG)
         reader = env.open_reader(args.reader)
         kind = TxnType.SALE if command == "sale" else TxnType.PREAUTH
         sale = service.sale(
@@ -294,6 +304,9 @@ def main(
 ) -> int:
     import time
 
+    # warnings go to the terminal's log, not to the one line a command answers with
+    logging.getLogger("firmware").addHandler(logging.NullHandler())
+    logging.getLogger("firmware").propagate = False
     env = Environment(
         open_reader,
         open_link,
@@ -312,13 +325,20 @@ def main(
     try:
         if parsed.data_dir is None:
             parsed.data_dir = Path(os.environ.get("POS_DATA_DIR") or DEFAULT_DATA_DIR)
-        service = open_terminal(parsed.data_dir, env.open_link(host, port))
+        device_key = os.environ.get("POS_DEVICE_KEY")
+        service = open_terminal(
+            parsed.data_dir, env.open_link(host, port), device_key=Path(device_key) if device_key else None
+        )
     except (ConfigError, KeyStoreError) as exc:
         return fail(env.stderr, PROG, EXIT_SETUP, str(exc))
     except PosError as exc:
         return fail(env.stderr, PROG, EXIT_SETUP, f"the terminal's books do not open: {exc}")
     try:
         return _run(parsed, service, env)
+    except UsageError as exc:
+        return fail(env.stderr, PROG, EXIT_USAGE, str(exc))
+    except ConfigError as exc:
+        return fail(env.stderr, PROG, EXIT_SETUP, str(exc))
     except (RuleViolation, EvidenceError, AmountError) as exc:
         return fail(env.stderr, PROG, EXIT_DECLINED, str(exc))
     except HostError as exc:

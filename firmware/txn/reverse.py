@@ -227,6 +227,12 @@ def _new_entry(
     )
 
 
+def _in_open_batch(ctx: TxnContext, original: JournalEntry) -> bool:
+    """Whether the original is still in the open batch's file (an archived one is read-only)."""
+    open_entry = ctx.book.entry(original.trace)
+    return open_entry is not None and open_entry.batch == original.batch
+
+
 def _pan(ctx: TxnContext, original: JournalEntry) -> str:
     if original.pan_sealed is None:
         raise OrderNotFoundError(
@@ -297,7 +303,7 @@ def _online(
                 response_code=read.response_code,
                 host_date=read.host_date,
             )
-            if original_status_on_approval is not None and original.batch == ctx.book.batch:
+            if _in_open_batch(ctx, original):
                 ctx.book.amend(
                     original.trace,
                     status=original_status_on_approval,

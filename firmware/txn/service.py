@@ -29,7 +29,7 @@ from typing import Any
 
 from firmware.emv.reader import CardReader
 from firmware.emv.result import Outcome, TransactionResult
-from firmware.errors import HostError, PosError
+from firmware.errors import ConfigError, HostError, PosError
 from firmware.host.channel import HostLink
 from firmware.host.mac import StoreMac
 from firmware.host.messages import TerminalIdentity
@@ -58,6 +58,7 @@ from firmware.txn.uploader import DrainReport, drain
 from firmware.txn.wire import Wire
 
 __all__ = [
+    "NotSignedOnError",
     "PendingReversalError",
     "SaleResult",
     "SettlementPendingError",
@@ -68,8 +69,15 @@ __all__ = [
 ]
 
 
+MAK_NAME = "MAK"
+
+
 class PendingReversalError(HostError):
     """A reversal waits for the host: no new online request goes before it."""
+
+
+class NotSignedOnError(ConfigError):
+    """No working keys: the terminal has not signed on with the host."""
 
 
 class SettlementPendingError(HostError):
@@ -198,6 +206,8 @@ class TerminalService:
         drain (`pos-txn drain`, "retry now"), never dropped. A settlement whose answer never came
         blocks until it is run again.
         """
+        if MAK_NAME not in self.ctx.keys:
+            raise NotSignedOnError("the terminal has no working keys: sign on first (pos-txn sign-on)")
         settling = self.ctx.book.settling
         if settling is not None:
             raise SettlementPendingError(
@@ -235,7 +245,8 @@ class TerminalService:
             self._kernel = KernelSetup.load()
         config = self._kernel.config
         now = self.ctx.now()
-        order = order or f"{now:%Y%m%d%H%M%S}{self._random_bytes(2).hex()}"
+        # letters and dashes between the digits: no run of digits that the store could take for a card
+        order = order or f"O{now:%Y%m%d}-{now:%H%M%S}-{self._random_bytes(2).hex()}"
         authoriser = Authoriser(
             self.ctx,
             kind,
@@ -397,9 +408,10 @@ def open_terminal(
     terms: Terms | None = None,
     identity: TerminalIdentity | None = None,
     kernel: KernelSetup | None = None,
+    device_key: Path | None = None,
 ) -> TerminalService:
     """The service over a provisioned terminal's data directory (KeyStoreError if not provisioned)."""
-    layout = KeyLayout.under(Path(data_dir))
+    layout = KeyLayout.under(Path(data_dir), device_key)
     keys = open_key_store(layout)
     signer = open_record_signer(keys)
     profile = profile or load_host_profile()

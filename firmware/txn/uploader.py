@@ -38,6 +38,7 @@ from firmware.host.mac import UNMACED_DECLINE_CODES
 from firmware.txn.context import TxnContext
 from firmware.txn.model import ArmedReversal, TxnStatus
 from firmware.txn.outbox import OutboxRecord, reversal_id
+from firmware.txn.stored_request import StoredRequest
 from firmware.txn.wire import NotSent, WireError
 
 __all__ = ["ADVICE", "NOTICE", "DrainReport", "drain", "send_advice", "send_reversal"]
@@ -119,6 +120,12 @@ def send_advice(ctx: TxnContext, record: OutboxRecord) -> str:
         ctx.book.outbox.acknowledge(record.id)
         if isinstance(notice, dict):
             ctx.book.outbox.enqueue(NOTICE, {**notice, "rrn": read.rrn})
+        request = StoredRequest.from_json(stored, f"advice {record.id}")
+        original = request.original
+        open_original = ctx.book.entry(original.trace) if original is not None else None
+        if open_original is not None and original is not None and open_original.batch == original.batch:
+            verdict = "approved" if code == "00" else f"declined ({code})"
+            ctx.book.amend(original.trace, note=f"{request.kind.value} {trace:06d} {verdict}")
     return code
 
 
