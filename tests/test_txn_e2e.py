@@ -224,3 +224,34 @@ def test_field_61_names_the_original_by_the_hosts_date_not_the_terminals_clock(r
     )
     assert result.entry is not None and result.entry.status is TxnStatus.APPROVED, result.message
     assert_books_balance(rig)
+
+
+def test_a_tip_adjusted_sale_can_be_refunded_up_to_what_was_paid(rig: Rig) -> None:
+    _sale(rig.service, 10000, "K1")
+    rig.service.adjust(OriginalRef(order="K1"), 10000, 11500, evidence("K1"), supervisor=supervisor_approves)
+    result = rig.service.refund(
+        OriginalRef(order="K1"), 11500, RefundMethod.CARD, evidence("K1"), supervisor=supervisor_approves
+    )
+    assert result.entry is not None and result.entry.status is TxnStatus.APPROVED, result.message
+    assert_books_balance(rig)
+
+
+def test_the_daily_refund_limit_counts_refunds_settled_earlier_today(rig: Rig) -> None:
+    from dataclasses import replace
+
+    terms = rig.service.ctx.terms
+    rig.service.ctx = replace(
+        rig.service.ctx, terms=replace(terms, refund=replace(terms.refund, max_per_day=3000))
+    )
+    _sale(rig.service, 5000, "Y1")
+    rig.service.refund(
+        OriginalRef(order="Y1"), 2000, RefundMethod.CARD, evidence("Y1"), supervisor=supervisor_approves
+    )
+    rig.service.settle()
+    _sale(rig.service, 5000, "Y2")
+    with pytest.raises(RuleViolation) as over:
+        rig.service.refund(
+            OriginalRef(order="Y2"), 1500, RefundMethod.CARD, evidence("Y2"), supervisor=supervisor_approves
+        )
+    assert over.value.rule == "terms.refund.per_day"
+    assert_books_balance(rig)

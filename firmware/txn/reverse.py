@@ -380,15 +380,26 @@ def void_order(
 
 
 def _refunded_today(ctx: TxnContext, now: datetime) -> int:
+    """Card refunds (approved, pending) and cash refunds of today: open batch and today's settled ones."""
     today = now.date()
+    counted = (TxnStatus.APPROVED.value, TxnStatus.PENDING.value)
     card = sum(
         e.amount
         for e in ctx.book.open_entries()
-        if e.type is TxnType.REFUND
-        and e.status in (TxnStatus.APPROVED, TxnStatus.PENDING)
-        and e.created.date() == today
+        if e.type is TxnType.REFUND and e.status.value in counted and e.created.date() == today
     )
     cash = sum(c.amount for c in ctx.book.open_cash_refunds() if c.created.date() == today)
+    archives = ctx.book.archives
+    for batch in archives.batches():
+        index = archives.index(batch)
+        if index.closed.astimezone(now.tzinfo).date() < today:
+            continue  # a batch closed before today holds nothing of today
+        card += sum(
+            row.amount
+            for row in index.entries
+            if row.type == TxnType.REFUND.value and row.status in counted and row.date == today.isoformat()
+        )
+        cash += sum(row.amount for row in index.cash_refunds if row.created[:10] == today.isoformat())
     return card + cash
 
 

@@ -87,6 +87,7 @@ __all__ = [
     "check_cash_refund",
     "check_refund",
     "check_void",
+    "paid_amount",
     "refunded_total",
     "required_evidence",
     "supervisor_required",
@@ -227,6 +228,18 @@ def check_void(
     return _decision(ReverseOperation.VOID, TxnType.VOID, amount, terms)
 
 
+def paid_amount(original: JournalEntry, related: Iterable[JournalEntry]) -> int:
+    """What the customer paid on `original`: its amount, or its total after an approved tip adjust."""
+    adjusts = [
+        entry
+        for entry in related
+        if entry.type is TxnType.ADJUST
+        and entry.status is TxnStatus.APPROVED
+        and _refers_to(original, entry.original_batch, entry.original_trace)
+    ]
+    return adjusts[-1].amount if adjusts else original.amount
+
+
 def _check_refund(
     operation: ReverseOperation,
     original: JournalEntry,
@@ -244,11 +257,12 @@ def _check_refund(
         raise _refuse(f"{op}.original_type", f"a {original.type.value} cannot be refunded")
     _check_state(op, original, related, cash_refunds, refunds_matter=False)
     refunded = refunded_total(original, related, cash_refunds)
-    if refunded + amount > original.amount:
+    paid = paid_amount(original, related)
+    if refunded + amount > paid:
         raise _refuse(
             f"{op}.exceeds_sale",
-            f"{_money(refunded, terms)} already refunded of {_money(original.amount, terms)}: "
-            f"at most {_money(original.amount - refunded, terms)} more",
+            f"{_money(refunded, terms)} already refunded of {_money(paid, terms)}: "
+            f"at most {_money(paid - refunded, terms)} more",
         )
     days = (
         terms.cash_refund.max_days_after_sale

@@ -324,15 +324,20 @@ class TerminalService:
         """Every financial request the terminal made, settled batches first, oldest first."""
         archives = self.ctx.book.archives
         entries: list[JournalEntry] = []
-        for batch in archives.batches():
+        for batch in self._settled_batches():
             entries.extend(archives.entries(batch, archives.index(batch).entries))
         entries.extend(self.ctx.book.open_entries())
         return entries
 
+    def _settled_batches(self) -> list[int]:
+        """The settled batches in the order they were closed (batch numbers wrap after 999999)."""
+        archives = self.ctx.book.archives
+        return sorted(archives.batches(), key=lambda batch: archives.index(batch).closed)
+
     def cash_refunds(self) -> list[CashRefund]:
         archives = self.ctx.book.archives
         refunds: list[CashRefund] = []
-        for batch in archives.batches():
+        for batch in self._settled_batches():
             refunds.extend(archives.cash_refunds(batch, archives.index(batch).cash_refunds))
         refunds.extend(self.ctx.book.open_cash_refunds())
         return refunds

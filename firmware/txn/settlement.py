@@ -91,7 +91,7 @@ def batch_totals(entries: Sequence[JournalEntry], batch: int) -> SettlementTotal
     return SettlementTotals(sum(debits), len(debits), sum(credits), len(credits))
 
 
-def _upload_record(entry: JournalEntry, batch: int, created: str) -> dict[str, Any]:
+def _upload_record(entry: JournalEntry, batch: int, created: str, amount: int) -> dict[str, Any]:
     return {
         "id": f"batch-{batch:06d}-{entry.trace:06d}",
         "sequence": entry.trace,
@@ -100,7 +100,7 @@ def _upload_record(entry: JournalEntry, batch: int, created: str) -> dict[str, A
         "payload": {
             "trace": entry.trace,
             "type": entry.type.value,
-            "amount": entry.amount,
+            "amount": amount,
             "rrn": entry.rrn,
             "auth_code": entry.auth_code,
             "original_trace": entry.original_trace,
@@ -112,8 +112,9 @@ def _upload_record(entry: JournalEntry, batch: int, created: str) -> dict[str, A
 def _batch_upload(ctx: TxnContext, entries: Sequence[JournalEntry], batch: int) -> int:
     created = ctx.now().isoformat()
     uploaded = [entry for entry in entries if entry.batch == batch and entry.status is TxnStatus.APPROVED]
+    adjusted = _adjusted_amounts(uploaded, batch)
     for entry in uploaded:
-        body = canonical_json(_upload_record(entry, batch, created))
+        body = canonical_json(_upload_record(entry, batch, created, adjusted.get(entry.trace, entry.amount)))
         message = record_upload(
             ctx.identity,
             stan=ctx.book.take_trace(),
