@@ -25,12 +25,13 @@ later); a payment gets a session over it that ends, as if the card were
 pulled, when the card leaves the slot or the operator cancels.
 
 The scripted keypad (`run_script`, `pos-terminal --headless --script`):
-one token a line, `#` starts a comment:
+one token a line; `#` starts a comment (after a token too, but not after
+EXPECT, whose text is taken whole):
 
     ENTER, CANCEL, CLEAR, F1-F4, UP, DOWN, 0-9    a key, posted as the PC keyboard's KEYDOWN
     WAIT ms                                       run the loop for that long
     CARD INSERT profile | CARD REMOVE             the card slot
-    SHOT name                                     the screen as DIR/name.png
+    SHOT name                                     the screen as DIR/name.png (once it is not busy)
     EXPECT text                                   the screen's text holds `text` (waits up to
                                                   `expect_timeout` seconds for work to finish)
 """
@@ -297,7 +298,7 @@ class Kiosk:
             return
         value = done.outcome.value
         stopped = getattr(value, "stopped", None) or getattr(getattr(value, "drained", None), "stopped", None)
-        if stopped:
+        if stopped or getattr(value, "reversal_pending", False):
             self.ctx.network = NetworkState.OFFLINE
         elif getattr(done.job, "label", "") in ("host", "card"):
             self.ctx.network = NetworkState.ONLINE
@@ -398,8 +399,10 @@ def parse_script(text: str) -> list[ScriptStep]:
         if not line or line.startswith("#"):
             continue
         word, _, rest = line.partition(" ")
-        rest = rest.strip()
         upper = word.upper()
+        if upper != "EXPECT":  # a comment may follow a token; EXPECT's text is taken whole
+            rest = rest.split("#", 1)[0]
+        rest = rest.strip()
         if upper == "WAIT":
             if not rest.isdigit():
                 raise ScriptError(f"line {number}: WAIT takes milliseconds, e.g. WAIT 500")
@@ -456,6 +459,7 @@ def run_script(
             kiosk.slot.remove()
             kiosk.step(wait=False)
         elif step.verb == "SHOT":
+            _settle(kiosk, step, expect_timeout)
             if shots is not None:
                 kiosk.shot(shots / f"{step.arg}.png")
         elif step.verb == "EXPECT":

@@ -126,10 +126,7 @@ class EntryScreen(Screen):
             self.error = ()
             return self.on_enter(self)
         if isinstance(self.field, MultiTapField):
-            if key is Key.F2:
-                self.field.finish()
-            else:
-                self.field.press(key, time.monotonic())
+            self.field.press(key, time.monotonic())
         else:
             self.field.press(key)
         self.error = ()

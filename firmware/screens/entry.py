@@ -10,7 +10,8 @@ No pygame and no float here: each field takes `Key`s and says what it holds.
   with "_" for what is still to type; `value(tz)` is None until a real date.
 - `MultiTapField`: letters on the digit keys (ITU E.161: 2 ABC ... 9 WXYZ,
   0 space, 1 . - '); pressing the same key again within `TAP_SECONDS`
-  cycles its letters; F1 cycles the mode ABC -> abc -> 123.
+  cycles its letters (F2 takes the letter at once, for two letters on one
+  key); F1 cycles the mode ABC -> abc -> 123.
 - `SecretField`: digits shown as "*" (supervisor password, PIN).
 """
 
@@ -172,6 +173,9 @@ class MultiTapField:
         if key is Key.F1:
             self._commit()
             self.mode = self.modes[(self.modes.index(self.mode) + 1) % len(self.modes)]
+            return True
+        if key is Key.F2:  # take the letter now: the next tap on the same key starts a new one
+            self._commit()
             return True
         if key is Key.CLEAR:
             if self._pending_key is not None:

@@ -126,18 +126,15 @@ class OrderDetailScreen(Screen):
     def body(self) -> list[Line]:
         ctx, e = self.ctx, self.entry
         colon = ctx.t("colon")
-        pairs = [
-            (ctx.t("field.order"), e.order),
-            (ctx.t("field.type"), ctx.t(f"type.{e.type.value}")),
-            (ctx.t("field.amount"), money(ctx, e.amount)),
-            (ctx.t("field.status"), ctx.t(f"status.{e.status.value}")),
-            (ctx.t("field.time"), f"{e.created:%Y-%m-%d %H:%M:%S}"),
-            (ctx.t("field.card"), e.masked_pan),
-            (ctx.t("field.trace"), f"{e.batch:06d}/{e.trace:06d}"),
-            (ctx.t("field.rrn"), e.rrn),
-            (ctx.t("field.auth_code"), e.auth_code),
+        kind, status = ctx.t(f"type.{e.type.value}"), ctx.t(f"status.{e.status.value}")
+        lines = [
+            Line(f"{ctx.t('field.order')}{colon}{e.order}"),
+            Line(f"{kind} {money(ctx, e.amount)} · {status}"),
+            Line(f"{e.created:%Y-%m-%d %H:%M}" + (f" · {e.masked_pan}" if e.masked_pan else "")),
+            Line(f"{ctx.t('field.trace')}{colon}{e.batch:06d}/{e.trace:06d}"),
         ]
-        lines = [Line(f"{label}{colon}{value}") for label, value in pairs if value]
+        if e.rrn:
+            lines.append(Line(f"{ctx.t('field.rrn')}{colon}{e.rrn}"))
         lines.append(Line(ctx.t("orders.history"), Style.DIM))
         if self.file is None:
             lines.append(Line(ctx.t("working.looking_up"), Style.DIM))

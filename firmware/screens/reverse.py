@@ -54,6 +54,7 @@ from firmware.txn.model import (
 )
 from firmware.txn.reverse import OriginalRef, ReverseResult
 from firmware.txn.rules import required_evidence, supervisor_required, terms_lines
+from firmware.txn.terms import Language
 
 __all__ = ["Draft", "ReverseKind", "reverse_result_screen", "start_reverse"]
 
@@ -378,7 +379,7 @@ def reverse_result_screen(ctx: Context, draft: Draft, result: ReverseResult) -> 
             body.append(Line(ctx.t("adjust.completion"), Style.DIM))
     if result.notice_queued:
         body.append(Line(ctx.t("result.notice"), Style.DIM))
-    if result.message:
+    if result.message and ctx.language is Language.EN:  # the service's own words are English
         body.append(Line(result.message, Style.DIM))
     receipt = Receipt(draft.operation.value, result, ctx.language)
     return ResultScreen(ctx, _title(ctx, draft), body, receipt)

@@ -110,6 +110,8 @@ def sale_result_screen(ctx: Context, result: SaleResult) -> ResultScreen:
         body.append(Line(ctx.t(outcome_key), Style.BODY))
         if result.reason:
             body.append(Line(result.reason, Style.DIM))
+    if result.reversal_pending:
+        body.append(Line(ctx.t("result.reversal_pending"), Style.WARN))
     if entry is not None:
         body.append(Line(money(ctx, entry.amount), Style.BIG))
         colon = ctx.t("colon")
@@ -122,8 +124,6 @@ def sale_result_screen(ctx: Context, result: SaleResult) -> ResultScreen:
             (ctx.t("field.status"), ctx.t(f"status.{entry.status.value}")),
         ]
         body.extend(Line(f"{label}{colon}{value}") for label, value in pairs if value)
-    if result.reversal_pending:
-        body.append(Line(ctx.t("result.reversal_pending"), Style.WARN))
     if ctx.card.present():
         body.append(Line(ctx.t("sale.remove"), Style.DIM))
     return ResultScreen(ctx, ctx.t("sale.title"), body, Receipt("sale", result, ctx.language))

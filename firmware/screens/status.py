@@ -100,7 +100,7 @@ class RequestStatusScreen(Screen):
             waiting_answer = self.t("state.waiting")
             for p in pending:
                 kind = self.t("type." + p["type"])
-                amount = money(self.ctx, p['amount'])
+                amount = money(self.ctx, p["amount"])
                 lines.append(Line(f"{kind} {p['trace']:06d} {amount} · {waiting_answer}"))
         lines.append(Line(self.t("queue.recent"), Style.DIM))
         for e in reversed(self.data.recent):
