@@ -225,3 +225,28 @@ def test_a_wrong_original_date_is_shown_on_its_field(rig: Rig) -> None:
             "EXPECT Original date and time: not accepted",
             "EXPECT Original date and time",
         )
+
+
+def test_cancel_while_the_host_answers_ends_the_card_session_and_the_approval_is_reversed(rig: Rig) -> None:
+    rig.acquirer.set_faults("delay=0.8,only=0200,times=1")  # the 0200 is answered after 0.8 s
+    with kiosk_on(rig) as kiosk:
+        play(
+            kiosk,
+            "ENTER",
+            "1",
+            *typed("4200"),
+            "ENTER",
+            "CARD INSERT visa-credit",
+            "EXPECT 请持卡人输入密码",
+            *typed("1234"),
+            "ENTER",
+            "EXPECT 已用时",
+            "WAIT 400",  # the 0200 is with the host now
+            "CANCEL",
+            "EXPECT 正在中止",
+            "EXPECT 交易失败",
+            "EXPECT 主机批准但卡片拒绝，已冲正",
+        )
+    sale = next(e for e in rig.service.journal() if e.type is TxnType.SALE)
+    assert sale.status is TxnStatus.REVERSED
+    assert_books_balance(rig)
