@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
-DEBIAN_PACKAGES=(pcscd vsmartcard-vpcd swig libpcsclite-dev gcc python3-dev python3-venv)
+DEBIAN_PACKAGES=(pcscd vsmartcard-vpcd swig libpcsclite-dev gcc python3-dev python3-venv fonts-wqy-microhei)
 VPCD_PORT=35963
 
 say() { printf '%s\n' "build.sh: $*" >&2; }

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from firmware.cli.terminal import TerminalOptions
     from firmware.emv.online import OnlineHandler
     from firmware.emv.reader import CardReader
     from firmware.host.channel import HostLink
@@ -99,10 +100,68 @@ def txn_main(argv: Sequence[str] | None = None) -> int:
     return txn_cli_main(argv, open_reader=open_reader, open_link=open_link)
 
 
+def run_kiosk(options: TerminalOptions) -> None:
+    """The kiosk over the terminal's books, its host link, the supervisor's password store and a card slot.
+
+    A script's `CARD INSERT profile` fills the slot with a simulated card (`sim.card`, in process);
+    `--card SPEC` puts one there at start (`sim:PROFILE` or a PC/SC reader).
+    """
+    import time
+    from pathlib import Path
+
+    from firmware.app import CardSlot, Kiosk, KioskOptions, parse_script, run_script
+    from firmware.identity import load_identity
+    from firmware.keys.layout import KeyLayout
+    from firmware.keys.passwords import PasswordStore
+    from firmware.screens.base import TerminalInfo
+    from firmware.txn.service import open_terminal
+    from firmware.txn.terms import Language
+
+    steps = parse_script(options.script.read_text(encoding="utf-8")) if options.script else None
+    service = open_terminal(options.data_dir, open_link(options.host, options.port))
+    passwords = PasswordStore(KeyLayout.under(options.data_dir).passwords_path, time.monotonic)
+    identity = load_identity()
+    info = TerminalInfo(
+        merchant_name=identity.merchant_name_location,
+        terminal_id=identity.terminal_id,
+        merchant_id=identity.merchant_id,
+        currency=service.ctx.terms.currency,
+    )
+    settings = options.settings
+    slot = CardSlot()
+    if options.card:
+        slot.insert(open_reader(options.card))
+    kiosk = Kiosk(
+        service,
+        info,
+        slot,
+        verify_supervisor=lambda password: passwords.verify("supervisor", password).authenticated,
+        options=KioskOptions(
+            width=settings.width,
+            height=settings.height,
+            language=Language(settings.language),
+            touch_keypad=settings.touch_keypad,
+            fps=settings.wakeups_per_second,
+            headless=options.headless,
+        ),
+    )
+    try:
+        if steps is not None:
+            shots = Path(options.shots) if options.shots else None
+            run_script(kiosk, steps, shots=shots, insert_card=lambda profile: open_reader(f"sim:{profile}"))
+        else:
+            kiosk.install_signal_handlers()
+            kiosk.run()
+    finally:
+        kiosk.close()
+        service.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """The terminal. Until the kiosk exists: read the simulated card once."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    return emv_main(["read", "--reader", "sim:visa-credit", *args])
+    """`pos-terminal` (firmware.cli.terminal): the kiosk, composed here."""
+    from firmware.cli.terminal import main as terminal_cli_main
+
+    return terminal_cli_main(argv, run=run_kiosk)
 
 
 if __name__ == "__main__":

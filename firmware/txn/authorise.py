@@ -155,7 +155,6 @@ class Authoriser:
                     auth_code=read.auth_code,
                     response_code=code,
                     disarm=False,
-                    note=f"host approved ({code}); waiting for the card",
                     host_date=read.host_date,
                 )
                 ctx.book.outbox.set_reversal_reason(trace, ReversalReason.TERMINAL_COULD_NOT_COMPLETE)
@@ -185,7 +184,7 @@ class Authoriser:
             and armed is not None
             and self.host_code in self.approval_codes
         ):
-            return book.settle_request(trace, TxnStatus.APPROVED, disarm=True, note="card approved (TC)")
+            return book.settle_request(trace, TxnStatus.APPROVED, disarm=True)
         if armed is not None and armed.reason is ReversalReason.TERMINAL_COULD_NOT_COMPLETE:
             book.outbox.set_reversal_reason(trace, ReversalReason.CARD_DECLINED_AFTER_APPROVAL)
             return book.amend(trace, status_reason=f"card declined after host approval: {result.reason}")

@@ -1,0 +1,145 @@
+"""`pos-terminal`: the kiosk, on the terminal's screen or a desktop window, or headless from a script.
+
+    pos-terminal [--data-dir D] [--host HOST:PORT] [--size WxH] [--lang zh|en]
+                 [--no-touch-keypad] [--card SPEC] [--headless --script FILE [--shots DIR]]
+
+Screen size, language, touch keypad and wake-ups default to
+`firmware/data/kiosk.json` (`--config FILE` reads another). `--card SPEC`
+puts a card in the slot at start (`sim:PROFILE`; `pcsc` for a reader).
+With `--script FILE` the kiosk plays the scripted keypad (see
+`firmware.app`: one token a line, key names, WAIT ms, CARD INSERT profile,
+CARD REMOVE, SHOT name, EXPECT text) and exits; `--shots DIR` is where
+SHOT writes its PNGs; `--headless` uses SDL's dummy video driver.
+
+Exit codes: 0 done (a script met every EXPECT), 1 a script's EXPECT failed
+or its line is not a token, 5 configuration or a terminal not provisioned,
+64 bad command line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from firmware.cli.common import EXIT_USAGE, Parser, UsageError, fail, parse_command_line
+from firmware.errors import ConfigError, KeyStoreError, PosError
+from firmware.kiosk_config import KioskSettings, load_kiosk_settings
+
+__all__ = ["EXIT_SCRIPT", "EXIT_SETUP", "PROG", "TerminalOptions", "build_parser", "main"]
+
+PROG = "pos-terminal"
+EXIT_SCRIPT = 1
+EXIT_SETUP = 5
+DEFAULT_DATA_DIR = "var/data"
+DEFAULT_HOST = "127.0.0.1:5000"
+
+
+@dataclass(frozen=True)
+class TerminalOptions:
+    data_dir: Path
+    host: str
+    port: int
+    settings: KioskSettings
+    headless: bool
+    script: Path | None
+    shots: Path | None
+    card: str | None
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog=PROG, description="The POS terminal's kiosk (keypad and screen)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="the terminal's data directory")
+    parser.add_argument("--host", default=DEFAULT_HOST, metavar="HOST:PORT", help="the acquirer host")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="kiosk settings (default: shipped kiosk.json)"
+    )
+    parser.add_argument("--size", default=None, metavar="WxH", help="screen size, e.g. 320x480 or 480x800")
+    parser.add_argument("--lang", choices=("zh", "en"), default=None, help="the language to start in")
+    parser.add_argument("--no-touch-keypad", action="store_true", help="no on-screen keypad")
+    parser.add_argument(
+        "--card", default=None, metavar="SPEC", help="a card in the slot at start: sim:PROFILE"
+    )
+    parser.add_argument("--headless", action="store_true", help="no window (SDL dummy video driver)")
+    parser.add_argument("--script", type=Path, default=None, help="play this keypad script, then exit")
+    parser.add_argument("--shots", type=Path, default=None, help="where SHOT writes its PNG files")
+    return parser
+
+
+def _host(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--host {text!r} is not HOST:PORT", "", PROG)
+    return host, int(port)
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        raise UsageError(f"--size {text!r} is not WIDTHxHEIGHT", "", PROG)
+    w, h = int(width), int(height)
+    if not (240 <= w <= 1080 and w < h <= 1920):
+        raise UsageError(f"--size {text!r}: a portrait screen 240-1080 pixels wide", "", PROG)
+    return w, h
+
+
+def options_from(argv: Sequence[str]) -> TerminalOptions | int:
+    """The options of a command line (an int: the exit code of --help). Raises UsageError, ConfigError."""
+    parsed = parse_command_line(build_parser(), argv)
+    if isinstance(parsed, int):
+        return parsed
+    host, port = _host(parsed.host)
+    settings = load_kiosk_settings(parsed.config)
+    if parsed.size:
+        width, height = _size(parsed.size)
+        settings = KioskSettings(
+            width, height, settings.language, settings.touch_keypad, settings.wakeups_per_second
+        )
+    if parsed.lang:
+        settings = KioskSettings(
+            settings.width, settings.height, parsed.lang, settings.touch_keypad, settings.wakeups_per_second
+        )
+    if parsed.no_touch_keypad:
+        settings = KioskSettings(
+            settings.width, settings.height, settings.language, False, settings.wakeups_per_second
+        )
+    if parsed.shots and not parsed.script:
+        raise UsageError("--shots goes with --script", "", PROG)
+    data_dir = parsed.data_dir or Path(os.environ.get("POS_DATA_DIR") or DEFAULT_DATA_DIR)
+    return TerminalOptions(
+        data_dir, host, port, settings, parsed.headless, parsed.script, parsed.shots, parsed.card
+    )
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    run: Callable[[TerminalOptions], None],
+    stderr: TextIO | None = None,
+) -> int:
+    """Parse, then `run(options)` (the composition root's kiosk); failures as one line on stderr."""
+    err = stderr or sys.stderr
+    try:
+        options = options_from(sys.argv[1:] if argv is None else list(argv))
+    except UsageError as exc:
+        return fail(err, PROG, EXIT_USAGE, str(exc))
+    except ConfigError as exc:
+        return fail(err, PROG, EXIT_SETUP, str(exc))
+    if isinstance(options, int):
+        return options
+    if options.script is not None and not options.script.is_file():
+        return fail(err, PROG, EXIT_USAGE, f"--script {options.script}: no such file")
+    try:
+        run(options)
+    except (ConfigError, KeyStoreError) as exc:
+        return fail(err, PROG, EXIT_SETUP, str(exc))
+    except PosError as exc:
+        from firmware.app import ScriptError  # the kiosk is loaded by now: run() imported it
+
+        if isinstance(exc, ScriptError):
+            return fail(err, PROG, EXIT_SCRIPT, f"{options.script}: {exc}")
+        return fail(err, PROG, EXIT_SETUP, f"the terminal does not start: {exc}")
+    return 0

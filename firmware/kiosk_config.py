@@ -1,0 +1,53 @@
+"""The kiosk's screen and keypad settings (`firmware/data/kiosk.json`).
+
+    settings = load_kiosk_settings()          # the shipped file; or load_kiosk_settings(path)
+
+- width, height: the portrait screen in pixels, 240-1080 wide, taller than
+  wide (320x480 by default; 480x800 is the other supported panel);
+- language: "zh" or "en", the one the kiosk starts in;
+- touch_keypad: whether the on-screen keypad is drawn (mouse or touch);
+- wakeups_per_second: how often the loop wakes (1-60; 20 by default).
+
+A wrong value raises ConfigError naming the file and the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from firmware.config import read_config
+
+__all__ = ["KIOSK_FILE", "KioskSettings", "load_kiosk_settings"]
+
+KIOSK_FILE: Final = "kiosk.json"
+LANGUAGES: Final = ("zh", "en")
+
+
+@dataclass(frozen=True)
+class KioskSettings:
+    width: int = 320
+    height: int = 480
+    language: str = "zh"
+    touch_keypad: bool = True
+    wakeups_per_second: int = 20
+
+
+def load_kiosk_settings(path: Path | str | None = None) -> KioskSettings:
+    section = read_config(KIOSK_FILE, path)
+    section.only("width", "height", "language", "touch_keypad", "wakeups_per_second")
+    width = section.integer("width", minimum=240, maximum=1080)
+    height = section.integer("height", minimum=320, maximum=1920)
+    if height <= width:
+        raise section.error("height", "the screen is portrait: height must be more than width")
+    language = section.text("language")
+    if language not in LANGUAGES:
+        raise section.error("language", f"must be one of {', '.join(LANGUAGES)}")
+    return KioskSettings(
+        width=width,
+        height=height,
+        language=language,
+        touch_keypad=section.flag("touch_keypad"),
+        wakeups_per_second=section.integer("wakeups_per_second", minimum=1, maximum=60),
+    )
