@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import secrets
+import stat
 import sys
 import warnings
 from collections.abc import Sequence
@@ -72,9 +73,13 @@ def tmk_key_block(kbpk: bytes, tmk: bytes, version: str = "B") -> str:
 
 
 def _write(path: Path, text: str, mode: int) -> None:
-    """Write `text` to a new file of `mode` (a file there already is replaced: --force checked before)."""
-    temp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    """Write `text` to a new file of `mode` (a file there already is replaced: --force checked before).
+
+    The temp file has a random name and is created exclusively, never through a link: a name planted
+    in the directory beforehand cannot make the kit write its keys somewhere else.
+    """
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="ascii") as out:
@@ -85,6 +90,17 @@ def _write(path: Path, text: str, mode: int) -> None:
         temp.unlink(missing_ok=True)
         raise
     os.replace(temp, path)
+
+
+def _check_private(directory: Path) -> None:
+    """The kit's directory must be a real directory of this user that nobody else may write to."""
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise HostConfigError(f"{directory} is not a directory (a link?): no kit written")
+    if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise HostConfigError(
+            f"{directory} belongs to another user or others may write to it: no keys written there"
+        )
 
 
 def make_kit(
@@ -123,6 +139,7 @@ def make_kit(
     if public_key is not None:
         entry["device_public_key"] = public_key.hex()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_private(directory)
     _write(directory / KBPK_FILE, kbpk.hex().upper() + "\n", 0o600)
     _write(directory / BLOCK_FILE, block + "\n", 0o644)
     _write(directory / TERMINALS_FILE, json.dumps([entry], indent=1) + "\n", 0o600)

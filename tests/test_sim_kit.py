@@ -137,3 +137,27 @@ def test_pos_sim_host_serves_the_kit_terminal(tmp_path: Path) -> None:
     ]  # fmt: skip
     [notice] = json.loads(notices.read_text())
     assert notice["terminal"] == "TERM0001" and notice["record"] == json.loads(record)
+
+
+def test_the_kit_never_writes_its_keys_through_a_planted_name_or_into_an_open_directory(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from sim.errors import HostConfigError
+    from sim.kit import make_kit
+
+    kit = tmp_path / "kit"
+    kit.mkdir(mode=0o700)
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("attacker's file\n")
+    (kit / ".kbpk.hex.tmp").symlink_to(elsewhere)
+    make_kit(kit)
+    assert elsewhere.read_text() == "attacker's file\n"
+    assert not (kit / "kbpk.hex").is_symlink()
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    os.chmod(loose, 0o777)
+    with pytest.raises(HostConfigError, match="others may write"):
+        make_kit(loose)
+    assert not (loose / "kbpk.hex").exists()
