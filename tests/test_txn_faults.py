@@ -33,7 +33,7 @@ def _pay(rig: Rig, amount: int, order: str, profile: str = "visa-credit") -> obj
 
 
 def _answered(rig: Rig) -> dict:  # type: ignore[type-arg]
-    state = next(iter(rig.acquirer._terminals.values()))  # noqa: SLF001 - the host's own record
+    state = next(iter(rig.acquirer._terminals.values()))  # the host's own record
     return dict(state.answered)
 
 
