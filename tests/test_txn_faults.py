@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from firmware.emv.result import Outcome
+from firmware.errors import HostError
 from firmware.txn.model import ReversalReason, TxnStatus
 from firmware.txn.reverse import OriginalRef
-from firmware.txn.service import PendingReversalError
+from firmware.txn.service import PendingReversalError, PendingSettlementError
 from sim.card import load_profile_card
 from sim.reader import SimReader
 from tests.txn_rig import Rig, assert_books_balance, evidence, rig_fixture, supervisor_approves
@@ -158,3 +159,44 @@ def test_a_refund_without_an_answer_waits_and_goes_up_as_a_repeat(rig: Rig) -> N
     assert refund is not None and refund.status is TxnStatus.APPROVED
     assert [e.amount for e in rig.acquirer.ledger if e.type_code == "25"] == [4000]  # applied once
     assert_books_balance(rig)
+
+
+def test_a_settlement_whose_answer_was_lost_is_finished_before_the_next_online_request(rig: Rig) -> None:
+    _pay(rig, 3000, "P1")
+    rig.acquirer.set_faults("drop,only=0500,times=1")  # the host closes the batch; its answer is lost
+    with pytest.raises(HostError):
+        rig.service.settle()
+    assert rig.service.ctx.book.settling == 1
+    rig.service = rig.reopen()  # as after a power cut: the books remember the settlement left
+    assert rig.service.ctx.book.settling == 1
+    # the next sale finishes the settlement first, and goes into the next batch, as at the host
+    second = _pay(rig, 4000, "P2").entry  # type: ignore[attr-defined]
+    assert second is not None and second.status is TxnStatus.APPROVED and second.batch == 2
+    assert rig.service.ctx.book.settling is None and rig.service.ctx.book.batch == 2
+    void = rig.service.void(OriginalRef(order="P2"), evidence("P2"), supervisor=supervisor_approves)
+    assert void.entry is not None and void.entry.status is TxnStatus.APPROVED, void
+    assert_books_balance(rig)
+
+
+def test_a_settlement_that_cannot_be_finished_holds_back_online_requests(rig: Rig) -> None:
+    _pay(rig, 3000, "Q1")
+    rig.acquirer.set_faults("drop,only=0500,times=1")
+    with pytest.raises(HostError):
+        rig.service.settle()
+    rig.link.down_after(0)
+    with pytest.raises(PendingSettlementError):
+        _pay(rig, 4000, "Q2")
+    rig.link.down_after(None)
+    assert rig.service.ctx.book.settling == 1  # still to be finished
+    assert rig.service.settle().new_batch == 2 and rig.service.ctx.book.settling is None
+    assert_books_balance(rig)
+
+
+def test_a_settlement_the_host_refused_or_never_got_holds_nothing_back(rig: Rig) -> None:
+    _pay(rig, 3000, "R1")
+    rig.link.down_after(0)
+    with pytest.raises(HostError):
+        rig.service.settle()
+    rig.link.down_after(None)
+    assert rig.service.ctx.book.settling is None
+    assert rig.service.ctx.book.batch == 1

@@ -9,7 +9,9 @@ On disk, under the book's directory (the service passes ``D/txn``):
   ``reversals`` and ``outbox`` / ``set_aside`` (`firmware.txn.outbox`: armed
   0400s; signed advices, notices and upload records; records set aside) and
   ``meta`` (document 1: ``batch``, ``next_trace`` 1..999999 wrapping,
-  ``next_sequence`` of the outbox).
+  ``next_sequence`` of the outbox, and ``settling``: the batch whose
+  settlement request was sent, until the batch is closed or the host
+  refused it: the host may have closed that batch already).
 - ``batches/batch-NNNNNN.json`` and ``batch-NNNNNN.index.json``: settled
   batches, immutable (`firmware.txn.archive`).
 
@@ -200,6 +202,23 @@ class Book:
         """The open batch's number (field 60.2 of its requests)."""
         with self.transaction():
             return int(self._meta()["batch"])
+
+    @property
+    def settling(self) -> int | None:
+        """The open batch, if its settlement was sent and not concluded (the host may have closed it)."""
+        with self.transaction():
+            meta = self._meta()
+            return int(meta["batch"]) if meta.get("settling") == meta["batch"] else None
+
+    def mark_settling(self, settling: bool) -> None:
+        """Say that the open batch's settlement goes to the host now (True), or that it did not (False)."""
+        with self.transaction():
+            meta = self._meta()
+            if settling:
+                meta["settling"] = meta["batch"]
+            else:
+                meta.pop("settling", None)
+            self.tables.put(META, META_KEY, meta)
 
     def take_trace(self) -> int:
         """The next trace number (field 11), spent on disk in this write: never handed out twice."""
@@ -442,7 +461,8 @@ class Book:
             if document.get("reference") in references:
                 self.tables.remove(CASH_REFUNDS, key)
         next_batch = archive["next_batch"]
-        self.tables.put(META, META_KEY, {**self._meta(), "batch": next_batch})
+        meta = {key: value for key, value in self._meta().items() if key != "settling"}
+        self.tables.put(META, META_KEY, {**meta, "batch": next_batch})
 
     # ----- lookups ------------------------------------------------------------------------------------
 

@@ -14,7 +14,10 @@ aside and named, and the terminal refuses to start rather than begin empty.
     service.journal(), service.queue(), service.find()    what the terminal did, what waits
 
 Every online request first lets pending reversals go up: while a reversal
-the host has not acknowledged is armed, no new online request is sent.
+the host has not acknowledged is armed, no new online request is sent. A
+settlement cut short after its request left (the host may have closed the
+batch) is finished first too: no request goes into a batch the host may
+have settled (`PendingSettlementError` while it cannot be finished).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from firmware.txn.wire import Wire
 
 __all__ = [
     "PendingReversalError",
+    "PendingSettlementError",
     "SaleResult",
     "TerminalService",
     "cash_refund_view",
@@ -70,6 +74,10 @@ __all__ = [
 
 class PendingReversalError(HostError):
     """A reversal waits for the host: no new online request goes before it."""
+
+
+class PendingSettlementError(HostError):
+    """A settlement cut short waits to be finished: no new online request goes before it."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +209,20 @@ class TerminalService:
         if waiting:
             why = report.stopped or "the host has not acknowledged it yet"
             raise PendingReversalError(f"{len(waiting)} reversal(s) wait for the host ({why}); try again")
+        self._settlement_finished()
+
+    def _settlement_finished(self) -> None:
+        """Finish a settlement whose request left before the terminal heard the end of it."""
+        batch = self.ctx.book.settling
+        if batch is None:
+            return
+        try:
+            settle(self.ctx)
+        except PosError as exc:
+            raise PendingSettlementError(
+                f"the settlement of batch {batch:06d} was cut short and could not be finished ({exc}); "
+                "try again"
+            ) from exc
 
     # ----- card payments --------------------------------------------------------------------------
 
@@ -271,6 +293,7 @@ class TerminalService:
         if to is RefundMethod.CASH:
             return cash_refund(self.ctx, ref, amount, evidence, supervisor=supervisor)
         drain(self.ctx)
+        self._settlement_finished()
         return card_refund(self.ctx, ref, amount, evidence, supervisor=supervisor)
 
     def adjust(
