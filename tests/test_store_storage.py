@@ -238,3 +238,12 @@ TinyDB(sys.argv[1], clock=datetime.now, storage=CrashSafeStorage).table("queue")
     assert path.read_bytes() == before
     assert [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")] != []  # the cut left its temp file
     assert _open(path).table("queue").all() == [{"n": 1}]
+
+
+def test_a_document_changed_in_place_by_tinydb_is_written_changed(tmp_path: Path) -> None:
+    # Plain TinyDB updates documents in place; the storage reuses no document's text unless asked to.
+    path = tmp_path / "store.json"
+    db = _open(path)
+    db.table("t").insert({"amount": 1})
+    db.table("t").update({"amount": 2}, doc_ids=[1])
+    assert json.loads(path.read_text(encoding="utf-8")) == {"t": {"1": {"amount": 2}}}

@@ -5,15 +5,19 @@ Every test ends with the acquirer's ledger held against the terminal's journal.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from firmware.errors import RuleViolation
+from firmware.store.sensitive import luhn_valid
 from firmware.txn.model import RefundMethod, TxnStatus, TxnType
 from firmware.txn.reverse import OriginalRef, SupervisorRefusedError
-from firmware.txn.service import TerminalService
+from firmware.txn.service import TerminalService, open_terminal
 from sim.card import load_profile_card
 from sim.reader import SimReader
 from tests.txn_rig import TERMINAL_ID, Rig, assert_books_balance, evidence, rig_fixture, supervisor_approves
@@ -254,4 +258,20 @@ def test_the_daily_refund_limit_counts_refunds_settled_earlier_today(rig: Rig) -
             OriginalRef(order="Y2"), 1500, RefundMethod.CARD, evidence("Y2"), supervisor=supervisor_approves
         )
     assert over.value.rule == "terms.refund.per_day"
+
+
+def test_a_sale_without_an_order_number_gets_one_that_never_looks_like_a_card_number(rig: Rig) -> None:
+    # The generated number starts from the date and time: 2026-03-14 15:09:35 as 14 digits passes Luhn,
+    # and a run of 13 to 19 digits passing Luhn is what the books refuse as a clear PAN.
+    when = datetime(2026, 3, 14, 15, 9, 35, tzinfo=timezone(timedelta(hours=8)))
+    assert luhn_valid(f"{when:%Y%m%d%H%M%S}")
+    rig.service.close()
+    rig.service = open_terminal(
+        rig.data_dir, rig.link, clock=lambda: when, sleep=lambda seconds: None, profile=rig.profile,
+        random_bytes=lambda count: b"\xab" * count if count == 2 else os.urandom(count),
+    )  # fmt: skip
+    result = rig.service.sale(_card(), 1500, pin=lambda kind, tries: "1234")
+    assert result.entry is not None and result.entry.status is TxnStatus.APPROVED, result
+    assert not any(luhn_valid(run) for run in re.findall(r"\d{13,19}", result.entry.order))
+    assert rig.service.find(order=result.entry.order) == [result.entry]
     assert_books_balance(rig)

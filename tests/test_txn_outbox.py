@@ -385,6 +385,35 @@ def test_card_free_values_are_kept(path: Path, value: object) -> None:
     assert [r.payload["value"] for r in outbox.pending()] == [value]
 
 
+def test_an_advice_keeps_its_sealed_pan_whatever_digits_its_hex_happens_to_hold(path: Path) -> None:
+    # Random ciphertext as hex holds, now and then, a run of 13-19 digits passing Luhn (here one
+    # made on purpose): the sealed PAN is held to its shape, as in the journal, not to the digit check.
+    sealed = "ab" * 10 + "4111111111111111" + "cd" * 12
+    outbox = open_outbox(path)
+    outbox.enqueue("advice", {"request": {"trace": 7}, "pan_sealed": sealed})
+    assert [r.payload["pan_sealed"] for r in outbox.pending()] == [sealed]
+
+
+@pytest.mark.parametrize(
+    ("sealed", "refusal"),
+    [
+        ("4111111111111111", SensitiveDataError),  # a clear PAN is clear card data
+        ("4111 1111 1111 1111", SensitiveDataError),
+        ("AB" * 28, StoreError),  # not the sealed shape (upper case)
+        ("ab" * 27, StoreError),  # too short to be a sealed PAN
+        (1234, StoreError),
+    ],
+)
+def test_a_pan_sealed_that_is_not_one_is_refused(
+    path: Path, sealed: object, refusal: type[Exception]
+) -> None:
+    with pytest.raises(refusal, match=r"payload\.pan_sealed"):
+        open_outbox(path).enqueue("advice", {"pan_sealed": sealed})
+    assert not path.exists() or "pan_sealed" not in path.read_text(encoding="utf-8")
+    with pytest.raises(SensitiveDataError):  # a clear PAN elsewhere is still refused beside a sealed one
+        open_outbox(path).enqueue("advice", {"pan_sealed": "ab" * 28, "card": "4111111111111111"})
+
+
 @pytest.mark.parametrize(
     ("kind", "payload", "message"),
     [

@@ -22,6 +22,15 @@ but parses it only when its bytes differ from the ones this storage last
 wrote or parsed: the parsed state is kept with those bytes, and dropped when
 a block raises (its changes were made in place and never written). So a
 caller changes what `read` returns only through `write` (as TinyDB does).
+
+Writing serialises the whole state (compact JSON, UTF-8). With
+`keep_encodings`, a document that is the same object as at the last write
+is not encoded again: its text is kept with the object it was made from, so
+a write costs the encoding of the documents it changed plus the joining of
+the others' texts; the bytes are exactly `json.dumps` of the whole state.
+That rests on one promise of the caller, which `firmware.store.tables`
+keeps and plain TinyDB does not (its `update` changes documents in place):
+a stored document is never changed in place, a changed one is a new object.
 """
 
 from __future__ import annotations
@@ -63,10 +72,18 @@ def _shape_problem(data: object) -> str | None:
     return None
 
 
-class CrashSafeStorage(Storage):
-    """TinyDB storage over one small JSON file, written crash-safe; `clock` dates a damaged file."""
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
-    def __init__(self, path: Path, clock: WallClock) -> None:
+
+class CrashSafeStorage(Storage):
+    """TinyDB storage over one small JSON file, written crash-safe; `clock` dates a damaged file.
+
+    `keep_encodings`: the caller never changes a stored document in place, so each document's
+    JSON text may be kept with it and reused by the next writes (see the module's docstring).
+    """
+
+    def __init__(self, path: Path, clock: WallClock, *, keep_encodings: bool = False) -> None:
         super().__init__()
         self.path = Path(path)
         self._clock = clock
@@ -75,6 +92,9 @@ class CrashSafeStorage(Storage):
         self._state: object = _NOT_READ
         self._dirty = False
         self._parsed: tuple[bytes, StoreData] | None = None  # the file's last known bytes, as parsed
+        self._keep_encodings = keep_encodings
+        # (table, document id) -> (the document object, '"id":' + its JSON) as of the last write
+        self._encoded: dict[tuple[str, str], tuple[object, str]] = {}
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -119,10 +139,34 @@ class CrashSafeStorage(Storage):
 
     def _serialise(self, data: StoreData) -> bytes:
         try:
-            text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-            return text.encode("utf-8")
+            return self._encode(data).encode("utf-8")
         except (TypeError, ValueError) as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError
+            self._encoded = {}
             raise StoreError(f"cannot write {self.path}: the data is not plain JSON ({exc})") from exc
+
+    def _encode(self, data: StoreData) -> str:
+        """`json.dumps(data)` (compact), reusing the text of each document unchanged since the last write."""
+        if not self._keep_encodings or not isinstance(data, dict) or not all(
+            isinstance(name, str) and isinstance(table, dict) for name, table in data.items()
+        ):
+            return _dumps(data)
+        encoded: dict[tuple[str, str], tuple[object, str]] = {}
+        known = self._encoded
+        tables = []
+        for name, table in data.items():
+            documents = []
+            for doc_id, document in table.items():
+                if not isinstance(doc_id, str):
+                    return _dumps(data)
+                key = (name, doc_id)
+                kept = known.get(key)
+                if kept is None or kept[0] is not document:
+                    kept = (document, f"{_dumps(doc_id)}:{_dumps(document)}")
+                encoded[key] = kept
+                documents.append(kept[1])
+            tables.append(f"{_dumps(name)}:{{{','.join(documents)}}}")
+        self._encoded = encoded
+        return f"{{{','.join(tables)}}}"
 
     def _load(self) -> StoreData | None:
         try:

@@ -14,14 +14,16 @@ and nothing is replaced by an empty store behind the caller's back.
 
 Documents handed out are copies (deep enough that changing one changes
 nothing stored); documents handed in must be plain JSON data (checked when
-the file is written: `StoreError`).
+the file is written: `StoreError`). A stored document is never changed in
+place (`put` files a new object), so the storage encodes only the documents
+a write changed and reuses the text of the others (`keep_encodings`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ class DocumentTables:
 
     def __init__(self, path: Path, clock: Callable[[], datetime]) -> None:
         self.path = Path(path)
-        self._storage = CrashSafeStorage(self.path, clock)
+        self._storage = CrashSafeStorage(self.path, clock, keep_encodings=True)  # put never changes in place
         self._db = TinyDB(storage=lambda: self._storage)
         self._storage.read()
 
@@ -102,14 +104,10 @@ class DocumentTables:
         with self.transaction():
             target = self._table(table)
             if str(key) in self._raw(table):
-
-                def replace(stored: MutableMapping[Any, Any]) -> None:
-                    stored.clear()
-                    stored.update(new)
-
-                target.update(replace, doc_ids=[key])
-            else:
-                target.insert(Document(new, doc_id=key))
+                # A new object in place of the old one, never the old one changed (the storage keeps
+                # each document's encoding by identity).
+                target.remove(doc_ids=[key])
+            target.insert(Document(new, doc_id=key))
 
     def remove(self, table: str, key: int) -> bool:
         """Remove the document under `key`; False if there was none."""

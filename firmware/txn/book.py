@@ -9,7 +9,9 @@ On disk, under the book's directory (the service passes ``D/txn``):
   ``reversals`` and ``outbox`` / ``set_aside`` (`firmware.txn.outbox`: armed
   0400s; signed advices, notices and upload records; records set aside) and
   ``meta`` (document 1: ``batch``, ``next_trace`` 1..999999 wrapping,
-  ``next_sequence`` of the outbox).
+  ``next_sequence`` of the outbox, and ``settling``: the batch whose
+  settlement request was sent, until the batch is closed or the host
+  refused it: the host may have closed that batch already).
 - ``batches/batch-NNNNNN.json`` and ``batch-NNNNNN.index.json``: settled
   batches, immutable (`firmware.txn.archive`).
 
@@ -85,7 +87,6 @@ from firmware.txn.outbox import DEFAULT_MAX_ATTEMPTS, META, META_KEY, Outbox
 __all__ = ["OPEN_FILE", "ORDER_TYPES", "Book", "History", "ReverseRecorded"]
 
 OPEN_FILE: Final = "open.json"
-SETTLING: Final = "settling"
 ENTRIES, CASH_REFUNDS = "entries", "cash_refunds"
 ORDER_TYPES: Final = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.COMPLETION})
 _REFUND_COUNTED: Final = frozenset({TxnStatus.APPROVED, TxnStatus.PENDING})
@@ -201,6 +202,23 @@ class Book:
         """The open batch's number (field 60.2 of its requests)."""
         with self.transaction():
             return int(self._meta()["batch"])
+
+    @property
+    def settling(self) -> int | None:
+        """The open batch, if its settlement was sent and not concluded (the host may have closed it)."""
+        with self.transaction():
+            meta = self._meta()
+            return int(meta["batch"]) if meta.get("settling") == meta["batch"] else None
+
+    def mark_settling(self, settling: bool) -> None:
+        """Say that the open batch's settlement goes to the host now (True), or that it did not (False)."""
+        with self.transaction():
+            meta = self._meta()
+            if settling:
+                meta["settling"] = meta["batch"]
+            else:
+                meta.pop("settling", None)
+            self.tables.put(META, META_KEY, meta)
 
     def take_trace(self) -> int:
         """The next trace number (field 11), spent on disk in this write: never handed out twice."""
@@ -402,20 +420,6 @@ class Book:
 
     # ----- settlement ---------------------------------------------------------------------------------
 
-    @property
-    def settling(self) -> int | None:
-        """The batch whose settlement (0500) went out and has no answer yet; None when none did."""
-        with self.transaction():
-            value = self._meta().get(SETTLING)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise StoreError(f"{self.path}: meta {SETTLING} is not a batch number")
-        return value
-
-    def begin_settlement(self) -> None:
-        """Note, before the 0500 goes out, that the open batch is being settled (cleared by `close_batch`)."""
-        with self.transaction():
-            meta = self._meta()
-            self.tables.put(META, META_KEY, {**meta, SETTLING: meta["batch"]})
 
     def close_batch(self, new_batch: int) -> Path:
         """Archive the open batch and open batch `new_batch` (pending entries and the outbox carry over).
@@ -460,7 +464,7 @@ class Book:
             if document.get("reference") in references:
                 self.tables.remove(CASH_REFUNDS, key)
         next_batch = archive["next_batch"]
-        meta = {key: value for key, value in self._meta().items() if key != SETTLING}
+        meta = {key: value for key, value in self._meta().items() if key != "settling"}
         self.tables.put(META, META_KEY, {**meta, "batch": next_batch})
 
     # ----- lookups ------------------------------------------------------------------------------------

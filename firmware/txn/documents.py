@@ -46,6 +46,7 @@ __all__ = [
     "MAX_TRACE",
     "cash_refund_document",
     "cash_refund_from_document",
+    "check_sealed",
     "entry_document",
     "entry_from_document",
     "last4",
@@ -139,7 +140,8 @@ def _amount_check(value: object, name: str) -> None:
         raise StoreError(f"{name} must be a whole non-negative number of minor units, got {value!r}")
 
 
-def _check_sealed(value: str | None, name: str) -> None:
+def check_sealed(value: object, name: str) -> None:
+    """StoreError unless `value` is None or a sealed PAN's shape (lower-case hex of 28 bytes or more)."""
     if value is not None and (not isinstance(value, str) or not SEALED_PAN.fullmatch(value)):
         raise StoreError(
             f"{name} must be the sealed PAN as lower-case hex of 28 bytes or more, never a card number"
@@ -221,7 +223,7 @@ def entry_document(entry: JournalEntry) -> dict[str, Any]:
         "history": list(entry.history),
         "host_date": entry.host_date,
     }
-    _check_sealed(entry.pan_sealed, "pan_sealed")
+    check_sealed(entry.pan_sealed, "pan_sealed")
     _storable_except_sealed(document, "entry")
     return document
 
@@ -338,7 +340,7 @@ def reversal_document(reversal: ArmedReversal) -> dict[str, Any]:
     if card_fields:
         raise StoreError(f"reversal of trace {reversal.trace:06d}: fields {', '.join(card_fields)} are never "
                          "stored (the PAN goes sealed in pan_sealed)")  # fmt: skip
-    _check_sealed(reversal.pan_sealed, "pan_sealed")
+    check_sealed(reversal.pan_sealed, "pan_sealed")
     document = {
         "trace": reversal.trace,
         "original_mti": reversal.original_mti,

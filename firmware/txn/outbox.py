@@ -34,7 +34,10 @@ never goes up. A malformed reversal is not skipped (that would send the next
 request unprotected): reading it raises StoreError naming the file and the
 trace. Nothing stored carries clear card data: `enqueue` and `arm` refuse a
 value that looks like a clear PAN, or a field named like a PIN or track data
-(SensitiveDataError, naming the field).
+(SensitiveDataError, naming the field). A payload's top-level ``pan_sealed``
+(an advice's card, sealed) is held to the sealed PAN's shape instead
+(`firmware.txn.documents.check_sealed`), as the journal's is: random hex of
+that length holds, now and then, a run of digits that passes Luhn.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from firmware.errors import ConfigError, StoreError, TamperedRecordError
 from firmware.keys.signing import RecordSigner, canonical_json, verify_record
 from firmware.store.sensitive import check_storable, mask_clear_pans
 from firmware.store.tables import DocumentTables
-from firmware.txn.documents import MAX_TRACE, reversal_document, reversal_from_document
+from firmware.txn.documents import MAX_TRACE, check_sealed, reversal_document, reversal_from_document
 from firmware.txn.model import ArmedReversal, ReversalReason
 
 __all__ = [
@@ -122,6 +125,15 @@ class SetAsideRecord:
     reason: str
     set_aside_at: str
     found: Mapping[str, Any] = field(repr=False)
+
+
+def _check_sealed_pan(value: object) -> None:
+    """A payload's sealed PAN: of the sealed shape (a clear one is refused as clear card data first)."""
+    try:
+        check_sealed(value, "payload.pan_sealed")
+    except StoreError:
+        check_storable(value, "payload.pan_sealed")
+        raise
 
 
 class _Malformed(Exception):
@@ -242,7 +254,8 @@ class Outbox:
         if not isinstance(payload, Mapping):
             raise StoreError("record payload must be a mapping")
         payload = dict(payload)
-        check_storable(payload, "payload")
+        check_storable({key: value for key, value in payload.items() if key != "pan_sealed"}, "payload")
+        _check_sealed_pan(payload.get("pan_sealed"))
         with self.tables.transaction():
             sequence = self._take_sequence()
             record = {

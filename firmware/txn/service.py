@@ -14,7 +14,10 @@ aside and named, and the terminal refuses to start rather than begin empty.
     service.journal(), service.queue(), service.find()    what the terminal did, what waits
 
 Every online request first lets pending reversals go up: while a reversal
-the host has not acknowledged is armed, no new online request is sent.
+the host has not acknowledged is armed, no new online request is sent. A
+settlement cut short after its request left (the host may have closed the
+batch) is finished first too: no request goes into a batch the host may
+have settled (`PendingSettlementError` while it cannot be finished).
 """
 
 from __future__ import annotations
@@ -60,11 +63,12 @@ from firmware.txn.wire import Wire
 __all__ = [
     "NotSignedOnError",
     "PendingReversalError",
+    "PendingSettlementError",
     "SaleResult",
-    "SettlementPendingError",
     "TerminalService",
     "cash_refund_view",
     "entry_view",
+    "generated_order",
     "open_terminal",
 ]
 
@@ -80,8 +84,8 @@ class NotSignedOnError(ConfigError):
     """No working keys: the terminal has not signed on with the host."""
 
 
-class SettlementPendingError(HostError):
-    """A settlement went out without an answer: the batch takes nothing new until it is settled."""
+class PendingSettlementError(HostError):
+    """A settlement cut short waits to be finished: no new online request goes before it."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,15 @@ class SaleResult:
             "masked_pan": entry.masked_pan if entry else None,
             "reversal_pending": self.reversal_pending,
         }
+
+
+def generated_order(now: datetime, random_bytes: Callable[[int], bytes]) -> str:
+    """An order number for a sale given none: ``YYYYMMDD-HHMMSS-xxxx`` (date, time, 4 random hex digits).
+
+    In groups: the 14 digits of the date and time in one run pass Luhn one time in ten, and a
+    run of 13 to 19 digits that passes Luhn is what the books refuse as a clear card number.
+    """
+    return f"{now:%Y%m%d}-{now:%H%M%S}-{random_bytes(2).hex()}"
 
 
 def entry_view(entry: JournalEntry) -> dict[str, Any]:
@@ -203,16 +216,11 @@ class TerminalService:
         """Before a request: what waits goes up, reversals first; an unacknowledged reversal blocks.
 
         A reversal that used up its tries (flagged) blocks too: it is tried again by an explicit
-        drain (`pos-txn drain`, "retry now"), never dropped. A settlement whose answer never came
-        blocks until it is run again.
+        drain (`pos-txn drain`, "retry now"), never dropped. A settlement cut short is finished
+        first (the host may have closed the batch already).
         """
         if MAK_NAME not in self.ctx.keys:
             raise NotSignedOnError("the terminal has no working keys: sign on first (pos-txn sign-on)")
-        settling = self.ctx.book.settling
-        if settling is not None:
-            raise SettlementPendingError(
-                f"the settlement of batch {settling:06d} got no answer: settle again before any new request"
-            )
         report = drain(self.ctx)
         waiting = self.ctx.book.outbox.armed()
         if waiting:
@@ -223,6 +231,20 @@ class TerminalService:
                 else "not acknowledged yet"
             )
             raise PendingReversalError(f"{len(waiting)} reversal(s) wait for the host ({why}); try again")
+        self._settlement_finished()
+
+    def _settlement_finished(self) -> None:
+        """Finish a settlement whose request left before the terminal heard the end of it."""
+        batch = self.ctx.book.settling
+        if batch is None:
+            return
+        try:
+            settle(self.ctx)
+        except PosError as exc:
+            raise PendingSettlementError(
+                f"the settlement of batch {batch:06d} was cut short and could not be finished ({exc}); "
+                "try again"
+            ) from exc
 
     # ----- card payments --------------------------------------------------------------------------
 
@@ -235,7 +257,10 @@ class TerminalService:
         pin: PinSource | None = None,
         kind: TxnType = TxnType.SALE,
     ) -> SaleResult:
-        """A sale (消费) or pre-authorisation (预授权) with the card in `reader`."""
+        """A sale (消费) or pre-authorisation (预授权) with the card in `reader`.
+
+        Without `order`, the order number is `generated_order(now)`.
+        """
         if kind not in (TxnType.SALE, TxnType.PREAUTH):
             raise PosError(f"a card payment is a sale or a pre-authorisation, not a {kind.value}")
         if amount <= 0:
@@ -245,8 +270,7 @@ class TerminalService:
             self._kernel = KernelSetup.load()
         config = self._kernel.config
         now = self.ctx.now()
-        # letters and dashes between the digits: no run of digits that the store could take for a card
-        order = order or f"O{now:%Y%m%d}-{now:%H%M%S}-{self._random_bytes(2).hex()}"
+        order = order or generated_order(now, self._random_bytes)
         authoriser = Authoriser(
             self.ctx,
             kind,

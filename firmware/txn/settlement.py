@@ -11,9 +11,14 @@
    the count; the host takes the terminal's records.
 4. The open batch is archived and the next one opened, in the books.
 
-Nothing is closed unless the host answered: a settlement cut short (no
-answer, a power cut) leaves the batch marked as settling, which refuses new
-requests until settlement is run again and sends the same totals.
+Nothing is closed unless the host answered: a settlement cut short is run
+again and sends the same totals. The books say when the 0500 goes
+(`Book.mark_settling`, written with its trace): from then until the batch is
+closed the host may have closed it already, so the service finishes the
+settlement before any other online request (`TerminalService`), rather than
+add requests to a batch the host has settled. A host that refused the
+settlement, or a 0500 that never left, clears the mark, unless an earlier
+0500 of the batch left unanswered.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from firmware.txn.context import TxnContext
 from firmware.txn.documents import MAX_TRACE
 from firmware.txn.model import JournalEntry, TxnStatus, TxnType
 from firmware.txn.uploader import DrainReport, drain
+from firmware.txn.wire import NotSent
 
 __all__ = ["SettlementError", "SettlementResult", "batch_totals", "settle"]
 
@@ -168,11 +174,20 @@ def settle(ctx: TxnContext) -> SettlementResult:
             "nothing settled: requests of this batch still wait for the host (pos-txn queue)"
         )
     totals = batch_totals(entries, batch)
-    ctx.book.begin_settlement()
-    request = settlement(ctx.identity, stan=ctx.book.take_trace(), batch=batch, totals=totals)
-    answer = read_answer(ctx.wire.exchange(request))
+    with ctx.book.transaction():
+        again = ctx.book.settling is not None  # an earlier 0500 may have closed the batch at the host
+        stan = ctx.book.take_trace()
+        ctx.book.mark_settling(True)
+    try:
+        answer = read_answer(
+            ctx.wire.exchange(settlement(ctx.identity, stan=stan, batch=batch, totals=totals))
+        )
+    except NotSent:
+        ctx.book.mark_settling(again)
+        raise
     if not answer.approved or answer.balanced is None:
-        raise SettlementError(f"the host refused the settlement ({answer.response_code}); settle again")
+        ctx.book.mark_settling(again)
+        raise SettlementError(f"the host refused the settlement ({answer.response_code})")
     uploaded = 0 if answer.balanced else _batch_upload(ctx, entries, batch)
     new_batch = batch % MAX_TRACE + 1
     ctx.book.close_batch(new_batch)
