@@ -226,7 +226,7 @@ cmd_run() {
     case " $* " in *" --card "*) card=() ;; esac
     local rc=0
     "$VENV/bin/pos-terminal" --data-dir "$DEMO/data" --host "127.0.0.1:$DEMO_PORT" \
-        "${card[@]}" "$@" || rc=$?
+        --receipts "$DEMO/receipts" "${card[@]}" "$@" || rc=$?
     demo_stop_host
     return "$rc"
 }
@@ -257,6 +257,11 @@ demo_evidence() {
     if [ -n "$1" ]; then echo 1; fi   # the reason: goods returned
 }
 
+# demo_receipt NAME: from a result, its receipt preview: the merchant copy, then the customer copy.
+demo_receipt() {
+    printf 'ENTER\nEXPECT 签购单预览\nSHOT %s-receipt\nF1\nEXPECT 持卡人存根\nSHOT %s-receipt-customer\nENTER\n' "$1" "$1"
+}
+
 demo_authorise() {  # the terms, the confirmation, the supervisor's password
     printf 'EXPECT 交易条款\nENTER\nEXPECT 请确认\nENTER\nEXPECT 请输入主管密码\n'
     demo_keys "$DEMO_SUPERVISOR_PASSWORD"
@@ -269,7 +274,9 @@ demo_sale() {
     demo_keys "$1"
     printf 'ENTER\nCARD INSERT %s\nEXPECT 请持卡人输入密码\n' "$2"
     demo_keys "$3"
-    printf 'ENTER\nEXPECT 交易成功\nSHOT %s\nENTER\nCARD REMOVE\n' "$4"
+    printf 'ENTER\nEXPECT 交易成功\nSHOT %s\n' "$4"
+    demo_receipt "$4"
+    echo "CARD REMOVE"
 }
 
 demo_script() {
@@ -277,16 +284,17 @@ demo_script() {
     printf 'EXPECT TERM0001\nSHOT 00-idle\n'
     demo_sale 5000 visa-credit 1234 01-sale
     demo_find 5000 F1; demo_evidence ""; demo_authorise
-    printf 'EXPECT 交易成功\nSHOT 02-cancel-order\nENTER\n'
+    printf 'EXPECT 交易成功\nSHOT 02-cancel-order\n'; demo_receipt 02-cancel-order
     demo_sale 12000 mastercard-credit 4315 03-sale
     demo_find 12000 F2; demo_keys 2000; printf 'ENTER\nEXPECT 退回原卡\n1\n'; demo_evidence 1; demo_authorise
-    printf 'EXPECT 交易成功\nSHOT 04-refund-to-card\nENTER\n'
+    printf 'EXPECT 交易成功\nSHOT 04-refund-to-card\n'; demo_receipt 04-refund-to-card
     demo_find 12000 F2; demo_keys 1000; printf 'ENTER\nEXPECT 现金退款\n2\n'; demo_evidence 1; demo_authorise
-    printf 'EXPECT 现金退款已登记\nSHOT 05-cash-refund\nENTER\n'
+    printf 'EXPECT 现金退款已登记\nSHOT 05-cash-refund\n'; demo_receipt 05-cash-refund
     demo_sale 8000 visa-credit 1234 06-sale
     demo_find 8000 F3; demo_keys 8000; echo ENTER; demo_keys 9200; echo ENTER; demo_evidence ""; demo_authorise
-    printf 'EXPECT 交易成功\nSHOT 07-adjust\nENTER\n'
-    printf 'ENTER\n7\nEXPECT 按确认键结算\nENTER\nEXPECT 新批次\nSHOT 08-settlement\nENTER\n'
+    printf 'EXPECT 交易成功\nSHOT 07-adjust\n'; demo_receipt 07-adjust
+    printf 'ENTER\n7\nEXPECT 按确认键结算\nENTER\nEXPECT 新批次\nSHOT 08-settlement\n'
+    printf 'ENTER\nEXPECT 结算单\nSHOT 08-settlement-receipt\nENTER\n'
     printf 'EXPECT TERM0001\nSHOT 09-idle\n'
 }
 
@@ -303,7 +311,7 @@ cmd_demo() {
     local rc=0
     SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy "$VENV/bin/pos-terminal" --headless \
         --data-dir "$out/data" --host "127.0.0.1:$DEMO_PORT" --lang zh \
-        --script "$out/demo.script" --shots "$out" || rc=$?
+        --script "$out/demo.script" --shots "$out" --receipts "$out" || rc=$?
     demo_stop_host
     if [ "$rc" -ne 0 ]; then
         say "the demo stopped (exit $rc); what it made is in $out"

@@ -113,7 +113,10 @@ def run_kiosk(options: TerminalOptions) -> None:
     from firmware.identity import load_identity
     from firmware.keys.layout import KeyLayout
     from firmware.keys.passwords import PasswordStore
+    from firmware.printer.escpos import EscPosPrinter
     from firmware.screens.base import TerminalInfo
+    from firmware.screens.render import find_font
+    from firmware.screens.slip import ReceiptDesk, SlipPainter
     from firmware.txn.service import open_terminal
     from firmware.txn.terms import Language
 
@@ -131,11 +134,23 @@ def run_kiosk(options: TerminalOptions) -> None:
     slot = CardSlot()
     if options.card:
         slot.insert(open_reader(options.card))
+    # without a device the slips are still encoded: the ESC/POS bytes are kept beside their PNG
+    printer = EscPosPrinter(
+        settings.printer_device, text=settings.printer_text, paper_dots=settings.paper_dots
+    )
+    desk = ReceiptDesk(
+        info,
+        service.ctx.terms,
+        SlipPainter(find_font(), settings.paper_dots),
+        folder=options.receipts,
+        printer=printer,
+    )
     kiosk = Kiosk(
         service,
         info,
         slot,
         verify_supervisor=lambda password: passwords.verify("supervisor", password).authenticated,
+        receipts=desk,
         options=KioskOptions(
             width=settings.width,
             height=settings.height,
@@ -154,6 +169,7 @@ def run_kiosk(options: TerminalOptions) -> None:
             kiosk.run()
     finally:
         kiosk.close()
+        desk.close()
         service.close()
 
 

@@ -60,9 +60,10 @@ from firmware.screens.base import (
     TerminalInfo,
     Transition,
 )
-from firmware.screens.jobs import Failed, JobDone, JobRunner, PinRequest
+from firmware.screens.jobs import Done, Failed, JobDone, JobRunner, PinRequest
 from firmware.screens.keys import PC_KEYBOARD, Key, key_of
 from firmware.screens.text import tr
+from firmware.txn.model import JournalEntry
 from firmware.txn.service import TerminalService
 from firmware.txn.terms import Language
 
@@ -72,6 +73,7 @@ import pygame
 
 from firmware.screens.idle import IdleScreen
 from firmware.screens.render import Fonts, Layout, Painter, StatusBar, find_font
+from firmware.screens.slip import SlipPainter
 
 __all__ = [
     "CardSlot",
@@ -184,6 +186,7 @@ class Kiosk:
         self.layout = Layout.of(options.width, options.height, touch_keypad=options.touch_keypad)
         self.fonts = Fonts(options.font_path or find_font(), self.layout.scale)
         self.painter = Painter(self.surface, self.fonts, self.layout)
+        self.slip_painter = SlipPainter(self.fonts.path)
         self.slot = slot
         slot.notify = self._card_changed
         self.jobs = JobRunner(self._wake, after=service.queue)
@@ -196,7 +199,9 @@ class Kiosk:
             verify_supervisor=verify_supervisor,
             receipts=receipts,
             language=options.language,
+            render_slip=self.slip_painter.render,
         )
+        self._flagged_reversals: set[int] | None = None  # printed already (None: not read yet)
         self.stack: list[Screen] = [IdleScreen(self.ctx)]
         self.ticker = pygame.time.Clock()
         self.stopping = False
@@ -283,6 +288,7 @@ class Kiosk:
             self._note_network(message)
             if isinstance(message.after, dict):
                 self.ctx.queue_view = message.after
+                self._reversal_slips(message)
             self.dirty = True
             if isinstance(owner, Screen) and owner in self.stack:
                 self._apply(owner, owner.on_job(message))
@@ -290,6 +296,24 @@ class Kiosk:
             self._apply(owner, owner.on_pin(message))
         else:
             message.answer(None)
+
+    def _reversal_slips(self, done: JobDone) -> None:
+        """A reversal newly flagged (its tries used up) gets its slip, once; those flagged before the
+        kiosk started were printed when they were flagged."""
+        flagged = {
+            int(row["trace"]): row
+            for row in self.ctx.queue_view.get("flagged", [])
+            if row.get("kind") == "reversal" and isinstance(row.get("trace"), int)
+        }
+        if self._flagged_reversals is None:
+            self._flagged_reversals = set(flagged)
+            return
+        value = done.outcome.value if isinstance(done.outcome, Done) else None
+        entry = getattr(value, "entry", None)
+        for trace in sorted(set(flagged) - self._flagged_reversals):
+            self._flagged_reversals.add(trace)
+            original = entry if isinstance(entry, JournalEntry) and entry.trace == trace else None
+            self.ctx.receipts(Receipt("reversal_failure", flagged[trace], self.ctx.language, original))
 
     def _note_network(self, done: JobDone) -> None:
         if isinstance(done.outcome, Failed):

@@ -194,6 +194,7 @@ class Painter:
         self.surface = surface
         self.fonts = fonts
         self.layout = layout
+        self._scaled: dict[tuple[int, int], pygame.Surface] = {}
 
     def _text(
         self, text: str, role: str, colour: tuple[int, int, int], pos: tuple[int, int], *, right: bool = False
@@ -231,8 +232,12 @@ class Painter:
             (pad, lay.title.top + (lay.title.height - title_font.get_height()) // 2),
         )
         shown.append(view.title)
-        # body
-        shown.extend(self._body(view.lines, view.scroll))
+        # body: a picture (a receipt) or lines
+        if isinstance(view.image, pygame.Surface):
+            self._picture(view.image, view.scroll)
+            shown.extend(line.text for line in view.lines)
+        else:
+            shown.extend(self._body(view.lines, view.scroll))
         # hint
         if view.hint:
             hint_font = self.fonts.get("hint")
@@ -242,6 +247,28 @@ class Painter:
         if lay.keypad is not None and view.keypad:
             self._keypad(key_labels)
         return shown
+
+    def _picture(self, image: pygame.Surface, scroll: int) -> None:
+        """`image` fitted to the body's width, `scroll` body lines down, with a frame and scroll marks."""
+        rect = self.layout.body
+        key = (id(image), rect.width)
+        scaled = self._scaled.get(key)
+        if scaled is None:
+            width = rect.width - 2
+            height = max(1, round(image.get_height() * width / image.get_width()))
+            scaled = pygame.transform.smoothscale(image, (width, height))
+            self._scaled = {key: scaled}  # the one picture on screen
+        step = self.fonts.get("body").get_linesize()
+        top = min(scroll * step, max(0, scaled.get_height() - rect.height))
+        self.surface.set_clip(rect)
+        self.surface.blit(scaled, (rect.left + 1, rect.top - top))
+        self.surface.set_clip(None)
+        pygame.draw.rect(self.surface, KEY_EDGE, rect, width=1)
+        if top > 0:
+            self._text("▲", "hint", DIM_INK, (rect.right - 2, rect.top), right=True)
+        if top + rect.height < scaled.get_height():
+            bottom = rect.bottom - self.fonts.get("hint").get_height()
+            self._text("▼", "hint", DIM_INK, (rect.right - 2, bottom), right=True)
 
     def _body(self, body: Sequence[Line], scroll: int) -> list[str]:
         lay = self.layout
