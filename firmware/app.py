@@ -181,6 +181,7 @@ class Kiosk:
         flags = 0
         self.surface = pygame.display.set_mode((options.width, options.height), flags)
         pygame.display.set_caption("POS")
+        self._caption = "POS"
         self.wake_event = pygame.event.custom_type()
         self.card_event = pygame.event.custom_type()
         self.layout = Layout.of(options.width, options.height, touch_keypad=options.touch_keypad)
@@ -379,6 +380,10 @@ class Kiosk:
 
     def redraw(self) -> None:
         view = self.top.view()
+        caption = f"POS {self.ctx.info.terminal_id} · {view.title}"
+        if caption != self._caption:  # a desktop window names the screen it shows
+            pygame.display.set_caption(caption)
+            self._caption = caption
         self.shown = self.painter.draw(view, self.status_bar(), self.key_labels(view.softkeys))
         if self.layout.keypad is not None and view.keypad:
             self.shown += [f"{key.value} {label}" for key, label in view.softkeys]
