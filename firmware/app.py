@@ -19,6 +19,12 @@ reads at its next wake-up; `close()` lets the running job end (its own
 time-outs bound it) and leaves the display. A restart opens the same books,
 and the idle screen shows what still waits for the host (`service.queue()`).
 
+Health (systemd, `firmware.sdnotify`): `on_ready()` is called once, from
+the loop, when the idle screen has been drawn and the books have been read
+(the first queue view came back); `heartbeat()` every `heartbeat_every`
+seconds after that, from the loop too, so a loop that hangs stops the pings
+and the watchdog restarts the kiosk.
+
 `CardSlot` holds the card the terminal sees (a `CardReader`): the
 composition root fills it (a simulated card: `CARD INSERT`; a PC/SC reader
 later); a payment gets a session over it that ends, as if the card were
@@ -171,8 +177,15 @@ class Kiosk:
         receipts: Callable[[Receipt], None] = lambda receipt: None,
         options: KioskOptions = KioskOptions(),
         clock: Callable[[], datetime] | None = None,
+        on_ready: Callable[[], None] = lambda: None,
+        heartbeat: Callable[[], None] = lambda: None,
+        heartbeat_every: float | None = None,
     ) -> None:
         self.options = options
+        self.on_ready, self.heartbeat, self.heartbeat_every = on_ready, heartbeat, heartbeat_every
+        self.ready = False  # the idle screen drawn and the books read: on_ready() was called
+        self._books_read = False
+        self._last_beat = 0.0
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # no sound: spares SDL's 100 ms audio probe
         if options.headless:
             os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -263,6 +276,14 @@ class Kiosk:
                 self.dirty = True
         if self.dirty:
             self.redraw()
+        if not self.ready and self._books_read and self.redraws and isinstance(self.stack[0], IdleScreen):
+            self.ready = True
+            self.on_ready()
+        if self.ready and self.heartbeat_every is not None:
+            now = time.monotonic()
+            if now - self._last_beat >= self.heartbeat_every:
+                self._last_beat = now
+                self.heartbeat()
 
     def _event(self, event: pygame.event.Event) -> None:
         if event.type == pygame.QUIT:
@@ -289,6 +310,7 @@ class Kiosk:
             self._note_network(message)
             if isinstance(message.after, dict):
                 self.ctx.queue_view = message.after
+                self._books_read = True
                 self._reversal_slips(message)
             self.dirty = True
             if isinstance(owner, Screen) and owner in self.stack:
