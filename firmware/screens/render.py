@@ -15,7 +15,10 @@ is a 320-wide design size times `scale = width / 320`.
     +--------------------------+
 
 Fonts are opened once per size and kept (`Fonts`): opening a font on every
-redraw makes a redraw some 20 times slower. The CJK font is WenQuanYi Micro
+redraw makes a redraw some 20 times slower. The painter keeps each text it
+rendered and each wrap it worked out (up to 512, then it starts again): a
+redraw mostly repeats the last one, and blitting a kept image is some 30
+times cheaper than rendering the text again. The CJK font is WenQuanYi Micro
 Hei (Debian `fonts-wqy-microhei`); without it the painter still runs with
 pygame's default font, which has no 汉字 (the catalogue test refuses that).
 
@@ -73,6 +76,7 @@ ONLINE_INK: Final = (90, 210, 120)
 OFFLINE_INK: Final = (250, 110, 100)
 
 _DESIGN_WIDTH: Final = 320
+_IMAGE_CACHE: Final = 512  # rendered texts kept (a screen holds ~40); cleared whole when full
 _SIZES: Final = {"status": 14, "title": 20, "body": 17, "big": 36, "hint": 14, "key": 18, "fkey": 14}
 
 
@@ -195,11 +199,34 @@ class Painter:
         self.fonts = fonts
         self.layout = layout
         self._scaled: dict[tuple[int, int], pygame.Surface] = {}
+        self._images: dict[tuple[str, str, tuple[int, int, int]], pygame.Surface] = {}
+        self._wrapped: dict[tuple[str, str, int], list[str]] = {}
+
+    def _image(self, text: str, role: str, colour: tuple[int, int, int]) -> pygame.Surface:
+        """The rendered text, kept: a redraw mostly draws what the last one drew (keys, labels, lines)."""
+        key = (text, role, colour)
+        image = self._images.get(key)
+        if image is None:
+            if len(self._images) >= _IMAGE_CACHE:
+                self._images.clear()
+            image = self.fonts.get(role).render(text, True, colour)
+            self._images[key] = image
+        return image
+
+    def _wrap(self, role: str, text: str, width: int) -> list[str]:
+        key = (role, text, width)
+        pieces = self._wrapped.get(key)
+        if pieces is None:
+            if len(self._wrapped) >= _IMAGE_CACHE:
+                self._wrapped.clear()
+            pieces = wrap(self.fonts.get(role), text, width)
+            self._wrapped[key] = pieces
+        return pieces
 
     def _text(
         self, text: str, role: str, colour: tuple[int, int, int], pos: tuple[int, int], *, right: bool = False
     ) -> pygame.Rect:
-        image = self.fonts.get(role).render(text, True, colour)
+        image = self._image(text, role, colour)
         rect = image.get_rect()
         if right:
             rect.topright = pos
@@ -240,8 +267,7 @@ class Painter:
             shown.extend(self._body(view.lines, view.scroll))
         # hint
         if view.hint:
-            hint_font = self.fonts.get("hint")
-            for text in wrap(hint_font, view.hint, lay.hint.width)[:1]:
+            for text in self._wrap("hint", view.hint, lay.hint.width)[:1]:
                 self._text(text, "hint", DIM_INK, (lay.hint.left, lay.hint.top))
             shown.append(view.hint)
         if lay.keypad is not None and view.keypad:
@@ -282,7 +308,7 @@ class Painter:
                 continue
             role = "big" if line.style is Style.BIG else "body"
             font = self.fonts.get(role)
-            pieces = wrap(font, line.text, rect.width - 2 * gap) if line.text else [""]
+            pieces = self._wrap(role, line.text, rect.width - 2 * gap) if line.text else [""]
             height = len(pieces) * font.get_linesize() + gap
             if y + font.get_linesize() > rect.bottom:
                 more_below = True
@@ -322,5 +348,5 @@ class Painter:
             )
             role = "fkey" if key in (Key.F1, Key.F2, Key.F3, Key.F4) else "key"
             ink = TITLE_INK if key in (Key.ENTER, Key.CANCEL) else INK
-            image = self.fonts.get(role).render(labels.get(key, key.value), True, ink)
+            image = self._image(labels.get(key, key.value), role, ink)
             self.surface.blit(image, image.get_rect(center=rect.center))
