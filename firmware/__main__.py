@@ -7,7 +7,7 @@ simulated part is asked for.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -100,6 +100,49 @@ def txn_main(argv: Sequence[str] | None = None) -> int:
     return txn_cli_main(argv, open_reader=open_reader, open_link=open_link)
 
 
+def kiosk_health() -> tuple[Callable[[], None], Callable[[], None], float | None]:
+    """What the kiosk tells systemd: READY=1 once up (then `pos-flash mark-good` when the current
+    slot is on trial), WATCHDOG=1 every half WatchdogSec. Failures are logged; the kiosk goes on."""
+    import logging
+    import os
+    from pathlib import Path
+
+    from firmware.cli.flash import DEFAULT_ROOT
+    from firmware.errors import PosError
+    from firmware.sdnotify import notify, watchdog_interval
+    from firmware.update.slots import mark_good
+
+    log = logging.getLogger("pos-terminal")
+
+    def ready() -> None:
+        try:
+            notify("READY=1\nSTATUS=idle screen up, books open")
+        except OSError as error:
+            log.warning("systemd READY=1 not sent: %s", error)
+        root = Path(os.environ.get("POS_ROOT") or DEFAULT_ROOT)
+        if not (root / "current").is_symlink():
+            return  # not an installed terminal (a desktop run): no slots to mark
+        try:
+            slot, trial = mark_good(root)
+        except (PosError, OSError) as error:
+            log.warning("mark-good of %s failed: %s", root, error)
+            return
+        if trial is not None:
+            log.info("slot %s marked good after %d start(s) on trial", slot, trial.boots)
+            try:
+                notify(f"STATUS=slot {slot} marked good")
+            except OSError:
+                pass
+
+    def beat() -> None:
+        try:
+            notify("WATCHDOG=1")
+        except OSError as error:
+            log.warning("systemd WATCHDOG=1 not sent: %s", error)
+
+    return ready, beat, watchdog_interval()
+
+
 def run_kiosk(options: TerminalOptions) -> None:
     """The kiosk over the terminal's books, its host link, the supervisor's password store and a card slot.
 
@@ -113,7 +156,10 @@ def run_kiosk(options: TerminalOptions) -> None:
     from firmware.identity import load_identity
     from firmware.keys.layout import KeyLayout
     from firmware.keys.passwords import PasswordStore
+    from firmware.printer.escpos import EscPosPrinter
     from firmware.screens.base import TerminalInfo
+    from firmware.screens.render import find_font
+    from firmware.screens.slip import ReceiptDesk, SlipPainter
     from firmware.txn.service import open_terminal
     from firmware.txn.terms import Language
 
@@ -131,11 +177,27 @@ def run_kiosk(options: TerminalOptions) -> None:
     slot = CardSlot()
     if options.card:
         slot.insert(open_reader(options.card))
+    # without a device the slips are still encoded: the ESC/POS bytes are kept beside their PNG
+    printer = EscPosPrinter(
+        settings.printer_device, text=settings.printer_text, paper_dots=settings.paper_dots
+    )
+    desk = ReceiptDesk(
+        info,
+        service.ctx.terms,
+        SlipPainter(find_font(), settings.paper_dots),
+        folder=options.receipts,
+        printer=printer,
+    )
+    ready, beat, beat_every = kiosk_health()
     kiosk = Kiosk(
         service,
         info,
         slot,
         verify_supervisor=lambda password: passwords.verify("supervisor", password).authenticated,
+        receipts=desk,
+        on_ready=ready,
+        heartbeat=beat,
+        heartbeat_every=beat_every,
         options=KioskOptions(
             width=settings.width,
             height=settings.height,
@@ -154,6 +216,7 @@ def run_kiosk(options: TerminalOptions) -> None:
             kiosk.run()
     finally:
         kiosk.close()
+        desk.close()
         service.close()
 
 

@@ -19,6 +19,12 @@ reads at its next wake-up; `close()` lets the running job end (its own
 time-outs bound it) and leaves the display. A restart opens the same books,
 and the idle screen shows what still waits for the host (`service.queue()`).
 
+Health (systemd, `firmware.sdnotify`): `on_ready()` is called once, from
+the loop, when the idle screen has been drawn and the books have been read
+(the first queue view came back); `heartbeat()` every `heartbeat_every`
+seconds after that, from the loop too, so a loop that hangs stops the pings
+and the watchdog restarts the kiosk.
+
 `CardSlot` holds the card the terminal sees (a `CardReader`): the
 composition root fills it (a simulated card: `CARD INSERT`; a PC/SC reader
 later); a payment gets a session over it that ends, as if the card were
@@ -60,9 +66,10 @@ from firmware.screens.base import (
     TerminalInfo,
     Transition,
 )
-from firmware.screens.jobs import Failed, JobDone, JobRunner, PinRequest
+from firmware.screens.jobs import Done, Failed, JobDone, JobRunner, PinRequest
 from firmware.screens.keys import PC_KEYBOARD, Key, key_of
 from firmware.screens.text import tr
+from firmware.txn.model import JournalEntry
 from firmware.txn.service import TerminalService
 from firmware.txn.terms import Language
 
@@ -72,6 +79,7 @@ import pygame
 
 from firmware.screens.idle import IdleScreen
 from firmware.screens.render import Fonts, Layout, Painter, StatusBar, find_font
+from firmware.screens.slip import SlipPainter
 
 __all__ = [
     "CardSlot",
@@ -169,8 +177,15 @@ class Kiosk:
         receipts: Callable[[Receipt], None] = lambda receipt: None,
         options: KioskOptions = KioskOptions(),
         clock: Callable[[], datetime] | None = None,
+        on_ready: Callable[[], None] = lambda: None,
+        heartbeat: Callable[[], None] = lambda: None,
+        heartbeat_every: float | None = None,
     ) -> None:
         self.options = options
+        self.on_ready, self.heartbeat, self.heartbeat_every = on_ready, heartbeat, heartbeat_every
+        self.ready = False  # the idle screen drawn and the books read: on_ready() was called
+        self._books_read = False
+        self._last_beat = 0.0
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # no sound: spares SDL's 100 ms audio probe
         if options.headless:
             os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -179,11 +194,13 @@ class Kiosk:
         flags = 0
         self.surface = pygame.display.set_mode((options.width, options.height), flags)
         pygame.display.set_caption("POS")
+        self._caption = "POS"
         self.wake_event = pygame.event.custom_type()
         self.card_event = pygame.event.custom_type()
         self.layout = Layout.of(options.width, options.height, touch_keypad=options.touch_keypad)
         self.fonts = Fonts(options.font_path or find_font(), self.layout.scale)
         self.painter = Painter(self.surface, self.fonts, self.layout)
+        self.slip_painter = SlipPainter(self.fonts.path)
         self.slot = slot
         slot.notify = self._card_changed
         self.jobs = JobRunner(self._wake, after=service.queue)
@@ -196,7 +213,9 @@ class Kiosk:
             verify_supervisor=verify_supervisor,
             receipts=receipts,
             language=options.language,
+            render_slip=self.slip_painter.render,
         )
+        self._flagged_reversals: set[int] | None = None  # printed already (None: not read yet)
         self.stack: list[Screen] = [IdleScreen(self.ctx)]
         self.ticker = pygame.time.Clock()
         self.stopping = False
@@ -257,6 +276,14 @@ class Kiosk:
                 self.dirty = True
         if self.dirty:
             self.redraw()
+        if not self.ready and self._books_read and self.redraws and isinstance(self.stack[0], IdleScreen):
+            self.ready = True
+            self.on_ready()
+        if self.ready and self.heartbeat_every is not None:
+            now = time.monotonic()
+            if now - self._last_beat >= self.heartbeat_every:
+                self._last_beat = now
+                self.heartbeat()
 
     def _event(self, event: pygame.event.Event) -> None:
         if event.type == pygame.QUIT:
@@ -283,6 +310,8 @@ class Kiosk:
             self._note_network(message)
             if isinstance(message.after, dict):
                 self.ctx.queue_view = message.after
+                self._books_read = True
+                self._reversal_slips(message)
             self.dirty = True
             if isinstance(owner, Screen) and owner in self.stack:
                 self._apply(owner, owner.on_job(message))
@@ -290,6 +319,24 @@ class Kiosk:
             self._apply(owner, owner.on_pin(message))
         else:
             message.answer(None)
+
+    def _reversal_slips(self, done: JobDone) -> None:
+        """A reversal newly flagged (its tries used up) gets its slip, once; those flagged before the
+        kiosk started were printed when they were flagged."""
+        flagged = {
+            int(row["trace"]): row
+            for row in self.ctx.queue_view.get("flagged", [])
+            if row.get("kind") == "reversal" and isinstance(row.get("trace"), int)
+        }
+        if self._flagged_reversals is None:
+            self._flagged_reversals = set(flagged)
+            return
+        value = done.outcome.value if isinstance(done.outcome, Done) else None
+        entry = getattr(value, "entry", None)
+        for trace in sorted(set(flagged) - self._flagged_reversals):
+            self._flagged_reversals.add(trace)
+            original = entry if isinstance(entry, JournalEntry) and entry.trace == trace else None
+            self.ctx.receipts(Receipt("reversal_failure", flagged[trace], self.ctx.language, original))
 
     def _note_network(self, done: JobDone) -> None:
         if isinstance(done.outcome, Failed):
@@ -355,6 +402,10 @@ class Kiosk:
 
     def redraw(self) -> None:
         view = self.top.view()
+        caption = f"POS {self.ctx.info.terminal_id} · {view.title}"
+        if caption != self._caption:  # a desktop window names the screen it shows
+            pygame.display.set_caption(caption)
+            self._caption = caption
         self.shown = self.painter.draw(view, self.status_bar(), self.key_labels(view.softkeys))
         if self.layout.keypad is not None and view.keypad:
             self.shown += [f"{key.value} {label}" for key, label in view.softkeys]

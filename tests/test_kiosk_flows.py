@@ -37,7 +37,9 @@ def _sale(kiosk: Kiosk, rig: Rig, amount_digits: str, *, language: str = "zh") -
         *typed("1234"),
         "ENTER",
         "EXPECT " + approved,
-        "ENTER",  # done: back to idle
+        "ENTER",  # done: the receipt
+        "EXPECT " + ("签购单预览" if language == "zh" else "Receipt"),
+        "ENTER",  # back to idle
         "CARD REMOVE",
     )
     sales = [e for e in rig.service.journal() if e.type is TxnType.SALE]

@@ -1,7 +1,8 @@
 """`pos-terminal`: the kiosk, on the terminal's screen or a desktop window, or headless from a script.
 
     pos-terminal [--data-dir D] [--host HOST:PORT] [--size WxH] [--lang zh|en]
-                 [--no-touch-keypad] [--card SPEC] [--headless --script FILE [--shots DIR]]
+                 [--no-touch-keypad] [--card SPEC] [--receipts DIR] [--printer DEVICE]
+                 [--headless --script FILE [--shots DIR]]
 
 Screen size, language, touch keypad and wake-ups default to
 `firmware/data/kiosk.json` (`--config FILE` reads another). `--card SPEC`
@@ -10,6 +11,9 @@ With `--script FILE` the kiosk plays the scripted keypad (see
 `firmware.app`: one token a line, key names, WAIT ms, CARD INSERT profile,
 CARD REMOVE, SHOT name, EXPECT text) and exits; `--shots DIR` is where
 SHOT writes its PNGs; `--headless` uses SDL's dummy video driver.
+Every result's slips (merchant and customer copy) are kept as PNG in
+`--receipts DIR` (default DATA_DIR/receipts) and, with a printer
+(`--printer DEVICE` or kiosk.json's printer_device), printed as ESC/POS.
 
 Exit codes: 0 done (a script met every EXPECT), 1 a script's EXPECT failed
 or its line is not a token, 5 configuration or a terminal not provisioned,
@@ -21,7 +25,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -48,6 +52,7 @@ class TerminalOptions:
     script: Path | None
     shots: Path | None
     card: str | None
+    receipts: Path  # where the slips are kept as PNG
 
 
 def build_parser() -> Parser:
@@ -66,6 +71,15 @@ def build_parser() -> Parser:
     parser.add_argument("--headless", action="store_true", help="no window (SDL dummy video driver)")
     parser.add_argument("--script", type=Path, default=None, help="play this keypad script, then exit")
     parser.add_argument("--shots", type=Path, default=None, help="where SHOT writes its PNG files")
+    parser.add_argument(
+        "--receipts",
+        type=Path,
+        default=None,
+        help="where the slips are kept as PNG (default: DATA_DIR/receipts)",
+    )
+    parser.add_argument(
+        "--printer", default=None, metavar="DEVICE", help="the receipt printer's device, e.g. /dev/usb/lp0"
+    )
     return parser
 
 
@@ -95,22 +109,19 @@ def options_from(argv: Sequence[str]) -> TerminalOptions | int:
     settings = load_kiosk_settings(parsed.config)
     if parsed.size:
         width, height = _size(parsed.size)
-        settings = KioskSettings(
-            width, height, settings.language, settings.touch_keypad, settings.wakeups_per_second
-        )
+        settings = replace(settings, width=width, height=height)
     if parsed.lang:
-        settings = KioskSettings(
-            settings.width, settings.height, parsed.lang, settings.touch_keypad, settings.wakeups_per_second
-        )
+        settings = replace(settings, language=parsed.lang)
     if parsed.no_touch_keypad:
-        settings = KioskSettings(
-            settings.width, settings.height, settings.language, False, settings.wakeups_per_second
-        )
+        settings = replace(settings, touch_keypad=False)
+    if parsed.printer is not None:
+        settings = replace(settings, printer_device=parsed.printer or None)
     if parsed.shots and not parsed.script:
         raise UsageError("--shots goes with --script", "", PROG)
     data_dir = parsed.data_dir or Path(os.environ.get("POS_DATA_DIR") or DEFAULT_DATA_DIR)
+    receipts = parsed.receipts or data_dir / "receipts"
     return TerminalOptions(
-        data_dir, host, port, settings, parsed.headless, parsed.script, parsed.shots, parsed.card
+        data_dir, host, port, settings, parsed.headless, parsed.script, parsed.shots, parsed.card, receipts
     )
 
 

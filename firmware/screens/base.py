@@ -21,7 +21,7 @@ Every screen gets the `Context`: the terminal service (through jobs only:
 `ctx.run(...)` runs a call on the worker thread, so the loop never blocks
 and the books are touched by one thread), the card slot, the language, the
 clock, the supervisor check, and the `receipts` hook the result screens
-call (receipts come in a later step; the hook is where they plug in).
+call (`firmware.screens.slip.ReceiptDesk`: the slips drawn, saved and printed).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from firmware.screens.jobs import Job, JobDone, JobRunner, PinRequest
 from firmware.screens.keys import Key
 from firmware.screens.text import tr
+from firmware.txn.model import JournalEntry
 from firmware.txn.service import TerminalService
 from firmware.txn.terms import Language
 
@@ -82,6 +83,7 @@ class View:
     scroll: int = 0
     keypad: bool = True  # the on-screen touch keypad, where the configuration shows one
     softkeys: tuple[tuple[Key, str], ...] = ()  # what F1-F4 do here, shown on their touch keys
+    image: object | None = None  # a picture in the body (a pygame Surface: a receipt), scrolled by `scroll`
 
     def text(self) -> str:
         soft = [f"{key.value} {label}" for key, label in self.softkeys]
@@ -150,9 +152,10 @@ class TerminalInfo:
 class Receipt:
     """What a result screen hands to the `receipts` hook: the operation and its result object."""
 
-    kind: str  # sale, void, refund, cash_refund, adjust, settlement
+    kind: str  # sale, void, refund, cash_refund, adjust, settlement, reversal_failure
     result: Any
     language: Language
+    original: JournalEntry | None = None  # what a reverse operation or a reversal spoke of
 
 
 class CardSlotView(Protocol):
@@ -173,6 +176,7 @@ class Context:
     verify_supervisor: Callable[[str], bool]
     receipts: Callable[[Receipt], None]
     language: Language = Language.ZH
+    render_slip: Callable[[Any], object] | None = None  # a Slip as a picture, for the receipt preview
     network: NetworkState = NetworkState.UNKNOWN
     queue_view: dict[str, Any] = field(default_factory=dict)
 

@@ -238,7 +238,8 @@ class MessageScreen(Screen):
 
 
 class ResultScreen(MessageScreen):
-    """How an operation ended. It hands its result to the receipts hook once; ENTER goes home."""
+    """How an operation ended. It hands its result to the receipts hook once (the slips are printed);
+    ENTER shows the receipt preview where there is a receipt, else goes home; CANCEL goes home."""
 
     def __init__(
         self,
@@ -249,9 +250,18 @@ class ResultScreen(MessageScreen):
         *,
         softkeys: Sequence[tuple[Key, str, Callable[[], Transition]]] = (),
     ) -> None:
-        super().__init__(ctx, title, body, Transition.home, hint=ctx.t("hint.done"), softkeys=softkeys)
+        hint = ctx.t("hint.receipt") if receipt is not None else ctx.t("hint.done")
+        super().__init__(ctx, title, body, self._done, hint=hint, softkeys=softkeys)
+        self.receipt = receipt
         if receipt is not None:
             ctx.receipts(receipt)
+
+    def _done(self) -> Transition:
+        if self.receipt is None:
+            return Transition.home()
+        from firmware.screens.receipt import ReceiptPreviewScreen
+
+        return Transition.home_then(ReceiptPreviewScreen(self.ctx, self.receipt))
 
     def handle(self, key: Key) -> Transition:
         if key is Key.CANCEL:

@@ -15,7 +15,10 @@ is a 320-wide design size times `scale = width / 320`.
     +--------------------------+
 
 Fonts are opened once per size and kept (`Fonts`): opening a font on every
-redraw makes a redraw some 20 times slower. The CJK font is WenQuanYi Micro
+redraw makes a redraw some 20 times slower. The painter keeps each text it
+rendered and each wrap it worked out (up to 512, then it starts again): a
+redraw mostly repeats the last one, and blitting a kept image is some 30
+times cheaper than rendering the text again. The CJK font is WenQuanYi Micro
 Hei (Debian `fonts-wqy-microhei`); without it the painter still runs with
 pygame's default font, which has no 汉字 (the catalogue test refuses that).
 
@@ -73,6 +76,7 @@ ONLINE_INK: Final = (90, 210, 120)
 OFFLINE_INK: Final = (250, 110, 100)
 
 _DESIGN_WIDTH: Final = 320
+_IMAGE_CACHE: Final = 512  # rendered texts kept (a screen holds ~40); cleared whole when full
 _SIZES: Final = {"status": 14, "title": 20, "body": 17, "big": 36, "hint": 14, "key": 18, "fkey": 14}
 
 
@@ -194,11 +198,35 @@ class Painter:
         self.surface = surface
         self.fonts = fonts
         self.layout = layout
+        self._scaled: dict[tuple[int, int], pygame.Surface] = {}
+        self._images: dict[tuple[str, str, tuple[int, int, int]], pygame.Surface] = {}
+        self._wrapped: dict[tuple[str, str, int], list[str]] = {}
+
+    def _image(self, text: str, role: str, colour: tuple[int, int, int]) -> pygame.Surface:
+        """The rendered text, kept: a redraw mostly draws what the last one drew (keys, labels, lines)."""
+        key = (text, role, colour)
+        image = self._images.get(key)
+        if image is None:
+            if len(self._images) >= _IMAGE_CACHE:
+                self._images.clear()
+            image = self.fonts.get(role).render(text, True, colour)
+            self._images[key] = image
+        return image
+
+    def _wrap(self, role: str, text: str, width: int) -> list[str]:
+        key = (role, text, width)
+        pieces = self._wrapped.get(key)
+        if pieces is None:
+            if len(self._wrapped) >= _IMAGE_CACHE:
+                self._wrapped.clear()
+            pieces = wrap(self.fonts.get(role), text, width)
+            self._wrapped[key] = pieces
+        return pieces
 
     def _text(
         self, text: str, role: str, colour: tuple[int, int, int], pos: tuple[int, int], *, right: bool = False
     ) -> pygame.Rect:
-        image = self.fonts.get(role).render(text, True, colour)
+        image = self._image(text, role, colour)
         rect = image.get_rect()
         if right:
             rect.topright = pos
@@ -231,17 +259,42 @@ class Painter:
             (pad, lay.title.top + (lay.title.height - title_font.get_height()) // 2),
         )
         shown.append(view.title)
-        # body
-        shown.extend(self._body(view.lines, view.scroll))
+        # body: a picture (a receipt) or lines
+        if isinstance(view.image, pygame.Surface):
+            self._picture(view.image, view.scroll)
+            shown.extend(line.text for line in view.lines)
+        else:
+            shown.extend(self._body(view.lines, view.scroll))
         # hint
         if view.hint:
-            hint_font = self.fonts.get("hint")
-            for text in wrap(hint_font, view.hint, lay.hint.width)[:1]:
+            for text in self._wrap("hint", view.hint, lay.hint.width)[:1]:
                 self._text(text, "hint", DIM_INK, (lay.hint.left, lay.hint.top))
             shown.append(view.hint)
         if lay.keypad is not None and view.keypad:
             self._keypad(key_labels)
         return shown
+
+    def _picture(self, image: pygame.Surface, scroll: int) -> None:
+        """`image` fitted to the body's width, `scroll` body lines down, with a frame and scroll marks."""
+        rect = self.layout.body
+        key = (id(image), rect.width)
+        scaled = self._scaled.get(key)
+        if scaled is None:
+            width = rect.width - 2
+            height = max(1, round(image.get_height() * width / image.get_width()))
+            scaled = pygame.transform.smoothscale(image, (width, height))
+            self._scaled = {key: scaled}  # the one picture on screen
+        step = self.fonts.get("body").get_linesize()
+        top = min(scroll * step, max(0, scaled.get_height() - rect.height))
+        self.surface.set_clip(rect)
+        self.surface.blit(scaled, (rect.left + 1, rect.top - top))
+        self.surface.set_clip(None)
+        pygame.draw.rect(self.surface, KEY_EDGE, rect, width=1)
+        if top > 0:
+            self._text("▲", "hint", DIM_INK, (rect.right - 2, rect.top), right=True)
+        if top + rect.height < scaled.get_height():
+            bottom = rect.bottom - self.fonts.get("hint").get_height()
+            self._text("▼", "hint", DIM_INK, (rect.right - 2, bottom), right=True)
 
     def _body(self, body: Sequence[Line], scroll: int) -> list[str]:
         lay = self.layout
@@ -255,7 +308,7 @@ class Painter:
                 continue
             role = "big" if line.style is Style.BIG else "body"
             font = self.fonts.get(role)
-            pieces = wrap(font, line.text, rect.width - 2 * gap) if line.text else [""]
+            pieces = self._wrap(role, line.text, rect.width - 2 * gap) if line.text else [""]
             height = len(pieces) * font.get_linesize() + gap
             if y + font.get_linesize() > rect.bottom:
                 more_below = True
@@ -295,5 +348,5 @@ class Painter:
             )
             role = "fkey" if key in (Key.F1, Key.F2, Key.F3, Key.F4) else "key"
             ink = TITLE_INK if key in (Key.ENTER, Key.CANCEL) else INK
-            image = self.fonts.get(role).render(labels.get(key, key.value), True, ink)
+            image = self._image(labels.get(key, key.value), role, ink)
             self.surface.blit(image, image.get_rect(center=rect.center))

@@ -381,5 +381,5 @@ def reverse_result_screen(ctx: Context, draft: Draft, result: ReverseResult) -> 
         body.append(Line(ctx.t("result.notice"), Style.DIM))
     if result.message and ctx.language is Language.EN:  # the service's own words are English
         body.append(Line(result.message, Style.DIM))
-    receipt = Receipt(draft.operation.value, result, ctx.language)
+    receipt = Receipt(draft.operation.value, result, ctx.language, draft.original)
     return ResultScreen(ctx, _title(ctx, draft), body, receipt)

@@ -31,7 +31,10 @@ class SaleAmountScreen(EntryScreen):
         if amount <= 0:
             self.error = (Line(self.t("error.amount_zero"), Style.BAD),)
             return Transition.stay()
-        return Transition.push(InsertCardScreen(self.ctx, amount))
+        insert = InsertCardScreen(self.ctx, amount)
+        if self.ctx.card.present():  # the card is in the slot already: the payment starts at once
+            return insert.on_card(True)
+        return Transition.push(insert)
 
 
 def luhn_valid(digits: str) -> bool:

@@ -37,6 +37,8 @@ CATALOGUE: Final[dict[str, Text]] = {
     "hint.choose": _T("数字键或▲▼选择，确认键进入", "Digit or ▲▼ to choose, OK to open"),
     "hint.confirm": _T("确认：继续  取消：返回", "OK: continue  Cancel: back"),
     "hint.done": _T("确认：完成", "OK: done"),
+    "hint.receipt": _T("确认：查看签购单  取消：完成", "OK: see the receipt  Cancel: done"),
+    "hint.preview": _T("▲▼翻页  确认：完成", "▲▼ scroll  OK: done"),
     "hint.insert": _T("请插卡  取消：返回", "Insert the card  Cancel: back"),
     "hint.working": _T("处理中  取消：中止", "Working  Cancel: stop"),
     "hint.pin": _T("确认：提交  取消：跳过", "OK: submit  Cancel: skip"),
@@ -52,6 +54,9 @@ CATALOGUE: Final[dict[str, Text]] = {
     "soft.refund": _T("退货", "Refund"),
     "soft.adjust": _T("调整", "Adjust"),
     "soft.retry": _T("重试", "Retry"),
+    "soft.merchant_copy": _T("商户联", "Merchant"),
+    "soft.customer_copy": _T("客户联", "Customer"),
+    "soft.print": _T("重打", "Print"),
     # idle
     "idle.terminal": _T("终端号 {tid}", "Terminal {tid}"),
     "idle.merchant": _T("商户号 {mid}", "Merchant {mid}"),
@@ -205,6 +210,12 @@ CATALOGUE: Final[dict[str, Text]] = {
     "state.declined": _T("已拒绝", "declined"),
     "state.reversed": _T("已冲正", "reversed"),
     "state.failed": _T("失败", "failed"),
+    # receipts
+    "receipt.title": _T("签购单预览", "Receipt"),
+    "receipt.merchant": _T("商户存根", "Merchant copy"),
+    "receipt.customer": _T("持卡人存根", "Customer copy"),
+    "receipt.printing": _T("已送打印", "Sent to the printer"),
+    "receipt.none": _T("此结果无签购单", "No receipt for this result"),
     # settlement, sign-on
     "settle.batch": _T("批次号 {batch}", "Batch {batch}"),
     "settle.debits": _T("借记 {count} 笔 {amount}", "Debits {count}: {amount}"),
