@@ -6,7 +6,7 @@
   wide (320x480 by default; 480x800 is the other supported panel);
 - language: "zh" or "en", the one the kiosk starts in;
 - touch_keypad: whether the on-screen keypad is drawn (mouse or touch);
-- wakeups_per_second: how often the loop wakes (1-60; 20 by default);
+- wakeups_per_second: how often the loop wakes (1-60; 60 by default: a key reaches the screen within a frame);
 - printer_device: the receipt printer's device file (e.g. "/dev/usb/lp0"), or
   "" for none (the slips are still drawn and kept as PNG);
 - printer_text: "gb18030" (Chinese text in the printer's own font) or
@@ -37,7 +37,7 @@ class KioskSettings:
     height: int = 480
     language: str = "zh"
     touch_keypad: bool = True
-    wakeups_per_second: int = 20
+    wakeups_per_second: int = 60
     printer_device: str | None = None
     printer_text: str = "gb18030"
     paper_dots: int = 384
