@@ -182,6 +182,11 @@ class VpcdCard:
         assert self.process.stdout is not None
         threading.Thread(target=self._pump, args=(self.process.stdout,), daemon=True).start()
 
+    @property
+    def events(self) -> int:
+        """pcscd's event counter for the reader when the card was last seen arriving or leaving."""
+        return self._events
+
     def wait_inserted(self) -> None:
         """Until vpcd has taken the card and pcscd has reported it arriving."""
         self._expect("ready", START_WAIT_S)
