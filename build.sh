@@ -135,7 +135,7 @@ EOF
         sh "$PCSCD_DIR/run" "$PCSCD_DIR/reader.conf" >"$PCSCD_DIR/pcscd.log" 2>&1 &
     PCSCD_PID=$!
     export PCSCLITE_CSOCK_NAME="$PCSCD_DIR/run/pcscd.comm"
-    export POS_VPCD_PORT=$port POS_VPCD_READER="$VPCD_READER"
+    export POS_VPCD_PORT=$port POS_VPCD_READER="$VPCD_READER" POS_VPCD_LOCK="$PCSCD_DIR/vpcd.lock"
     for i in $(seq 1 100); do
         if pcscd_answers; then
             return 0

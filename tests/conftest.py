@@ -9,8 +9,9 @@ tests use a system pcscd with vpcd's own configuration (port 35963,
 it never skips.
 
 The vpcd slot is shared by every test worker of the run, so the fixture holds
-an exclusive `flock` on /tmp/pos-vpcd-PORT.lock for as long as its card is in
-the reader. Tests using it are marked `@pytest.mark.pcsc` and
+an exclusive `flock` on POS_VPCD_LOCK (build.sh keeps it beside its pcscd;
+else /tmp/pos-vpcd-PORT.lock) for as long as its card is in the reader.
+Tests using it are marked `@pytest.mark.pcsc` and
 `@pytest.mark.xdist_group("pcsc")`.
 
 Cards come and go by pcscd's event counter (the upper 16 bits of the
@@ -72,7 +73,9 @@ def vpcd_reader_name() -> str:
 
 
 def vpcd_lock_path(port: int) -> Path:
-    return Path(f"/tmp/pos-vpcd-{port}.lock")
+    """The run's lock of the slot (POS_VPCD_LOCK, beside its pcscd), else one per port in /tmp."""
+    path = os.environ.get("POS_VPCD_LOCK")
+    return Path(path) if path else Path(f"/tmp/pos-vpcd-{port}.lock")
 
 
 def _pcsc_context() -> int:
