@@ -62,61 +62,136 @@ cmd_setup() {
     install_python_packages
 }
 
-# pcscd: use one that already answers; otherwise start our own in the
-# foreground (as a background job) and stop it when we leave.
+# pcscd for the tests and benchmarks. Never a pcscd by name: only the one
+# started here is stopped, by its pid.
+#
+# As root: a pcscd of our own, in a private mount namespace. pcscd's socket
+# directory is fixed at build time (/run/pcscd; PCSCLITE_CSOCK_NAME is read by
+# the client library only), a second pcscd refuses to start beside a running
+# one, and pcscd empties that directory when it exits. So a private directory
+# is bind-mounted over /run/pcscd for our pcscd alone, which reads its own
+# reader.conf: the vpcd driver on a free port of ours (the reader is still
+# called "Virtual PCD 00 00"). The clients reach it with PCSCLITE_CSOCK_NAME
+# pointing at the socket in that directory. A system pcscd, and another run's
+# pcscd, are never touched.
+#
+# Without root: the system's pcscd, which must have the vpcd reader on vpcd's
+# own port.
 PCSCD_PID=""
-PCSCD_PIDFILE="$ROOT/var/pcscd.pid"
+PCSCD_DIR=""
+VPCD_READER="Virtual PCD 00 00"
+VPCD_DRIVER=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
+
 pcscd_answers() {
-    "$PY" - <<'EOF' 2>/dev/null
+    # Whether the pcscd the clients reach (PCSCLITE_CSOCK_NAME, else the
+    # system's) lists the vpcd reader.
+    POS_VPCD_READER="$VPCD_READER" "$PY" - <<'EOF' 2>/dev/null
+import os
 import sys
 from smartcard.System import readers
-sys.exit(0 if any("Virtual PCD" in str(r) for r in readers()) else 1)
+sys.exit(0 if os.environ["POS_VPCD_READER"] in [str(r) for r in readers()] else 1)
 EOF
 }
 
-start_pcscd() {
-    if pcscd_answers; then
-        return 0
-    fi
-    if pgrep -x pcscd >/dev/null; then
-        say "a pcscd is running but shows no vpcd reader; restarting it"
-        pkill -x pcscd || true
-        sleep 0.5
-    fi
-    mkdir -p /run/pcscd
-    pcscd --foreground >>"$ROOT/var/pcscd.log" 2>&1 &
+free_vpcd_port() {
+    # An even port below the ephemeral range, free together with the next one
+    # (vpcd's second slot, "Virtual PCD 00 01").
+    "$PY" - <<'EOF'
+import random
+import socket
+import sys
+
+def free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+for port in random.sample(range(20000, 32000, 2), 200):
+    if free(port) and free(port + 1):
+        print(port)
+        sys.exit(0)
+sys.exit(1)
+EOF
+}
+
+process_running() {
+    [ -e "/proc/$1" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+start_private_pcscd() {
+    local port=$1 i
+    PCSCD_DIR=$(mktemp -d "${TMPDIR:-/tmp}/pos-pcscd.XXXXXX")
+    mkdir "$PCSCD_DIR/run"
+    cat >"$PCSCD_DIR/reader.conf" <<EOF
+FRIENDLYNAME "Virtual PCD"
+DEVICENAME   /dev/null:$port
+LIBPATH      $VPCD_DRIVER
+CHANNELID    $port
+EOF
+    mkdir -p /run/pcscd  # only the mount point: the system's pcscd keeps its own
+    # unshare and sh exec: $! is pcscd itself.
+    unshare --mount --propagation private -- \
+        sh -c 'mount --bind "$1" /run/pcscd && exec pcscd --foreground --config "$2"' \
+        sh "$PCSCD_DIR/run" "$PCSCD_DIR/reader.conf" >"$PCSCD_DIR/pcscd.log" 2>&1 &
     PCSCD_PID=$!
-    # The test harness may replace a pcscd whose vpcd driver stopped taking
-    # cards (tests/conftest.py); it writes the new pid here.
-    echo "$PCSCD_PID" >"$PCSCD_PIDFILE"
-    export POS_PCSCD_PIDFILE="$PCSCD_PIDFILE"
-    local i
+    export PCSCLITE_CSOCK_NAME="$PCSCD_DIR/run/pcscd.comm"
+    export POS_VPCD_PORT=$port POS_VPCD_READER="$VPCD_READER" POS_VPCD_LOCK="$PCSCD_DIR/vpcd.lock"
     for i in $(seq 1 100); do
         if pcscd_answers; then
             return 0
         fi
+        process_running "$PCSCD_PID" || return 1
         sleep 0.1
     done
-    say "pcscd did not answer within 10 s; its log:"
-    cat "$ROOT/var/pcscd.log" >&2
+    return 1
+}
+
+start_pcscd() {
+    if [ "$(id -u)" -ne 0 ]; then
+        export POS_VPCD_PORT=$VPCD_PORT POS_VPCD_READER="$VPCD_READER"
+        if pcscd_answers; then
+            return 0
+        fi
+        say "no pcscd shows '$VPCD_READER': install vsmartcard-vpcd and restart the system's pcscd" \
+            "(sudo apt-get install vsmartcard-vpcd && sudo systemctl restart pcscd), or run as root"
+        exit 1
+    fi
+    local attempt port
+    for attempt in 1 2 3; do
+        if ! port=$(free_vpcd_port); then
+            say "no free port for vpcd"
+            exit 1
+        fi
+        if start_private_pcscd "$port"; then
+            return 0
+        fi
+        say "our pcscd (vpcd port $port) did not show '$VPCD_READER' (attempt $attempt); its log:"
+        cat "$PCSCD_DIR/pcscd.log" >&2
+        stop_pcscd
+    done
     exit 1
 }
 
 stop_pcscd() {
     if [ -n "$PCSCD_PID" ]; then
-        local pid i
-        for pid in "$PCSCD_PID" "$(cat "$PCSCD_PIDFILE" 2>/dev/null)"; do
-            [ -n "$pid" ] || continue
-            kill "$pid" 2>/dev/null || true
-            for i in $(seq 1 50); do
-                [ -e "/proc/$pid" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ] || break
-                sleep 0.1
-            done
-            kill -9 "$pid" 2>/dev/null || true
+        local i
+        kill "$PCSCD_PID" 2>/dev/null || true
+        for i in $(seq 1 50); do
+            process_running "$PCSCD_PID" || break
+            sleep 0.1
         done
+        kill -9 "$PCSCD_PID" 2>/dev/null || true
         wait "$PCSCD_PID" 2>/dev/null || true
-        rm -f "$PCSCD_PIDFILE"
         PCSCD_PID=""
+    fi
+    if [ -n "$PCSCD_DIR" ]; then
+        # the bind mount lived in pcscd's own namespace and went with it
+        cat "$PCSCD_DIR/pcscd.log" >>"$ROOT/var/pcscd.log" 2>/dev/null || true
+        rm -rf "$PCSCD_DIR"
+        PCSCD_DIR=""
     fi
 }
 
@@ -124,9 +199,9 @@ cmd_test() {
     cmd_setup
     mkdir -p var
     trap stop_pcscd EXIT
+    trap 'exit 130' INT TERM
     start_pcscd
     export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
-    export POS_VPCD_PORT=$VPCD_PORT
     "$PY" -m pytest -n 2 --dist loadgroup "$@"
 }
 
@@ -325,6 +400,7 @@ cmd_bench() {
     cmd_setup
     mkdir -p var
     trap stop_pcscd EXIT
+    trap 'exit 130' INT TERM
     start_pcscd
     local b
     for b in bench/bench_*.py; do

@@ -38,9 +38,12 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-VPCD_LOCK = Path("/tmp/pos-vpcd.lock")
 VPCD_PORT = int(os.environ.get("POS_VPCD_PORT", "35963"))
-VPCD_READER = f"Virtual PCD 00 {VPCD_PORT - 35963:02d}"  # vpcd opens one reader per port from 35963
+# `./build.sh bench` says which reader its pcscd has; vpcd's own configuration
+# has 'Virtual PCD 00 00' on 35963 and 'Virtual PCD 00 01' on 35964.
+VPCD_READER = os.environ.get("POS_VPCD_READER") or f"Virtual PCD 00 {VPCD_PORT - 35963:02d}"
+# the tests' lock of the same slot
+VPCD_LOCK = Path(os.environ.get("POS_VPCD_LOCK") or f"/tmp/pos-vpcd-{VPCD_PORT}.lock")
 LOCK_WAIT_S = 300.0
 CARD_WAIT_S = 15.0
 

@@ -1,12 +1,26 @@
 """Shared fixtures. `vpcd_card(profile)`: a simulated card in pcscd's virtual reader.
 
-The one vpcd slot is shared by every test worker and every helper on the
-machine, so the fixture holds an exclusive `flock` on /tmp/pos-vpcd.lock for
-as long as its card is in the reader. Tests using it are marked
-`@pytest.mark.pcsc` and `@pytest.mark.xdist_group("pcsc")`.
+`./build.sh test` starts a pcscd of the run's own (as root, in a private
+mount namespace, see build.sh) and says where it is: PCSCLITE_CSOCK_NAME (its
+socket, read by the PC/SC client library), POS_VPCD_PORT (the vpcd port the
+card connects to) and POS_VPCD_READER (the reader's name). Without them the
+tests use a system pcscd with vpcd's own configuration (port 35963,
+'Virtual PCD 00 00'). Without a pcscd showing the reader the fixture fails,
+it never skips.
 
-pcscd must already be running with the vpcd driver (`./build.sh test` starts
-it); without it the fixture fails, it never skips.
+The vpcd slot is shared by every test worker of the run, so the fixture holds
+an exclusive `flock` on POS_VPCD_LOCK (build.sh keeps it beside its pcscd;
+else /tmp/pos-vpcd-PORT.lock) for as long as its card is in the reader.
+Tests using it are marked `@pytest.mark.pcsc` and
+`@pytest.mark.xdist_group("pcsc")`.
+
+Cards come and go by pcscd's event counter (the upper 16 bits of the
+dwEventState SCardGetStatusChange returns), which only pcscd's card-event
+thread moves, when it sees a card arrive or leave; "present" or "absent"
+alone can be written by other paths. A card counts as gone only once that
+thread has seen the reader empty: a card connected to vpcd before then is
+never reported (the thread goes from present to present). If pcscd does not
+report a card, the test fails and says so; nothing restarts pcscd.
 """
 
 from __future__ import annotations
@@ -15,13 +29,11 @@ import contextlib
 import fcntl
 import os
 import queue
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -37,9 +49,7 @@ settings.register_profile("explore", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "explore"))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-VPCD_LOCK = Path("/tmp/pos-vpcd.lock")
 DEFAULT_VPCD_PORT = 35963
-FIRST_VPCD_PORT = 35963
 LOCK_WAIT_S = 300.0
 START_WAIT_S = 15.0  # bounds, not expectations: a loaded 2-core machine can be slow
 PRESENCE_WAIT_S = 30.0
@@ -51,43 +61,89 @@ def vpcd_port() -> int:
     return int(os.environ.get("POS_VPCD_PORT", str(DEFAULT_VPCD_PORT)))
 
 
-def vpcd_reader_name(port: int) -> str:
-    """vpcd opens one reader per port: 35963 is 'Virtual PCD 00 00', 35964 'Virtual PCD 00 01'."""
-    return f"Virtual PCD 00 {port - FIRST_VPCD_PORT:02d}"
+def vpcd_reader_name() -> str:
+    """The reader of the vpcd slot on `vpcd_port()`.
 
-
-def pcsc_card_present(reader: str) -> bool:
-    """What pcscd says about the reader right now (pyscard, tests only)."""
-    return _wait_pcsc_state(reader, None, 0.0)
-
-
-def _wait_pcsc_state(reader: str, present: bool | None, timeout: float) -> bool:
-    """Whether a card is in `reader`, waiting up to `timeout` s for it to become `present`.
-
-    One PC/SC context for the whole wait, blocking in SCardGetStatusChange: a
-    new context per poll would open a new socket to pcscd every few ms.
+    vpcd names its slots 'Virtual PCD 00 00' and 'Virtual PCD 00 01' whatever
+    its port; with vpcd's own configuration, port 35963 is slot 00 and 35964
+    slot 01.
     """
+    name = os.environ.get("POS_VPCD_READER")
+    return name if name else f"Virtual PCD 00 {vpcd_port() - DEFAULT_VPCD_PORT:02d}"
+
+
+def vpcd_lock_path(port: int) -> Path:
+    """The run's lock of the slot (POS_VPCD_LOCK, beside its pcscd), else one per port in /tmp."""
+    path = os.environ.get("POS_VPCD_LOCK")
+    return Path(path) if path else Path(f"/tmp/pos-vpcd-{port}.lock")
+
+
+def _pcsc_context() -> int:
     from smartcard import scard
 
     result, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
     if result != scard.SCARD_S_SUCCESS:
         pytest.fail(f"pcscd does not answer ({scard.SCardGetErrorMessage(result)}); {_RUN_THROUGH_BUILD}")
+    return int(context)
+
+
+def reader_events(reader: str) -> tuple[int, bool]:
+    """pcscd's event counter for `reader` and whether it holds a card, now."""
+    from smartcard import scard
+
+    context = _pcsc_context()
     try:
-        deadline = time.monotonic() + timeout
+        result, states = scard.SCardGetStatusChange(context, 0, [(reader, scard.SCARD_STATE_UNAWARE)])
+        if result != scard.SCARD_S_SUCCESS:
+            pytest.fail(f"pcscd cannot report reader {reader!r}: {scard.SCardGetErrorMessage(result)}")
+        state = states[0][1]
+        return (state >> 16) & 0xFFFF, bool(state & scard.SCARD_STATE_PRESENT)
+    finally:
+        scard.SCardReleaseContext(context)
+
+
+def pcsc_card_present(reader: str) -> bool:
+    """What pcscd says about the reader right now (pyscard, tests only)."""
+    return reader_events(reader)[1]
+
+
+def wait_reader_events(reader: str, since: int, present: bool, events: int = 1) -> int:
+    """Until pcscd's card-event thread has counted `events` card arrivals or
+    departures in `reader` since its counter read `since`, and shows the card
+    `present` (or not); returns the counter then. Fails the test after
+    PRESENCE_WAIT_S.
+
+    One PC/SC context for the whole wait, blocking in SCardGetStatusChange
+    with the counter last seen, so pcscd answers as soon as it moves.
+    """
+    from smartcard import scard
+
+    context = _pcsc_context()
+    try:
+        deadline = time.monotonic() + PRESENCE_WAIT_S
         known = scard.SCARD_STATE_UNAWARE
+        counter, is_present = since, not present
         while True:
             left_ms = max(0, int((deadline - time.monotonic()) * 1000))
             result, states = scard.SCardGetStatusChange(context, left_ms if known else 0, [(reader, known)])
-            if result == scard.SCARD_E_TIMEOUT:
-                return not present if present is not None else bool(known & scard.SCARD_STATE_PRESENT)
-            if result != scard.SCARD_S_SUCCESS:
+            if result not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_TIMEOUT):
                 pytest.fail(f"pcscd cannot report reader {reader!r}: {scard.SCardGetErrorMessage(result)}")
-            known = states[0][1] & ~scard.SCARD_STATE_CHANGED
-            is_present = bool(known & scard.SCARD_STATE_PRESENT)
-            if present is None or is_present == present or time.monotonic() >= deadline:
-                return is_present
+            if result == scard.SCARD_S_SUCCESS:
+                known = states[0][1] & ~scard.SCARD_STATE_CHANGED
+                counter, is_present = (known >> 16) & 0xFFFF, bool(known & scard.SCARD_STATE_PRESENT)
+                if (counter - since) & 0xFFFF >= events and is_present == present:
+                    return counter
+            if time.monotonic() >= deadline:
+                break
     finally:
         scard.SCardReleaseContext(context)
+    seen = (counter - since) & 0xFFFF
+    pytest.fail(
+        f"pcscd did not report the card {'inserted in' if present else 'gone from'} {reader!r}"
+        f" within {PRESENCE_WAIT_S:.0f} s: {seen} of {events} card event(s) counted since {since},"
+        f" the reader shows the card {'present' if is_present else 'absent'}"
+        + (" (pcscd's card-event thread missed this card)" if present else "")
+    )
 
 
 def _require_vpcd_reader(reader: str) -> None:
@@ -102,27 +158,20 @@ def _require_vpcd_reader(reader: str) -> None:
         pytest.fail(f"pcscd shows no reader {reader!r} (it has {names}); {_RUN_THROUGH_BUILD}")
 
 
-def wait_presence(reader: str, present: bool) -> None:
-    if _wait_pcsc_state(reader, present, PRESENCE_WAIT_S) != present:
-        state = "present" if present else "absent"
-        pytest.fail(f"pcscd did not see the card {state} in {reader!r} within {PRESENCE_WAIT_S:.0f} s")
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)
-
-
 class VpcdCard:
-    """A `pos-sim card` process whose card sits in the vpcd reader."""
+    """A `pos-sim card` process whose card sits in the vpcd reader.
 
-    def __init__(self, profile: str, port: int) -> None:
+    Made while the reader is empty; follows the card by pcscd's event counter.
+    """
+
+    def __init__(self, profile: str, port: int, reader: str) -> None:
         self.profile = profile
         self.port = port
-        self.reader_name = vpcd_reader_name(port)
+        self.reader_name = reader
+        self._events, present = reader_events(reader)
+        if present:
+            pytest.fail(f"a card is already in {reader!r}: the vpcd slot is not ours alone")
+        self._in_reader = False
         self._stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sim", "card", "--profile", profile, "--vpcd", f"127.0.0.1:{port}"],
@@ -136,10 +185,20 @@ class VpcdCard:
         assert self.process.stdout is not None
         threading.Thread(target=self._pump, args=(self.process.stdout,), daemon=True).start()
 
+    @property
+    def events(self) -> int:
+        """pcscd's event counter for the reader when the card was last seen arriving or leaving."""
+        return self._events
+
     def wait_inserted(self) -> None:
-        """Until vpcd has taken the card and pcscd reports it present."""
+        """Until vpcd has taken the card and pcscd has reported it arriving."""
         self._expect("ready", START_WAIT_S)
-        self._wait_presence(True)
+        self._in_reader = True
+        self._wait_event(present=True)
+
+    def _wait_event(self, present: bool) -> None:
+        self._events = wait_reader_events(self.reader_name, self._events, present)
+        self._in_reader = present
 
     def _pump(self, stream: IO[str]) -> None:
         for line in stream:
@@ -167,9 +226,6 @@ class VpcdCard:
             if line == word:
                 return
 
-    def _wait_presence(self, present: bool) -> None:
-        wait_presence(self.reader_name, present)
-
     def present(self) -> bool:
         """Whether pcscd sees a card in this reader now."""
         return pcsc_card_present(self.reader_name)
@@ -183,15 +239,18 @@ class VpcdCard:
         """Pull the card out of the reader; returns once pcscd has seen it go."""
         self._send("remove")
         self._expect("removed", START_WAIT_S)
-        self._wait_presence(False)
+        self._wait_event(present=False)
 
     def insert(self) -> None:
         """Put the card back (same card, counters kept); returns once pcscd has seen it."""
         self._send("insert")
         self._expect("ready", START_WAIT_S)
-        self._wait_presence(True)
+        self._in_reader = True
+        self._wait_event(present=True)
 
     def stop(self) -> None:
+        """End the card process; if its card was in the reader (or pulled itself out
+        in the middle of a command), returns once pcscd has seen it go."""
         if self.process.poll() is None:
             try:
                 self._send("quit")
@@ -207,77 +266,19 @@ class VpcdCard:
             if stream is not None:
                 stream.close()
         self._stderr.close()
-
-
-def _process_ended(pid: int) -> bool:
-    """Gone, or a zombie its parent has not reaped yet."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
-def restart_pcscd() -> None:
-    """Replace the pcscd that `./build.sh test` started (its pid file says which) by a new one.
-
-    vsmartcard's vpcd driver can stop taking connections after a card leaves
-    in the middle of a dialogue (its reader thread and the thread powering
-    the card down race on the closed socket); pcscd then never sees another
-    card in that reader. The driver is not ours to mend, so the harness
-    restarts the daemon it owns, says so, and goes on.
-    """
-    pidfile = os.environ.get("POS_PCSCD_PIDFILE")
-    if not pidfile or not Path(pidfile).exists():
-        pytest.fail(f"vpcd stopped taking cards and this run does not own pcscd; {_RUN_THROUGH_BUILD}")
-    old = int(Path(pidfile).read_text().strip() or 0)
-    if old:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(old, signal.SIGTERM)
-        _wait_for(lambda: _process_ended(old), 10, "the stuck pcscd to stop")
-    log = Path(pidfile).with_name("pcscd.log").open("ab")
-    daemon = subprocess.Popen(
-        ["pcscd", "--foreground"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
-    )
-    Path(pidfile).write_text(f"{daemon.pid}\n")
-    warnings.warn(f"vpcd stopped taking cards: pcscd {old} replaced by {daemon.pid}", stacklevel=1)
-
-    def vpcd_reader_listed() -> bool:
-        from smartcard.System import readers
-
-        try:
-            return any("Virtual PCD" in str(r) for r in readers())
-        except Exception:
-            return False
-
-    _wait_for(vpcd_reader_listed, 10, "the new pcscd to list the vpcd readers")
-
-
-def start_card_recovering_vpcd(profile: str, port: int) -> VpcdCard:
-    """A card in the vpcd reader; if vpcd no longer takes cards, pcscd is restarted once."""
-    card = VpcdCard(profile, port)
-    try:
-        card.wait_inserted()
-    except pytest.fail.Exception:
-        card.stop()
-        restart_pcscd()
-        card = VpcdCard(profile, port)
-        card.wait_inserted()
-    return card
-
-
-def ensure_vpcd_takes_cards(port: int) -> None:
-    """For a test that puts its own card in the reader: check (and mend) vpcd first."""
-    card = start_card_recovering_vpcd("visa-credit", port)
-    card.stop()
-    wait_presence(card.reader_name, False)
+        if self._in_reader:
+            self._wait_event(present=False)
 
 
 @contextlib.contextmanager
-def hold_vpcd_slot(reader: str) -> Iterator[None]:
-    """Exclusive use of the one vpcd slot, across test workers and processes."""
+def hold_vpcd_slot(reader: str, port: int) -> Iterator[None]:
+    """Exclusive use of the vpcd slot on `port`, across test workers and processes.
+
+    Entered once pcscd shows the reader empty; whoever held it before has
+    waited for pcscd to see its card go.
+    """
     _require_vpcd_reader(reader)
-    with VPCD_LOCK.open("a+") as lock_file:
+    with vpcd_lock_path(port).open("a+") as lock_file:
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:
             try:
@@ -285,10 +286,14 @@ def hold_vpcd_slot(reader: str) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"{VPCD_LOCK} stayed locked for {LOCK_WAIT_S:.0f} s: the vpcd slot is busy")
+                    pytest.fail(
+                        f"{vpcd_lock_path(port)} stayed locked for {LOCK_WAIT_S:.0f} s: the vpcd slot is busy"
+                    )
                 time.sleep(0.05)
         try:
-            wait_presence(reader, False)
+            since, present = reader_events(reader)
+            if present:
+                wait_reader_events(reader, since, present=False)
             yield
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
@@ -301,7 +306,7 @@ def vpcd_card() -> Iterator[Callable[[str], VpcdCard]]:
     Calling it again in the same test swaps the card for another profile.
     """
     port = vpcd_port()
-    reader = vpcd_reader_name(port)
+    reader = vpcd_reader_name()
     cards: list[VpcdCard] = []
 
     with contextlib.ExitStack() as slot:
@@ -310,19 +315,17 @@ def vpcd_card() -> Iterator[Callable[[str], VpcdCard]]:
         def start(profile: str) -> VpcdCard:
             nonlocal held
             if not held:
-                slot.enter_context(hold_vpcd_slot(reader))
+                slot.enter_context(hold_vpcd_slot(reader, port))
                 held = True
             while cards:
                 cards.pop().stop()
-                wait_presence(reader, False)
-            card = start_card_recovering_vpcd(profile, port)
+            card = VpcdCard(profile, port, reader)
             cards.append(card)
+            card.wait_inserted()
             return card
 
         try:
             yield start
         finally:
-            for card in cards:
-                card.stop()
-            if cards:
-                wait_presence(reader, False)
+            while cards:
+                cards.pop().stop()

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ensure_vpcd_takes_cards, hold_vpcd_slot, vpcd_port, vpcd_reader_name
+from tests.conftest import hold_vpcd_slot, reader_events, vpcd_port, vpcd_reader_name, wait_reader_events
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.xdist_group("pcsc")]
 
@@ -20,8 +20,9 @@ POS_EMV = [sys.executable, "-c", "import sys, firmware.__main__ as m; sys.exit(m
 
 def test_card_started_in_the_background_is_read_through_pcscd() -> None:
     port = vpcd_port()
-    with hold_vpcd_slot(vpcd_reader_name(port)):
-        ensure_vpcd_takes_cards(port)
+    reader = vpcd_reader_name()
+    with hold_vpcd_slot(reader, port):
+        since, _ = reader_events(reader)
         card = subprocess.Popen(
             [sys.executable, "-m", "sim", "card", "--profile", "visa-credit", "--vpcd", f"127.0.0.1:{port}"],
             stdin=subprocess.DEVNULL,  # what `&` in a script gives it
@@ -40,9 +41,11 @@ def test_card_started_in_the_background_is_read_through_pcscd() -> None:
         finally:
             card.send_signal(signal.SIGTERM)
             card.wait(timeout=10)
+        # the slot is left once pcscd has seen the card come and go
+        wait_reader_events(reader, since, present=False, events=2)
     assert read.returncode == 0, read.stderr
     report = json.loads(read.stdout)
-    assert report["reader"] == vpcd_reader_name(port)
+    assert report["reader"] == reader
     assert report["application"]["aid"] == "A0000000031010"
     assert report["pan"] == "476173******0010"
     assert VISA_PAN not in read.stdout
@@ -50,8 +53,7 @@ def test_card_started_in_the_background_is_read_through_pcscd() -> None:
 
 
 def test_no_card_is_one_clear_line_after_the_wait() -> None:
-    port = vpcd_port()
-    with hold_vpcd_slot(vpcd_reader_name(port)):
+    with hold_vpcd_slot(vpcd_reader_name(), vpcd_port()):
         read = subprocess.run(
             [*POS_EMV, "read", "--reader", "pcsc", "--wait", "0.3"],
             capture_output=True,

@@ -1,8 +1,19 @@
 """Card readers: the `CardReader` boundary and its PC/SC implementation.
 
-This is the only module that imports `smartcard` (pyscard). Every pyscard
-failure leaves it as a firmware `ReaderError` subclass with a message a
-technician can act on.
+This is the only module that imports `smartcard` (pyscard). `PcscReader`
+talks to pcscd through pyscard's low-level `smartcard.scard` layer (the
+PC/SC calls themselves: SCardConnect, SCardTransmit, SCardDisconnect on the
+card handle), so that what PC/SC answers is seen as it is: a transmit that
+returns no bytes at all, and how the connection is left when it ends. Every
+pyscard failure leaves this module as a firmware `ReaderError` subclass with
+a message a technician can act on.
+
+A card that has left the reader is a normal event on a terminal: the
+dialogue ends with `CardRemovedError`, and the connection to the gone card is
+left (SCARD_LEAVE_CARD), never powered down. Powering down a card that is
+not there makes pcscd mark the reader empty behind the back of its own
+card-event thread; a card inserted before that thread has looked again is
+then never reported (pcsc-lite 1.9.9, winscard.c and eventhandler.c).
 """
 
 from __future__ import annotations
@@ -10,8 +21,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from smartcard import scard
-from smartcard.CardConnection import CardConnection
-from smartcard.Exceptions import CardConnectionException, NoCardException, SmartcardException
+from smartcard.Exceptions import SmartcardException
 from smartcard.pcsc.PCSCExceptions import BaseSCardException
 from smartcard.System import readers as _pcsc_readers
 
@@ -34,7 +44,9 @@ class CardReader(Protocol):
       `transmit`. `PcscReader` raises only `ReaderError` subclasses.
     - A status word is never an exception: `transmit` returns what the card
       answered. An answer shorter than SW1 SW2 becomes `ApduError` in
-      `Transport`.
+      `Transport`; `PcscReader` raises `CardRemovedError` for an answer of
+      no bytes at all (PC/SC success with nothing: the card went away in
+      the middle of the command).
     - `power_off` is for cleaning up, even after a failure: it should not
       raise when the card or the reader is already gone, and `Transport`
       ignores an `OSError` or `ReaderError` from it.
@@ -78,13 +90,21 @@ def _hresult(exc: BaseException) -> int:
     return value if isinstance(value, int) else -1
 
 
+_PROTOCOL_NAMES = {scard.SCARD_PROTOCOL_T0: "T=0", scard.SCARD_PROTOCOL_T1: "T=1"}
+_PROTOCOL_HEADERS = {scard.SCARD_PROTOCOL_T0: scard.SCARD_PCI_T0, scard.SCARD_PROTOCOL_T1: scard.SCARD_PCI_T1}
+
+
+def _message(hresult: int) -> str:
+    try:
+        return str(scard.SCardGetErrorMessage(hresult)).strip()
+    except _PYSCARD_ERRORS:
+        return f"PC/SC error 0x{hresult & 0xFFFFFFFF:08X}"
+
+
 def _describe(exc: BaseException) -> str:
     hresult = _hresult(exc)
     if hresult not in (-1, 0):
-        try:
-            return str(scard.SCardGetErrorMessage(hresult)).strip()
-        except _PYSCARD_ERRORS:
-            pass
+        return _message(hresult)
     return str(exc).strip() or type(exc).__name__
 
 
@@ -112,11 +132,23 @@ def _card_present(reader_name: str) -> bool:
 
 
 class PcscReader:
-    """A PC/SC reader through pcscd; T=0 or T=1, whichever the card offers."""
+    """A PC/SC reader through pcscd; T=0 or T=1, whichever the card offers.
+
+    One PC/SC context and one card handle per `power_on`, released by
+    `power_off`. The card is powered down at `power_off` unless it has gone:
+    a transmit that fails with "card removed" (or "no card", "reset",
+    "unpowered", "unresponsive", the reader gone) or that returns no bytes at
+    all (vsmartcard's vpcd answers a transmit to a card that left in the
+    middle of the command with success and nothing) raises `CardRemovedError`,
+    and the connection is then left as it is (SCARD_LEAVE_CARD).
+    """
 
     def __init__(self, reader_name: str) -> None:
         self._name = reader_name
-        self._connection: Any = None
+        self._context: Any = None
+        self._card: Any = None
+        self._protocol: int | None = None
+        self._card_gone = False
 
     @property
     def name(self) -> str:
@@ -125,72 +157,98 @@ class PcscReader:
     @property
     def protocol(self) -> str | None:
         """'T=0' or 'T=1' once powered on; None before."""
-        if self._connection is None:
+        if self._card is None:
             return None
-        active = self._connection.getProtocol()
-        if active == CardConnection.T0_protocol:
-            return "T=0"
-        if active == CardConnection.T1_protocol:
-            return "T=1"
-        return None
+        return _PROTOCOL_NAMES.get(self._protocol or 0)
 
     def power_on(self) -> bytes:
         self.power_off()
-        reader = self._find_reader()
         try:
-            connection = reader.createConnection()
-            connection.connect(CardConnection.T0_protocol | CardConnection.T1_protocol)
-            atr = bytes(connection.getATR())
-        except NoCardException as exc:
-            raise NoCardError(f"no card in reader '{self._name}'") from exc
-        except _PYSCARD_ERRORS as exc:
-            if _hresult(exc) in _CARD_GONE:
-                raise NoCardError(f"no card in reader '{self._name}'") from exc
-            if _hresult(exc) in _READER_GONE:
-                raise NoReaderError(f"reader '{self._name}' is gone: {_describe(exc)}") from exc
-            raise ReaderError(f"cannot power on the card in '{self._name}': {_describe(exc)}") from exc
-        self._connection = connection
-        return atr
-
-    def transmit(self, apdu: bytes) -> bytes:
-        if self._connection is None:
-            raise ReaderError(f"reader '{self._name}': transmit before power on")
-        try:
-            data, sw1, sw2 = self._connection.transmit(list(apdu))
-        except _PYSCARD_ERRORS as exc:
-            if _hresult(exc) in _CARD_GONE or isinstance(exc, NoCardException):
-                # A card that has left cannot be powered down: leave it at disconnect.
-                self._connection.disposition = scard.SCARD_LEAVE_CARD
-                raise CardRemovedError(f"card left reader '{self._name}'") from exc
-            if _hresult(exc) in _READER_GONE:
-                raise CardRemovedError(f"reader '{self._name}' went away: {_describe(exc)}") from exc
-            if isinstance(exc, CardConnectionException) and _hresult(exc) == -1:
-                # pyscard raises this without an hresult for a response shorter than SW1 SW2.
-                raise ReaderError(f"reader '{self._name}': {_describe(exc)}") from exc
-            raise ReaderError(f"reader '{self._name}': transmit failed: {_describe(exc)}") from exc
-        return bytes(data) + bytes((sw1 & 0xFF, sw2 & 0xFF))
-
-    def power_off(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        try:
-            connection.disconnect()
-        except _PYSCARD_ERRORS:
-            pass  # the card or the reader is already gone: nothing left to power off
-        try:
-            connection.release()
-        except (*_PYSCARD_ERRORS, AttributeError):
-            pass
-
-    def _find_reader(self) -> Any:
-        try:
-            for reader in _pcsc_readers():
-                if str(reader) == self._name:
-                    return reader
+            hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
         except _PYSCARD_ERRORS as exc:
             raise NoReaderError(f"PC/SC service unavailable (is pcscd running?): {_describe(exc)}") from exc
-        raise NoReaderError(f"reader '{self._name}' is not connected")
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise NoReaderError(f"PC/SC service unavailable (is pcscd running?): {_message(hresult)}")
+        self._context = context
+        try:
+            return self._connect()
+        except BaseException:
+            self.power_off()
+            raise
+
+    def _connect(self) -> bytes:
+        try:
+            hresult, card, protocol = scard.SCardConnect(
+                self._context,
+                self._name,
+                scard.SCARD_SHARE_SHARED,
+                scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
+            )
+        except _PYSCARD_ERRORS as exc:
+            raise ReaderError(f"cannot power on the card in '{self._name}': {_describe(exc)}") from exc
+        if hresult != scard.SCARD_S_SUCCESS:
+            if hresult in _CARD_GONE:
+                raise NoCardError(f"no card in reader '{self._name}'")
+            if hresult in _READER_GONE:
+                raise NoReaderError(f"reader '{self._name}' is not connected")
+            if hresult in _NO_SERVICE:
+                raise NoReaderError(f"PC/SC service unavailable (is pcscd running?): {_message(hresult)}")
+            raise ReaderError(f"cannot power on the card in '{self._name}': {_message(hresult)}")
+        self._card, self._protocol = card, protocol
+        try:
+            hresult, _reader, _state, _protocol, atr = scard.SCardStatus(card)
+        except _PYSCARD_ERRORS as exc:
+            raise ReaderError(f"cannot read the ATR in '{self._name}': {_describe(exc)}") from exc
+        if hresult != scard.SCARD_S_SUCCESS:
+            if hresult in _CARD_GONE:
+                self._card_gone = True
+                raise NoCardError(f"no card in reader '{self._name}'")
+            raise ReaderError(f"cannot read the ATR in '{self._name}': {_message(hresult)}")
+        return bytes(atr)
+
+    def transmit(self, apdu: bytes) -> bytes:
+        if self._card is None:
+            raise ReaderError(f"reader '{self._name}': transmit before power on")
+        header = _PROTOCOL_HEADERS.get(self._protocol or 0)
+        if header is None:
+            raise ReaderError(f"reader '{self._name}': the card speaks neither T=0 nor T=1")
+        try:
+            hresult, response = scard.SCardTransmit(self._card, header, list(apdu))
+        except _PYSCARD_ERRORS as exc:
+            raise ReaderError(f"reader '{self._name}': transmit failed: {_describe(exc)}") from exc
+        if hresult in _CARD_GONE:
+            self._card_gone = True
+            raise CardRemovedError(f"card left reader '{self._name}'")
+        if hresult in _READER_GONE:
+            self._card_gone = True
+            raise CardRemovedError(f"reader '{self._name}' went away: {_message(hresult)}")
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise ReaderError(f"reader '{self._name}': transmit failed: {_message(hresult)}")
+        if not response:
+            # No status word at all: nothing answered. A reader that lost the
+            # card in the middle of the command says so this way (vpcd).
+            self._card_gone = True
+            raise CardRemovedError(f"card left reader '{self._name}' (the command got no answer)")
+        return bytes(byte & 0xFF for byte in response)
+
+    def power_off(self) -> None:
+        """Power the card down and release the PC/SC context; a gone card is left as it is.
+
+        Quiet when the card or the reader or pcscd is already gone.
+        """
+        card, context, gone = self._card, self._context, self._card_gone
+        self._card, self._context, self._protocol, self._card_gone = None, None, None, False
+        if card is not None:
+            disposition = scard.SCARD_LEAVE_CARD if gone else scard.SCARD_UNPOWER_CARD
+            try:
+                scard.SCardDisconnect(card, disposition)
+            except _PYSCARD_ERRORS:
+                pass  # the card or the reader is already gone: nothing left to power off
+        if context is not None:
+            try:
+                scard.SCardReleaseContext(context)
+            except _PYSCARD_ERRORS:
+                pass
 
     def __repr__(self) -> str:
         return f"PcscReader({self._name!r})"
