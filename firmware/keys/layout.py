@@ -57,10 +57,13 @@ def open_monotonic_record(layout: KeyLayout, device_key: DeviceKey) -> Monotonic
     return MonotonicRecord(layout.record_path, device_key, counter=counter)
 
 
-def open_key_store(layout: KeyLayout) -> KeyStore:
-    """The key store, opened with the device key (KeyStoreError if the terminal is not provisioned)."""
+def open_key_store(layout: KeyLayout, record: MonotonicRecord | None = None) -> KeyStore:
+    """The key store, opened with the device key (KeyStoreError if the terminal is not provisioned).
+
+    `record`: the anti-rollback record to share (one per process keeps one view of it).
+    """
     device_key = load_device_key(layout.device_key_path)
-    return KeyStore(layout.keys_dir, device_key, record=open_monotonic_record(layout, device_key))
+    return KeyStore(layout.keys_dir, device_key, record=record or open_monotonic_record(layout, device_key))
 
 
 def open_record_signer(store: KeyStore) -> RecordSigner:

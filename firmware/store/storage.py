@@ -22,6 +22,13 @@ but parses it only when its bytes differ from the ones this storage last
 wrote or parsed: the parsed state is kept with those bytes, and dropped when
 a block raises (its changes were made in place and never written). So a
 caller changes what `read` returns only through `write` (as TinyDB does).
+
+With a guard (`firmware.store.guard.FileGuard`, the anti-rollback record),
+every read checks the file's bytes against it, under the file's lock (an
+older copy put back, an edit, a file missing while it existed: the guard's
+RolledBackError, and the file is left where it is), and every write goes
+through the guard's own crash-safe step with the facts `facts` takes from the
+new state. A file that does not parse is kept aside as above either way.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
@@ -39,6 +46,7 @@ from tinydb.storages import Storage
 from firmware.clocks import WallClock
 from firmware.errors import DamagedStoreError, StoreError
 from firmware.store.atomic_file import fsync_dir, locked, write_atomically
+from firmware.store.guard import Facts, FileGuard
 
 __all__ = ["DAMAGED_SUFFIX", "CrashSafeStorage", "StoreData"]
 
@@ -66,10 +74,19 @@ def _shape_problem(data: object) -> str | None:
 class CrashSafeStorage(Storage):
     """TinyDB storage over one small JSON file, written crash-safe; `clock` dates a damaged file."""
 
-    def __init__(self, path: Path, clock: WallClock) -> None:
+    def __init__(
+        self,
+        path: Path,
+        clock: WallClock,
+        *,
+        guard: FileGuard | None = None,
+        facts: Callable[[StoreData], Facts] | None = None,
+    ) -> None:
         super().__init__()
         self.path = Path(path)
         self._clock = clock
+        self._guard = guard
+        self._facts = facts
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._state: object = _NOT_READ
@@ -98,7 +115,10 @@ class CrashSafeStorage(Storage):
                         assert isinstance(self._state, dict)
                         data = self._serialise(self._state)
                         self._parsed = None
-                        write_atomically(self.path, data)
+                        if self._guard is None:
+                            write_atomically(self.path, data)
+                        else:
+                            self._guard.write(data, self._facts(self._state) if self._facts else {})
                         self._parsed = (data, self._state)
                 except BaseException:
                     self._parsed = None  # the block may have changed the parsed state in place
@@ -126,14 +146,18 @@ class CrashSafeStorage(Storage):
 
     def _load(self) -> StoreData | None:
         try:
-            raw = self.path.read_bytes()
+            raw: bytes | None = self.path.read_bytes()
         except FileNotFoundError:
-            return None
+            raw = None
         except OSError as exc:
             raise StoreError(f"cannot read {self.path}: {exc.strerror}") from exc
         if not raw:
+            if self._guard is not None:
+                self._guard.verify(raw, holding_lock=True)
             return None
         if self._parsed is not None and self._parsed[0] == raw:
+            if self._guard is not None:
+                self._guard.verify(raw, holding_lock=True)  # the same bytes may be put back later
             return self._parsed[1]
         self._parsed = None
         try:
@@ -145,6 +169,8 @@ class CrashSafeStorage(Storage):
         else:
             shape_problem = _shape_problem(data)
             if shape_problem is None:
+                if self._guard is not None:
+                    self._guard.verify(raw, holding_lock=True)
                 self._parsed = (raw, data)
                 return data  # type: ignore[no-any-return]
             problem = shape_problem
