@@ -440,8 +440,8 @@ class PersistentDukptTerminal:
         return self._path
 
     def is_loaded(self) -> bool:
-        """Whether an initial key has been loaded (the state file exists)."""
-        return self._path.exists()
+        """Whether an initial key has been loaded (KeyStoreError if its state is missing or put back)."""
+        return self._read() is not None
 
     def _read(self, *, holding_lock: bool = False) -> _Record | None:
         try:
