@@ -58,6 +58,7 @@ from firmware.keys.provision import provision
 from firmware.keys.store import STORE_FILE_NAME, STORE_RECORD_NAME
 from firmware.keys.tmk import install_tmk
 from firmware.store.atomic_file import locked
+from firmware.txn.book import OPEN_FILE, OPEN_RECORD_NAME
 
 __all__ = ["DEFAULT_DATA_DIR", "PROG", "build_parser", "main"]
 
@@ -115,7 +116,7 @@ def build_parser() -> Parser:
 _GUARDED = (
     (STORE_RECORD_NAME, Path("keys") / STORE_FILE_NAME),
     (DUKPT_RECORD_NAME, Path("keys") / DUKPT_FILE_NAME),
-    ("open-batch", Path("txn") / "open.json"),
+    (OPEN_RECORD_NAME, Path("txn") / OPEN_FILE),
 )
 
 
