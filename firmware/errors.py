@@ -34,6 +34,7 @@ __all__ = [
     "NoReaderError",
     "PosError",
     "ReaderError",
+    "RolledBackError",
     "RuleViolation",
     "SelectionError",
     "SensitiveDataError",
@@ -220,6 +221,18 @@ class KeyStoreError(StoreError):
 
 class TamperedRecordError(StoreError, VerificationError):
     """A stored record whose signature does not verify."""
+
+
+class RolledBackError(StoreError):
+    """A file that is not the one this terminal last wrote: older, edited, or missing while it existed.
+
+    The anti-rollback record (`firmware.keys.monotonic`) names another state for it; `path` is the
+    file refused. Nothing is changed: the file stays where it was found, for the technician.
+    """
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class DamagedStoreError(StoreError):

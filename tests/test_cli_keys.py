@@ -243,7 +243,9 @@ def test_power_cut_anywhere_in_provision_leaves_no_key_copy_and_can_be_completed
 def test_provision_completes_a_run_cut_after_the_device_key(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     assert run(["provision"], fresh)[0] == 0
-    (fresh / "keys" / "keystore.json").unlink()  # the cut came before the signing key was stored
+    # the cut came before the signing key was stored: neither the key store nor its anti-rollback record
+    (fresh / "keys" / "keystore.json").unlink()
+    (fresh / "keys" / "monotonic.json").unlink()
     device_key = (fresh / "device.key").read_bytes()
     code, out, err = run(["provision"], fresh)
     assert (code, err) == (0, "") and "completed" in out

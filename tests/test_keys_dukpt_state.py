@@ -23,7 +23,7 @@ import pytest
 
 from firmware.cli.keys import main as pos_keys
 from firmware.errors import CryptoError, KeyBlockError, KeyExhaustedError, KeyStoreError
-from firmware.keys import dukpt_aes, dukpt_state, dukpt_tdes
+from firmware.keys import dukpt_aes, dukpt_state, dukpt_tdes, monotonic
 from firmware.keys.device import load_device_key
 from firmware.keys.dukpt import AesTransactionKeys, KeyType, KeyUsage, TdesTransactionKeys
 from firmware.keys.dukpt_load import unwrap_initial_dukpt_key
@@ -253,10 +253,14 @@ def test_aes256_initial_key_with_the_key_id_given_as_a_ksn(layout: KeyLayout) ->
 def test_a_failed_state_write_returns_no_keys(layout: KeyLayout, monkeypatch: pytest.MonkeyPatch) -> None:
     loaded(layout, CASTLES_BLOCK, CASTLES_KBPK)
 
+    real_write = monotonic.write_atomically
+
     def disk_full(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+        if Path(path).name != "dukpt.json":  # the anti-rollback record's own writes
+            return real_write(path, data, exclusive=exclusive)
         raise KeyStoreError(f"cannot write {path}: No space left on device")
 
-    monkeypatch.setattr(dukpt_state, "write_atomically", disk_full)
+    monkeypatch.setattr(monotonic, "write_atomically", disk_full)
     with pytest.raises(KeyStoreError, match="No space"):
         restarted(layout).next_transaction()
     monkeypatch.undo()
@@ -269,13 +273,14 @@ class PowerCut(BaseException):
 
 def test_a_cut_after_the_write_skips_the_counter(layout: KeyLayout, monkeypatch: pytest.MonkeyPatch) -> None:
     loaded(layout, CASTLES_BLOCK, CASTLES_KBPK)
-    real_write = dukpt_state.write_atomically
+    real_write = monotonic.write_atomically
 
     def write_then_cut(path: Path, data: bytes, *, exclusive: bool = False) -> None:
         real_write(path, data, exclusive=exclusive)
-        raise PowerCut
+        if Path(path).name == "dukpt.json":  # after the state, before the record's commit
+            raise PowerCut
 
-    monkeypatch.setattr(dukpt_state, "write_atomically", write_then_cut)
+    monkeypatch.setattr(monotonic, "write_atomically", write_then_cut)
     with pytest.raises(PowerCut):
         restarted(layout).next_transaction()
     monkeypatch.undo()
@@ -303,15 +308,16 @@ if mode == "durable":
         return call
     for name in ("fsync", "rename", "replace", "link", "unlink"):
         setattr(os, name, power_cut_before(getattr(os, name)))
-from firmware.keys import dukpt_state
+from firmware.keys import monotonic
 from firmware.keys.device import load_device_key
 from firmware.keys.layout import KeyLayout, open_dukpt_terminal
 if mode == "write":
-    real_write = dukpt_state.write_atomically
+    real_write = monotonic.write_atomically
     def write_then_cut(path, data, *, exclusive=False):
         real_write(path, data, exclusive=exclusive)
-        cut_now()
-    dukpt_state.write_atomically = write_then_cut
+        if Path(path).name == "dukpt.json":
+            cut_now()
+    monotonic.write_atomically = write_then_cut
 terminal = open_dukpt_terminal(KeyLayout.under(data))
 for _ in range(count):
     tx = terminal.next_transaction()
@@ -332,7 +338,9 @@ def test_power_cuts_never_hand_out_a_counter_twice(layout: KeyLayout) -> None:
     loaded(layout, CASTLES_BLOCK, CASTLES_KBPK)
     published = {ksn: key for ksn, key, _ in INITIAL_SEQUENCE}
     handed_out: list[tuple[str, str]] = []
-    cuts = [("write", 1), ("write", 2), ("write", 3)] + [("durable", n) for n in range(1, 7)]
+    # one transaction is 3 crash-safe writes (the record's intent, the state, the record's commit),
+    # each of 3 durable steps (fsync the temp file, rename, fsync the directory): a cut before each
+    cuts = [("write", 1), ("write", 2), ("write", 3)] + [("durable", n) for n in range(1, 13)]
     for mode, cut_at in cuts:
         code, transactions = run_child(layout, mode, cut_at, count=3)
         assert code == 137, f"{mode} cut {cut_at} did not land"

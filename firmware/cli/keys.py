@@ -5,6 +5,7 @@
     pos-keys [...] load-dukpt --block FILE|- --kbpk-file FILE [--ksn HEX]
     pos-keys [...] list
     pos-keys [...] public-key
+    pos-keys [...] adopt                     (technician: the files as they are now become current)
 
 The data directory comes from --data-dir, else $POS_DATA_DIR, else var/data;
 the device key from --device-key, else $POS_DEVICE_KEY, else DATA_DIR/device.key.
@@ -15,6 +16,10 @@ ID comes from its KS / IK optional block, else from --ksn. Only the registers
 the key fills are stored, never the key; an initial KSN / key ID loaded before
 is refused. `list` shows the DUKPT device by its next KSN, counter and the
 initial key's KCV.
+`adopt` takes the key store, the DUKPT state and the open batch, as they are
+now, as their current state in the anti-rollback record (after a firmware
+update that brings the record, or a record lost): a technician's knowing
+decision, since it also accepts a file put back.
 Every error is one line on stderr and a non-zero exit status. Key bytes are
 never printed: keys are shown by name, kind, version and KCV.
 """
@@ -38,12 +43,22 @@ from firmware.cli.common import (
     parse_command_line,
 )
 from firmware.errors import KeyBlockError, KeyStoreError, PosError
+from firmware.keys.device import load_device_key
 from firmware.keys.dukpt_load import load_dukpt_initial_key
-from firmware.keys.dukpt_state import DukptInfo
-from firmware.keys.layout import KeyLayout, open_dukpt_terminal, open_key_store, open_record_signer
+from firmware.keys.dukpt_state import DUKPT_FILE_NAME, DUKPT_RECORD_NAME, DukptInfo
+from firmware.keys.layout import (
+    KeyLayout,
+    open_dukpt_terminal,
+    open_key_store,
+    open_monotonic_record,
+    open_record_signer,
+)
 from firmware.keys.passwords import ChangeOutcome, PasswordStore
 from firmware.keys.provision import provision
+from firmware.keys.store import STORE_FILE_NAME, STORE_RECORD_NAME
 from firmware.keys.tmk import install_tmk
+from firmware.store.atomic_file import locked
+from firmware.txn.book import OPEN_FILE, OPEN_RECORD_NAME
 
 __all__ = ["DEFAULT_DATA_DIR", "PROG", "build_parser", "main"]
 
@@ -89,7 +104,30 @@ def build_parser() -> Parser:
         help="set a role's password from standard input: the new one when it has none, else old then new",
     )
     password.add_argument("role", choices=("supervisor", "technician"))
+    commands.add_parser(
+        "adopt",
+        help="technician: take the key store, DUKPT state and open batch as they are now as current "
+        "in the anti-rollback record (after an update, or a lost record)",
+    )
     return parser
+
+
+# The files under the anti-rollback record: its name for each, and where it is under the data directory.
+_GUARDED = (
+    (STORE_RECORD_NAME, Path("keys") / STORE_FILE_NAME),
+    (DUKPT_RECORD_NAME, Path("keys") / DUKPT_FILE_NAME),
+    (OPEN_RECORD_NAME, Path("txn") / OPEN_FILE),
+)
+
+
+def _adopt(layout: KeyLayout, out: TextIO) -> None:
+    record = open_monotonic_record(layout, load_device_key(layout.device_key_path))
+    for name, relative in _GUARDED:
+        path = layout.data_dir / relative
+        with locked(path):
+            data = path.read_bytes() if path.exists() else None
+            record.adopt(name, data)
+        out.write(f"adopted {path}{'' if data is not None else ' (absent)'}\n")
 
 
 def _set_password(layout: KeyLayout, role: str, stdin: TextIO, out: TextIO) -> None:
@@ -227,6 +265,8 @@ def main(
             _list(layout, stdout)
         elif args.command == "set-password":
             _set_password(layout, args.role, stdin, stdout)
+        elif args.command == "adopt":
+            _adopt(layout, stdout)
         else:
             _public_key(layout, stdout)
     except PosError as exc:

@@ -20,9 +20,15 @@ can cost a counter, never give one twice. Once exhausted the state says so
 and stays so. An initial key ID loaded once is never loaded again (its
 counter would start over), and a versioned key only gives way to a newer one.
 
-The file is protected against change, not against being put back whole by
-someone who kept an older copy: that needs a monotonic counter in the secure
-element of a production terminal.
+Against an older copy put back whole, or the file deleted, the state is
+written in the anti-rollback record's guarded step (`firmware.keys.monotonic`)
+with the facts that outlive the file: every initial key ID ever loaded
+(`initial_key_ids`), the counter reached by each (`counter.ID`) and the last
+key version (`key_version`). A reader refuses a file older than the record
+or missing while the record says it exists (KeyStoreError naming the file),
+and `install` refuses an initial key ID the record lists even when the file
+is gone. Only the whole data directory put back at once, record included,
+needs more: the TPM counter the record can be bound to.
 """
 
 from __future__ import annotations
@@ -38,16 +44,24 @@ from typing import Any, Final, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 
-from firmware.errors import CryptoError, KeyBlockError, KeyExhaustedError, KeyStoreError
+from firmware.errors import (
+    CryptoError,
+    KeyBlockError,
+    KeyExhaustedError,
+    KeyStoreError,
+    RolledBackError,
+    StoreError,
+)
 from firmware.keys import dukpt_aes, dukpt_tdes
 from firmware.keys.device import DeviceKey
 from firmware.keys.dukpt_aes import AesDukptTerminal, AesTransactionKeys, KeyType
 from firmware.keys.dukpt_registers import lowest_set_bit
 from firmware.keys.dukpt_tdes import TdesDukptTerminal, TdesTransactionKeys
 from firmware.keys.kcv import KIND_AES, KIND_TDES, kcv_hex
+from firmware.keys.monotonic import MonotonicRecord
 from firmware.keys.tr31 import NO_KEY_VERSION, check_newer_key_version
 from firmware.randomness import Rng
-from firmware.store.atomic_file import locked, write_atomically
+from firmware.store.atomic_file import locked
 
 __all__ = [
     "DUKPT_ALGORITHMS",
@@ -62,6 +76,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DUKPT_FILE_NAME: Final = "dukpt.json"
+DUKPT_RECORD_NAME: Final = "dukpt"  # its name in the anti-rollback record
 DUKPT_ALGORITHMS: Final = (KIND_TDES, KIND_AES)
 _FORMAT: Final = "pos-dukpt-1"
 _NONCE_LENGTH: Final = 12
@@ -406,34 +421,59 @@ def _unpack_registers(
 class PersistentDukptTerminal:
     """A DUKPT originating device whose state lives in `directory/dukpt.json`, sealed."""
 
-    def __init__(self, directory: Path, device_key: DeviceKey, rng: Rng = os.urandom) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        device_key: DeviceKey,
+        rng: Rng = os.urandom,
+        *,
+        record: MonotonicRecord | None = None,
+    ) -> None:
         self._path = Path(directory) / DUKPT_FILE_NAME
         self._device_key = device_key
         self._rng = rng
+        record = record or MonotonicRecord.beside(Path(directory), device_key)
+        self._guard = record.guard(DUKPT_RECORD_NAME, self._path)
 
     @property
     def path(self) -> Path:
         return self._path
 
     def is_loaded(self) -> bool:
-        """Whether an initial key has been loaded (the state file exists)."""
-        return self._path.exists()
+        """Whether an initial key has been loaded (KeyStoreError if its state is missing or put back)."""
+        return self._read() is not None
 
-    def _read(self) -> _Record | None:
+    def _read(self, *, holding_lock: bool = False) -> _Record | None:
         try:
             raw = self._path.read_bytes()
         except FileNotFoundError:
-            return None
+            raw = None
         except OSError as exc:
             raise KeyStoreError(f"cannot read DUKPT state {self._path}: {exc.strerror}") from exc
+        try:
+            self._guard.verify(raw, holding_lock=holding_lock)
+        except RolledBackError as exc:
+            if raw is not None:
+                self._parse(raw)  # a file that fails authentication is named as such first
+            if holding_lock:
+                raise KeyStoreError(str(exc)) from exc
+            try:
+                raw = self._guard.read(holding_lock=False)  # again, under the lock
+            except RolledBackError as again:
+                raise KeyStoreError(str(again)) from again
+        except StoreError as exc:
+            raise KeyStoreError(str(exc)) from exc
+        return None if raw is None else self._parse(raw)
+
+    def _parse(self, raw: bytes) -> _Record:
         try:
             document = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise KeyStoreError(f"DUKPT state {self._path} is damaged: not valid JSON") from exc
         return _open(self._device_key, document, self._path)
 
-    def _read_loaded(self) -> _Record:
-        record = self._read()
+    def _read_loaded(self, *, holding_lock: bool = False) -> _Record:
+        record = self._read(holding_lock=holding_lock)
         if record is None:
             raise KeyStoreError("no DUKPT initial key loaded (run `pos-keys load-dukpt`)")
         return record
@@ -443,7 +483,17 @@ class PersistentDukptTerminal:
         if len(nonce) != _NONCE_LENGTH:
             raise KeyStoreError("random source returned too few bytes for a nonce")
         document = _seal(self._device_key, record, nonce)
-        write_atomically(self._path, json.dumps(document, indent=1).encode())
+        state = record.state
+        loaded = [initial_key_id.hex().upper() for initial_key_id in (*record.retired, state.initial_key_id)]
+        facts = {
+            "initial_key_ids": loaded,
+            f"counter.{state.initial_key_id.hex().upper()}": state.counter,
+            "key_version": state.key_version,
+        }
+        try:
+            self._guard.write(json.dumps(document, indent=1).encode(), facts)
+        except StoreError as exc:
+            raise KeyStoreError(str(exc)) from exc
 
     def read_state(self) -> DukptState:
         """The state now, registers included (KeyStoreError if none is loaded or the file is damaged)."""
@@ -465,12 +515,20 @@ class PersistentDukptTerminal:
         if problem is not None:
             raise CryptoError(f"DUKPT state not installed: {problem}")
         with locked(self._path):
-            current = self._read()
+            current = self._read(holding_lock=True)
             retired: tuple[bytes, ...] = ()
+            try:
+                facts = self._guard.facts()
+            except StoreError as exc:
+                raise KeyStoreError(str(exc)) from exc
+            ever_loaded = facts.get("initial_key_ids", [])
+            last_version = facts.get("key_version")
             if current is not None:
                 retired = (*current.retired, current.state.initial_key_id)
                 check_newer_key_version(state.key_version, current.state.key_version)
-            if state.initial_key_id in retired:
+            elif isinstance(last_version, str):
+                check_newer_key_version(state.key_version, last_version)
+            if state.initial_key_id in retired or state.initial_key_id.hex().upper() in ever_loaded:
                 what = "initial KSN" if state.algorithm == KIND_TDES else "initial key ID"
                 raise KeyBlockError(
                     f"{what} {state.initial_key_id.hex().upper()} was loaded on this device before: "
@@ -496,7 +554,7 @@ class PersistentDukptTerminal:
         restart from then on); KeyStoreError if the state cannot be read or written.
         """
         with locked(self._path):
-            record = self._read_loaded()
+            record = self._read_loaded(holding_lock=True)
             state, keys = take_transaction(record.state)
             self._write(record._replace(state=state))
         log.debug("DUKPT counter %d spent (KSN %s)", keys.counter, keys.ksn.hex().upper())

@@ -4,6 +4,8 @@ DATA_DIR/device.key            the device key (unless placed elsewhere)
 DATA_DIR/keys/keystore.json    every other key, sealed under the device key
 DATA_DIR/keys/dukpt.json       the DUKPT device's registers and counter, sealed under the device key
 DATA_DIR/keys/passwords.json   supervisor and technician password hashes
+DATA_DIR/keys/monotonic.json   the anti-rollback record (what may only move forward), sealed under the
+                               device key, bound to the TPM NV counter when there is one
 """
 
 from __future__ import annotations
@@ -11,12 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware.keys.device import load_device_key
+from firmware.keys.device import DeviceKey, load_device_key
 from firmware.keys.dukpt_state import PersistentDukptTerminal
+from firmware.keys.monotonic import RECORD_FILE_NAME, MonotonicRecord, detect_hardware_counter
 from firmware.keys.signing import SIGNING_KEY_NAME, RecordSigner, private_key_from_bytes
 from firmware.keys.store import KeyStore
 
-__all__ = ["KeyLayout", "open_dukpt_terminal", "open_key_store", "open_record_signer"]
+__all__ = [
+    "KeyLayout",
+    "open_dukpt_terminal",
+    "open_key_store",
+    "open_monotonic_record",
+    "open_record_signer",
+]
 
 
 @dataclass(frozen=True)
@@ -37,10 +46,24 @@ class KeyLayout:
     def passwords_path(self) -> Path:
         return self.keys_dir / "passwords.json"
 
+    @property
+    def record_path(self) -> Path:
+        return self.keys_dir / RECORD_FILE_NAME
 
-def open_key_store(layout: KeyLayout) -> KeyStore:
-    """The key store, opened with the device key (KeyStoreError if the terminal is not provisioned)."""
-    return KeyStore(layout.keys_dir, load_device_key(layout.device_key_path))
+
+def open_monotonic_record(layout: KeyLayout, device_key: DeviceKey) -> MonotonicRecord:
+    """The anti-rollback record, bound to the TPM NV counter when this machine has one."""
+    counter, _ = detect_hardware_counter()
+    return MonotonicRecord(layout.record_path, device_key, counter=counter)
+
+
+def open_key_store(layout: KeyLayout, record: MonotonicRecord | None = None) -> KeyStore:
+    """The key store, opened with the device key (KeyStoreError if the terminal is not provisioned).
+
+    `record`: the anti-rollback record to share (one per process keeps one view of it).
+    """
+    device_key = load_device_key(layout.device_key_path)
+    return KeyStore(layout.keys_dir, device_key, record=record or open_monotonic_record(layout, device_key))
 
 
 def open_record_signer(store: KeyStore) -> RecordSigner:
@@ -49,4 +72,6 @@ def open_record_signer(store: KeyStore) -> RecordSigner:
 
 def open_dukpt_terminal(layout: KeyLayout) -> PersistentDukptTerminal:
     """The DUKPT device, opened with the device key (KeyStoreError if the terminal is not provisioned)."""
-    return PersistentDukptTerminal(layout.keys_dir, load_device_key(layout.device_key_path))
+    device_key = load_device_key(layout.device_key_path)
+    record = open_monotonic_record(layout, device_key)
+    return PersistentDukptTerminal(layout.keys_dir, device_key, record=record)

@@ -21,7 +21,7 @@ from pathlib import Path
 from firmware.errors import KeyStoreError
 from firmware.keys.device import load_device_key, provision_device_key
 from firmware.keys.kcv import KIND_ED25519
-from firmware.keys.layout import KeyLayout
+from firmware.keys.layout import KeyLayout, open_monotonic_record
 from firmware.keys.signing import SIGNING_KEY_NAME, RecordSigner, new_signing_key, private_key_bytes
 from firmware.keys.store import STORE_FILE_NAME, KeyChange, KeyInfo, KeyStore, NewKey
 
@@ -63,7 +63,8 @@ def provision(layout: KeyLayout, rng: Callable[[int], bytes]) -> Provisioned:
             )
         return KeyChange({SIGNING_KEY_NAME: NewKey(private_key_bytes(signing_key), KIND_ED25519, 1)})
 
-    KeyStore(layout.keys_dir, device_key, rng).update(add_signing_key)
+    record = open_monotonic_record(layout, device_key)
+    KeyStore(layout.keys_dir, device_key, rng, record=record).update(add_signing_key)
     return Provisioned(
         device_key.key_id, layout.device_key_path, resumed, RecordSigner(signing_key).public_key_bytes()
     )

@@ -12,6 +12,14 @@ fsync dir), so `replace_atomically` gives all-or-nothing for several keys;
 the read-modify-write holds the file's inter-process lock, so a change made
 by another process (the terminal's sign-on, `pos-keys load-tmk`) is never lost.
 Clear key bytes exist only in the values `get` returns.
+
+Anti-rollback (`firmware.keys.monotonic`): every write goes through the
+record's guarded step, with the facts that must survive the file, per key
+name: the highest `version.NAME` and the last `block_version.NAME` stored.
+Every read checks the file against the record first: an older copy put back,
+an edited file (an entry cut out) or a missing one is a KeyStoreError naming
+the file; an entry that fails authentication is named as such before that.
+`highest` tells a loader the versions a key has had, even once removed.
 """
 
 from __future__ import annotations
@@ -28,17 +36,27 @@ from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 
-from firmware.errors import CryptoError, KeyStoreError
+from firmware.errors import CryptoError, KeyStoreError, RolledBackError, StoreError
 from firmware.keys.device import DeviceKey
 from firmware.keys.kcv import KEY_KINDS, kcv_for
+from firmware.keys.monotonic import MonotonicRecord
 from firmware.randomness import Rng
-from firmware.store.atomic_file import locked, write_atomically
+from firmware.store.atomic_file import locked
 
-__all__ = ["STORE_FILE_NAME", "KeyChange", "KeyInfo", "KeyStore", "NewKey"]
+__all__ = [
+    "STORE_FILE_NAME",
+    "STORE_RECORD_NAME",
+    "KeyChange",
+    "KeyInfo",
+    "KeyStore",
+    "KeyVersions",
+    "NewKey",
+]
 
 log = logging.getLogger(__name__)
 
 STORE_FILE_NAME = "keystore.json"
+STORE_RECORD_NAME = "keystore"  # its name in the anti-rollback record
 _FORMAT = "pos-keystore-1"
 _NONCE_LENGTH = 12
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
@@ -74,6 +92,13 @@ class KeyChange(NamedTuple):
 KeyChangeRule = Callable[[Mapping[str, KeyInfo]], KeyChange]
 
 
+class KeyVersions(NamedTuple):
+    """The highest local version a key name has had, and the last key block version it came in."""
+
+    version: int
+    block_version: str
+
+
 def _aad(name: str, kind: str, version: int, kcv: str, block_version: str = "") -> bytes:
     fields: list[str | int] = [_FORMAT, name, kind, version, kcv]
     if block_version:  # entries without one keep the associated data they were sealed with
@@ -88,10 +113,19 @@ def _info(name: str, entry: Mapping[str, Any]) -> KeyInfo:
 class KeyStore:
     """Named keys wrapped under a device key, in `directory/keystore.json`."""
 
-    def __init__(self, directory: Path, device_key: DeviceKey, rng: Rng = os.urandom) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        device_key: DeviceKey,
+        rng: Rng = os.urandom,
+        *,
+        record: MonotonicRecord | None = None,
+    ) -> None:
         self._path = Path(directory) / STORE_FILE_NAME
         self._device_key = device_key
         self._rng = rng
+        record = record or MonotonicRecord.beside(Path(directory), device_key)
+        self._guard = record.guard(STORE_RECORD_NAME, self._path)
 
     @property
     def path(self) -> Path:
@@ -99,13 +133,30 @@ class KeyStore:
 
     # ----- reading -------------------------------------------------------------------
 
-    def _load(self) -> dict[str, dict[str, Any]]:
+    def _load(self, *, holding_lock: bool = False) -> dict[str, dict[str, Any]]:
         try:
             raw = self._path.read_bytes()
         except FileNotFoundError:
-            return {}
+            raw = None
         except OSError as exc:
             raise KeyStoreError(f"cannot read key store {self._path}: {exc.strerror}") from exc
+        try:
+            self._guard.verify(raw, holding_lock=holding_lock)
+        except RolledBackError as exc:
+            if raw is not None:  # an entry that fails authentication is named as such first
+                for name, entry in self._parse(raw).items():
+                    self._open_entry(name, entry)
+            if holding_lock:
+                raise KeyStoreError(str(exc)) from exc
+            try:
+                raw = self._guard.read(holding_lock=False)  # again, under the lock
+            except RolledBackError as again:
+                raise KeyStoreError(str(again)) from again
+        except StoreError as exc:
+            raise KeyStoreError(str(exc)) from exc
+        return {} if raw is None else self._parse(raw)
+
+    def _parse(self, raw: bytes) -> dict[str, dict[str, Any]]:
         try:
             document = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -215,7 +266,26 @@ class KeyStore:
 
     def _write(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
         document = {"format": _FORMAT, "device_key_id": self._device_key.key_id, "keys": dict(entries)}
-        write_atomically(self._path, json.dumps(document, sort_keys=True, indent=1).encode())
+        facts: dict[str, object] = {}
+        for name, entry in entries.items():
+            facts[f"version.{name}"] = entry["version"]
+            facts[f"block_version.{name}"] = entry.get("block_version") or None
+        try:
+            self._guard.write(json.dumps(document, sort_keys=True, indent=1).encode(), facts)
+        except RolledBackError as exc:
+            raise KeyStoreError(str(exc)) from exc
+
+    def highest(self, name: str) -> KeyVersions | None:
+        """The versions key `name` has had here (kept when it is removed); None if never stored."""
+        try:
+            facts = self._guard.facts()
+        except StoreError as exc:
+            raise KeyStoreError(str(exc)) from exc
+        version = facts.get(f"version.{name}")
+        if not isinstance(version, int):
+            return None
+        block_version = facts.get(f"block_version.{name}")
+        return KeyVersions(version, block_version if isinstance(block_version, str) else "")
 
     def put(self, name: str, key_bytes: bytes, kind: str, version: int) -> KeyInfo:
         """Add or replace one key."""
@@ -237,7 +307,7 @@ class KeyStore:
         with nothing written. Returns the infos of the keys put.
         """
         with locked(self._path):
-            entries = dict(self._load())
+            entries = dict(self._load(holding_lock=True))
             current = {name: self._checked_info(name, entry) for name, entry in entries.items()}
             change = rule(current)
             sealed = {name: self._seal(name, NewKey(*new)) for name, new in change.put.items()}

@@ -6,6 +6,11 @@ newer than the installed TMK's (`tr31.check_newer_key_version`). The check and
 the write are one locked update of the key store, so two loads at once cannot
 both pass the check. The TMK is stored with the block's key version number
 (bound to the entry) and a local version that counts the TMKs installed.
+
+What a TMK was is remembered beyond its entry (`KeyStore.highest`, kept in
+the anti-rollback record): once a TMK is removed, or its entry cut out of
+the file, a block must still be newer than the last one installed, and the
+local version keeps counting.
 """
 
 from __future__ import annotations
@@ -26,8 +31,12 @@ def install_tmk(store: KeyStore, kbpk: bytes, block: str) -> tuple[KeyBlockHeade
 
     def replace_tmk(current: Mapping[str, KeyInfo]) -> KeyChange:
         installed = current.get(TMK_NAME)
-        check_newer_key_version(header.key_version_number, installed.block_version if installed else None)
-        version = installed.version + 1 if installed else 1
+        before = store.highest(TMK_NAME)
+        last_block_version = installed.block_version if installed else None
+        if before is not None and before.block_version:
+            last_block_version = max(last_block_version or "", before.block_version)
+        check_newer_key_version(header.key_version_number, last_block_version)
+        version = max(installed.version if installed else 0, before.version if before else 0) + 1
         return KeyChange({TMK_NAME: NewKey(tmk, KIND_TDES, version, header.key_version_number)})
 
     return header, store.update(replace_tmk)[0]

@@ -31,6 +31,13 @@ the others' texts; the bytes are exactly `json.dumps` of the whole state.
 That rests on one promise of the caller, which `firmware.store.tables`
 keeps and plain TinyDB does not (its `update` changes documents in place):
 a stored document is never changed in place, a changed one is a new object.
+
+With a guard (`firmware.store.guard.FileGuard`, the anti-rollback record),
+every read checks the file's bytes against it, under the file's lock (an
+older copy put back, an edit, a file missing while it existed: the guard's
+RolledBackError, and the file is left where it is), and every write goes
+through the guard's own crash-safe step with the facts `facts` takes from the
+new state. A file that does not parse is kept aside as above either way.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
@@ -48,6 +55,7 @@ from tinydb.storages import Storage
 from firmware.clocks import WallClock
 from firmware.errors import DamagedStoreError, StoreError
 from firmware.store.atomic_file import fsync_dir, locked, write_atomically
+from firmware.store.guard import Facts, FileGuard
 
 __all__ = ["DAMAGED_SUFFIX", "CrashSafeStorage", "StoreData"]
 
@@ -83,10 +91,20 @@ class CrashSafeStorage(Storage):
     JSON text may be kept with it and reused by the next writes (see the module's docstring).
     """
 
-    def __init__(self, path: Path, clock: WallClock, *, keep_encodings: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        clock: WallClock,
+        *,
+        keep_encodings: bool = False,
+        guard: FileGuard | None = None,
+        facts: Callable[[StoreData], Facts] | None = None,
+    ) -> None:
         super().__init__()
         self.path = Path(path)
         self._clock = clock
+        self._guard = guard
+        self._facts = facts
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._state: object = _NOT_READ
@@ -118,7 +136,10 @@ class CrashSafeStorage(Storage):
                         assert isinstance(self._state, dict)
                         data = self._serialise(self._state)
                         self._parsed = None
-                        write_atomically(self.path, data)
+                        if self._guard is None:
+                            write_atomically(self.path, data)
+                        else:
+                            self._guard.write(data, self._facts(self._state) if self._facts else {})
                         self._parsed = (data, self._state)
                 except BaseException:
                     self._parsed = None  # the block may have changed the parsed state in place
@@ -170,14 +191,18 @@ class CrashSafeStorage(Storage):
 
     def _load(self) -> StoreData | None:
         try:
-            raw = self.path.read_bytes()
+            raw: bytes | None = self.path.read_bytes()
         except FileNotFoundError:
-            return None
+            raw = None
         except OSError as exc:
             raise StoreError(f"cannot read {self.path}: {exc.strerror}") from exc
         if not raw:
+            if self._guard is not None:
+                self._guard.verify(raw, holding_lock=True)
             return None
         if self._parsed is not None and self._parsed[0] == raw:
+            if self._guard is not None:
+                self._guard.verify(raw, holding_lock=True)  # the same bytes may be put back later
             return self._parsed[1]
         self._parsed = None
         try:
@@ -189,6 +214,8 @@ class CrashSafeStorage(Storage):
         else:
             shape_problem = _shape_problem(data)
             if shape_problem is None:
+                if self._guard is not None:
+                    self._guard.verify(raw, holding_lock=True)
                 self._parsed = (raw, data)
                 return data  # type: ignore[no-any-return]
             problem = shape_problem

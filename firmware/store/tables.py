@@ -10,7 +10,9 @@ under the file's inter-process lock, later reads see the block's own writes,
 and the whole state is written once, crash-safe, at the end of the outermost
 block, only if it did not raise (`CrashSafeStorage`). A file that does not
 load at open is kept aside and named (`DamagedStoreError`): opening fails,
-and nothing is replaced by an empty store behind the caller's back.
+and nothing is replaced by an empty store behind the caller's back. A guard
+(the anti-rollback record) checks every read and takes part in every write
+(`CrashSafeStorage`).
 
 Documents handed out are copies (deep enough that changing one changes
 nothing stored); documents handed in must be plain JSON data (checked when
@@ -32,7 +34,8 @@ from tinydb import TinyDB
 from tinydb.table import Document, Table
 
 from firmware.errors import StoreError
-from firmware.store.storage import DAMAGED_SUFFIX, CrashSafeStorage
+from firmware.store.guard import Facts, FileGuard
+from firmware.store.storage import DAMAGED_SUFFIX, CrashSafeStorage, StoreData
 
 __all__ = ["DocumentTables"]
 
@@ -44,9 +47,17 @@ class DocumentTables:
     (kept aside next to it), not at first use.
     """
 
-    def __init__(self, path: Path, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        clock: Callable[[], datetime],
+        *,
+        guard: FileGuard | None = None,
+        facts: Callable[[StoreData], Facts] | None = None,
+    ) -> None:
         self.path = Path(path)
-        self._storage = CrashSafeStorage(self.path, clock, keep_encodings=True)  # put never changes in place
+        # put never changes a document in place: their encodings may be kept between writes
+        self._storage = CrashSafeStorage(self.path, clock, keep_encodings=True, guard=guard, facts=facts)
         self._db = TinyDB(storage=lambda: self._storage)
         self._storage.read()
 

@@ -42,6 +42,16 @@ validated: a file that does not load is kept aside and named
 service refuses online work instead of starting from an empty batch; an open
 file missing while archives exist is refused too (StoreError).
 
+Anti-rollback: with the terminal's record (`record`, `firmware.keys.monotonic`)
+the open file is known there as ``open-batch``: every read checks its bytes
+against the record and every write goes through the record's guarded step,
+with the outbox's ``next_sequence`` and ``chain_head`` as facts. An older copy
+put back, an edited file or one missing while the record says it exists is
+refused (RolledBackError naming the file) and the book does not open. When a
+technician starts a lost file again (`start_empty`), the record forgets the
+file but not its facts: record numbers and the chain go on from where they
+were, never from 1.
+
 Money is int minor units; times are timezone-aware; no clear PAN, track data
 or PIN is accepted anywhere (SensitiveDataError naming the field).
 """
@@ -59,9 +69,11 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from firmware.errors import StoreError
+from firmware.keys.monotonic import MonotonicRecord
 from firmware.keys.signing import RecordSigner
 from firmware.store.atomic_file import ensure_private_dir
-from firmware.store.storage import DAMAGED_SUFFIX
+from firmware.store.guard import Facts
+from firmware.store.storage import DAMAGED_SUFFIX, StoreData
 from firmware.store.tables import DocumentTables
 from firmware.txn.archive import (
     ArchiveIndex,
@@ -82,11 +94,12 @@ from firmware.txn.documents import (
     last4,
 )
 from firmware.txn.model import ArmedReversal, CashRefund, JournalEntry, TxnStatus, TxnType
-from firmware.txn.outbox import DEFAULT_MAX_ATTEMPTS, META, META_KEY, Outbox
+from firmware.txn.outbox import CHAIN_GENESIS, DEFAULT_MAX_ATTEMPTS, META, META_KEY, Outbox
 
 __all__ = ["OPEN_FILE", "ORDER_TYPES", "Book", "History", "ReverseRecorded"]
 
 OPEN_FILE: Final = "open.json"
+OPEN_RECORD_NAME: Final = "open-batch"  # its name in the anti-rollback record
 ENTRIES, CASH_REFUNDS = "entries", "cash_refunds"
 ORDER_TYPES: Final = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.COMPLETION})
 _REFUND_COUNTED: Final = frozenset({TxnStatus.APPROVED, TxnStatus.PENDING})
@@ -115,6 +128,16 @@ class ReverseRecorded:
     reversal_id: str | None
     advice_id: str | None
     notice_id: str | None
+
+
+def _book_facts(state: StoreData) -> Facts:
+    """What of the open file may only move forward: the outbox's next sequence and its chain head."""
+    meta = state.get(META, {}).get(str(META_KEY), {})
+    sequence, head = meta.get("next_sequence"), meta.get("chain_head")
+    return {
+        "next_sequence": sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else None,
+        "chain_head": head if isinstance(head, str) else None,
+    }
 
 
 def _history_line(entry: JournalEntry) -> str:
@@ -148,6 +171,7 @@ class Book:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         first_batch: int = 1,
         start_empty: bool = False,
+        record: MonotonicRecord | None = None,
     ) -> None:
         if not 0 <= first_batch <= MAX_TRACE:
             raise StoreError(f"batch numbers are 0..{MAX_TRACE}, got {first_batch}")
@@ -168,11 +192,24 @@ class Book:
                     f"{self.path} is missing while settled batches are in {self.archives.directory}; "
                     "refusing to start an empty batch (trace and batch numbers would be handed out again)"
                 )
-        self.tables = DocumentTables(self.path, clock)  # DamagedStoreError: kept aside, not opened
+        guard = None if record is None else record.guard(OPEN_RECORD_NAME, self.path)
+        facts: Mapping[str, Any] = {}
+        if guard is not None:
+            if start_empty and not self.path.exists():
+                guard.forget()  # the technician's decision; the facts stay
+            facts = guard.facts()
+        # DamagedStoreError: kept aside, not opened; RolledBackError: refused, left in place
+        self.tables = DocumentTables(self.path, clock, guard=guard, facts=_book_facts)
         self.outbox = Outbox(self.tables, signer, public_key, clock, rng=rng, max_attempts=max_attempts)
         with self.transaction():
             if self.tables.get(META, META_KEY) is None:
-                self.tables.put(META, META_KEY, {"batch": first_batch, "next_trace": 1, "next_sequence": 1})
+                sequence, head = facts.get("next_sequence"), facts.get("chain_head")
+                sequence = sequence if isinstance(sequence, int) and sequence > 1 else 1
+                head = head if isinstance(head, str) else CHAIN_GENESIS
+                self.tables.put(META, META_KEY, {
+                    "batch": first_batch, "next_trace": 1, "next_sequence": sequence, "chain_head": head,
+                    "chain_base": [sequence - 1, head], "chain_done": [],
+                })  # fmt: skip
             self._finish_rotation()
             self._validate_all()
 
@@ -417,6 +454,7 @@ class Book:
         self.open_entries()
         self.open_cash_refunds()
         self.outbox.armed()
+        self.outbox.pending()  # records failing their signature set aside, then the chain walked
 
     # ----- settlement ---------------------------------------------------------------------------------
 

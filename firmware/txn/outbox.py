@@ -10,11 +10,31 @@ of:
 - signed records (table ``outbox``, under their sequence number): advices
   (a refund or adjust 0220 not yet acknowledged), customer notices and batch
   upload records. A document is
-  ``{"record": SIGNED, "attempts": n, "last_error": text|null, "undeliverable": bool}``;
-  SIGNED is ``{"id", "sequence", "kind", "created", "payload", "signature"}``,
+  ``{"record": SIGNED, "attempts": n, "last_error": text|null, "undeliverable": bool,
+  "delivery_signature": HEX}``;
+  SIGNED is ``{"id", "sequence", "prev", "kind", "created", "payload", "signature"}``,
   signed at enqueue with the device's Ed25519 key (`firmware.keys.signing`:
-  the signature covers the canonical JSON of everything but itself; the
-  delivery fields beside it are not signed, they change with each try).
+  the signature covers the canonical JSON of everything but itself). The
+  delivery fields beside it change with each try, so they carry a signature
+  of their own (`delivery_signature`, over the canonical JSON of the record
+  id, attempts, last error and flag): a flag set by hand to hide a record, or
+  a try count changed to make a 0221 go as a 0220, fails it like an edited
+  record.
+
+The records form a chain: `prev` is the SHA-256 of the signed bytes of the
+record before (`chain_hash`; `CHAIN_GENESIS` for the first one), and the
+sequence number is signed with it. ``meta`` keeps ``chain_head`` (the hash of
+the last record queued), ``chain_base`` ``[n, hash]`` (every record up to n is
+acknowledged or set aside; hash is record n's, "" when unknown) and
+``chain_done`` (runs ``[first, last, hash of last]`` of records above the base
+acknowledged or set aside while an earlier one still waits). Every read for
+upload and every open walks the chain (`check_chain`): each number from the
+base to ``next_sequence`` is a waiting record or in a done run, and each
+waiting record's `prev` is the hash of the one before. A record cut out is
+missing; one put back after its acknowledgement is at or below the base or
+in a done run (replayed); one moved is out of its place: each is a StoreError
+naming the file and the number, and nothing goes up. (Records written by a
+firmware before the chain carry no `prev`; they stay outside it.)
 
 ``set_aside`` keeps records that failed their signature check or are
 malformed, as found, with the reason and the time: never uploaded, never
@@ -32,7 +52,15 @@ Every record is verified each time it is read for upload, with the
 registered public key: a record edited on disk or signed by another device
 never goes up. A malformed reversal is not skipped (that would send the next
 request unprotected): reading it raises StoreError naming the file and the
-trace. Nothing stored carries clear card data: `enqueue` and `arm` refuse a
+trace.
+
+An armed reversal is signed too (the whole document: its data, reason, tries
+and flag), again at every change: one added by hand (to reverse an approved
+sale), one edited or one flagged to hide it fails its signature, and reading
+it raises StoreError. Its fields must name its own trace (``trace`` of the
+stored request, field 11 when given). The uploader sends one only while its
+request is still PENDING in the books (`set_aside_reversal` otherwise).
+Nothing stored carries clear card data: `enqueue` and `arm` refuse a
 value that looks like a clear PAN, or a field named like a PIN or track data
 (SensitiveDataError, naming the field). A payload's top-level ``pan_sealed``
 (an advice's card, sealed) is held to the sealed PAN's shape instead
@@ -42,6 +70,7 @@ that length holds, now and then, a run of digits that passes Luhn.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -53,22 +82,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from firmware.errors import ConfigError, StoreError, TamperedRecordError
-from firmware.keys.signing import RecordSigner, canonical_json, verify_record
+from firmware.keys.signing import SIGNATURE_FIELD, RecordSigner, canonical_json, verify_record
 from firmware.store.sensitive import check_storable, mask_clear_pans
 from firmware.store.tables import DocumentTables
 from firmware.txn.documents import MAX_TRACE, check_sealed, reversal_document, reversal_from_document
 from firmware.txn.model import ArmedReversal, ReversalReason
 
 __all__ = [
+    "CHAIN_GENESIS",
     "DEFAULT_MAX_ATTEMPTS",
     "DeliveryState",
     "Outbox",
     "OutboxRecord",
     "SetAsideRecord",
+    "chain_hash",
     "reversal_id",
 ]
 
@@ -82,6 +114,32 @@ _RECORD_ID: Final = re.compile(r"(\d{10})-([0-9a-f]{32})")
 _REVERSAL_ID: Final = re.compile(r"reversal-(\d{6})")
 _KIND: Final = re.compile(r"[a-z][a-z_-]{0,31}")
 _SIGNED_FIELDS: Final = frozenset({"id", "sequence", "kind", "created", "payload", "signature"})
+_HASH: Final = re.compile(r"[0-9a-f]{64}")
+CHAIN_GENESIS: Final = "0" * 64
+DELIVERY_SIGNATURE: Final = "delivery_signature"
+
+
+def chain_hash(signed_bytes: bytes) -> str:
+    """The link to a record: SHA-256 of its signed bytes (canonical JSON), lower-case hex."""
+    return hashlib.sha256(signed_bytes).hexdigest()
+
+
+def _delivery_bytes(record_id: str, state: DeliveryState) -> bytes:
+    body = {"id": record_id, "attempts": state.attempts, "last_error": state.last_error,
+            "undeliverable": state.undeliverable}  # fmt: skip
+    return canonical_json(body)
+
+
+def _trace_problem(fields: Mapping[str, Any], trace: int) -> str | None:
+    """Why a reversal's stored fields do not name its own trace (None: they do)."""
+    named = [name for name in ("trace", "11") if name in fields]
+    if not named:
+        return "its stored request names no trace"
+    if "trace" in fields and (isinstance(fields["trace"], bool) or fields["trace"] != trace):
+        return f"its stored request is of trace {fields['trace']!r}, not {trace:06d}"
+    if "11" in fields and fields["11"] != f"{trace:06d}":
+        return f"its stored request is of trace {fields['11']!r} (field 11), not {trace:06d}"
+    return None
 
 
 def reversal_id(trace: int) -> str:
@@ -178,6 +236,8 @@ def _check_shape(doc_id: int, document: Mapping[str, Any]) -> dict[str, Any]:
         raise _Malformed(f"its record is not filed under its own sequence number ({doc_id})")
     if int(record_id[:10]) != sequence:
         raise _Malformed("its record id does not carry its sequence number")
+    if "prev" in record and not (isinstance(record["prev"], str) and _HASH.fullmatch(record["prev"])):
+        raise _Malformed("its link to the record before is not a hash")
     if not isinstance(record["kind"], str) or not _KIND.fullmatch(record["kind"]):
         raise _Malformed("its kind is not a record kind")
     if not isinstance(record["payload"], dict):
@@ -196,6 +256,15 @@ def _outbox_record(doc_id: int, document: Mapping[str, Any], public_key: Ed25519
     record = _check_shape(doc_id, document)
     delivery = _delivery_of(document)
     verify_record(record, public_key)
+    if "prev" in record:  # a chained record: its delivery state is signed too
+        signature = document.get(DELIVERY_SIGNATURE)
+        try:
+            public_key.verify(bytes.fromhex(str(signature)), _delivery_bytes(record["id"], delivery))
+        except (ValueError, InvalidSignature):
+            raise TamperedRecordError(
+                f"record {record['id']!r}: its delivery state (tries, flag) fails its signature check "
+                "(changed by hand)"
+            ) from None
     signed_bytes = canonical_json(record)
     body = json.loads(signed_bytes)  # a copy of exactly what was verified
     return OutboxRecord(
@@ -258,17 +327,28 @@ class Outbox:
         _check_sealed_pan(payload.get("pan_sealed"))
         with self.tables.transaction():
             sequence = self._take_sequence()
+            meta = self.tables.get(META, META_KEY) or {}
+            head = meta.get("chain_head")
+            prev = head if isinstance(head, str) and _HASH.fullmatch(head) else CHAIN_GENESIS
             record = {
                 "id": f"{sequence:010d}-{uuid.UUID(bytes=self._rng(16), version=4).hex}",
                 "sequence": sequence,
+                "prev": prev,
                 "kind": kind,
                 "created": self._clock().isoformat(),
                 "payload": payload,
             }
             signed = self._signer.sign_record(record)
-            document = {"record": signed, "attempts": 0, "last_error": None, "undeliverable": False}
-            self.tables.put(OUTBOX, sequence, document)
+            self.tables.put(OUTBOX, sequence, self._delivery_document(signed, DeliveryState(0, None, False)))
+            if "chain_base" not in meta:  # the first record of a chain (a new file, or one from before it)
+                meta = {**meta, "chain_base": [sequence - 1, prev], "chain_done": []}
+            self.tables.put(META, META_KEY, {**meta, "chain_head": chain_hash(canonical_json(signed))})
         return str(record["id"])
+
+    def _delivery_document(self, signed: Mapping[str, Any], state: DeliveryState) -> dict[str, Any]:
+        signature = self._signer.sign_bytes(_delivery_bytes(signed["id"], state)).hex()
+        return {"record": dict(signed), "attempts": state.attempts, "last_error": state.last_error,
+                "undeliverable": state.undeliverable, DELIVERY_SIGNATURE: signature}  # fmt: skip
 
     def _take_sequence(self) -> int:
         meta = self.tables.get(META, META_KEY) or {}
@@ -292,6 +372,10 @@ class Outbox:
         return [record for record in self._verified() if record.delivery.undeliverable]
 
     def _verified(self, *, first_sendable: bool = False) -> list[OutboxRecord]:
+        """Every record verified (failing ones set aside), then the chain of what is left checked.
+
+        `first_sendable`: only the first record not flagged (what goes up next), if any.
+        """
         verified: list[OutboxRecord] = []
         with self.tables.transaction():
             for doc_id, document in self.tables.all(OUTBOX):
@@ -305,8 +389,9 @@ class Outbox:
                     self._set_aside(doc_id, document, reason, "malformed")
                     continue
                 verified.append(record)
-                if first_sendable and not record.delivery.undeliverable:
-                    break
+            self.check_chain()
+        if first_sendable:
+            return [record for record in verified if not record.delivery.undeliverable][:1]
         return verified
 
     def _set_aside(self, doc_id: int, document: Mapping[str, Any], reason: str, kind: str) -> None:
@@ -315,6 +400,7 @@ class Outbox:
         entry = {"sequence": doc_id, "found": document, "reason": reason, "set_aside_at": now}
         self.tables.put(SET_ASIDE, self.tables.next_key(SET_ASIDE), entry)
         self.tables.remove(OUTBOX, doc_id)
+        self._chain_done(doc_id, "")  # accounted for; what it should have been is not known
         label = _record_id_of(document) or f"entry {doc_id}"
         log.warning("outbox %s: record %s set aside (%s)", self.path.name, label, kind)
 
@@ -325,10 +411,14 @@ class Outbox:
             found = entry.get("found")
             found = found if isinstance(found, dict) else {}
             sequence, reason, when = entry.get("sequence"), entry.get("reason"), entry.get("set_aside_at")
+            trace = entry.get("trace")
+            record_id = _record_id_of(found)
+            if record_id is None and isinstance(trace, int):
+                record_id = reversal_id(trace)
             result.append(
                 SetAsideRecord(
                     sequence=sequence if isinstance(sequence, int) else doc_id,
-                    record_id=_record_id_of(found),
+                    record_id=record_id,
                     reason=reason if isinstance(reason, str) else "no reason recorded",
                     set_aside_at=when if isinstance(when, str) else "",
                     found=found,
@@ -340,12 +430,31 @@ class Outbox:
 
     def arm(self, reversal: ArmedReversal) -> str:
         """Store a reversal before its request is sent; returns its outbox id (StoreError if one is armed)."""
-        document = reversal_document(reversal)
+        document = self._signed_reversal(reversal)
         with self.tables.transaction():
             if self.tables.contains(REVERSALS, reversal.trace):
                 raise StoreError(f"{self.path}: a reversal of trace {reversal.trace:06d} is already armed")
             self.tables.put(REVERSALS, reversal.trace, document)
         return reversal_id(reversal.trace)
+
+    def _signed_reversal(self, reversal: ArmedReversal) -> dict[str, Any]:
+        document = reversal_document(reversal)
+        problem = _trace_problem(reversal.fields, reversal.trace)
+        if problem is not None:
+            raise StoreError(f"reversal of trace {reversal.trace:06d}: {problem}")
+        return self._signer.sign_record(document)
+
+    def set_aside_reversal(self, trace: int, reason: str) -> None:
+        """Take an armed reversal out of the sending path, as found, with why (never sent, never deleted)."""
+        with self.tables.transaction():
+            document = self.tables.get(REVERSALS, trace)
+            if document is None:
+                raise StoreError(f"no reversal of trace {trace:06d} is armed in {self.path}")
+            now = self._clock().isoformat()
+            entry = {"trace": trace, "found": document, "reason": reason, "set_aside_at": now}
+            self.tables.put(SET_ASIDE, self.tables.next_key(SET_ASIDE), entry)
+            self.tables.remove(REVERSALS, trace)
+        log.warning("outbox %s: reversal of trace %06d set aside (%s)", self.path.name, trace, reason)
 
     def disarm(self, trace: int) -> bool:
         """Remove the armed reversal of `trace` (a valid answer came); False if none was armed."""
@@ -367,7 +476,7 @@ class Outbox:
         with self.tables.transaction():
             reversal = self._armed(trace)
             changed = replace(reversal, reason=ReversalReason(reason))
-            self.tables.put(REVERSALS, trace, reversal_document(changed))
+            self.tables.put(REVERSALS, trace, self._signed_reversal(changed))
         return changed
 
     def _armed(self, trace: int) -> ArmedReversal:
@@ -377,9 +486,22 @@ class Outbox:
         return reversal
 
     def _reversal_from(self, trace: int, document: Mapping[str, Any]) -> ArmedReversal:
-        reversal = reversal_from_document(document, f"{self.path}: reversal of trace {trace:06d}")
+        where = f"{self.path}: reversal of trace {trace:06d}"
+        if not isinstance(document.get(SIGNATURE_FIELD), str):
+            raise StoreError(f"{where} carries no signature (not armed by this terminal); it is not sent")
+        try:
+            verify_record(document, self._public_key)
+        except TamperedRecordError:
+            raise StoreError(
+                f"{where} fails its signature check (edited, flagged by hand, or not armed by this "
+                "terminal); it is not sent"
+            ) from None
+        reversal = reversal_from_document(document, where)
         if reversal.trace != trace:
-            raise StoreError(f"{self.path}: reversal of trace {trace:06d} is filed under another trace")
+            raise StoreError(f"{where} is filed under another trace")
+        problem = _trace_problem(reversal.fields, trace)
+        if problem is not None:
+            raise StoreError(f"{where}: {problem}")
         return reversal
 
     # ----- sending ------------------------------------------------------------------------------------
@@ -399,6 +521,12 @@ class Outbox:
         """Remove what the host acknowledged: a record by its id, a reversal by `reversal_id(trace)`."""
         with self.tables.transaction():
             table, key = self._locate(item_id)
+            if table == OUTBOX:
+                document = self.tables.get(OUTBOX, key)
+                assert document is not None
+                record = document.get("record")
+                if isinstance(record, dict) and "prev" in record:
+                    self._chain_done(key, chain_hash(canonical_json(record)))
             self.tables.remove(table, key)
 
     def mark_attempt(self, item_id: str, error: str) -> DeliveryState:
@@ -412,7 +540,7 @@ class Outbox:
                 state = self._next_state(before, last_error)
                 changed = replace(reversal, attempts=state.attempts, last_error=last_error,
                                   flagged=state.undeliverable)  # fmt: skip
-                self.tables.put(REVERSALS, key, reversal_document(changed))
+                self.tables.put(REVERSALS, key, self._signed_reversal(changed))
             else:
                 document = self.tables.get(OUTBOX, key)
                 assert document is not None
@@ -421,9 +549,7 @@ class Outbox:
                 except _Malformed as exc:
                     raise StoreError(f"record {item_id} in {self.path} is malformed: {exc}") from None
                 state = self._next_state(before, last_error)
-                document.update(attempts=state.attempts, last_error=state.last_error,
-                                undeliverable=state.undeliverable)  # fmt: skip
-                self.tables.put(OUTBOX, key, document)
+                self.tables.put(OUTBOX, key, self._delivery_document(document["record"], state))
         if state.undeliverable and not before.undeliverable:
             log.warning("outbox %s: %s undeliverable after %d tries, kept",
                         self.path.name, item_id, state.attempts)  # fmt: skip
@@ -451,6 +577,94 @@ class Outbox:
         if document is None or _record_id_of(document) != item_id:
             raise StoreError(f"record {item_id} is not in the outbox {self.path}")
         return OUTBOX, doc_id
+
+    # ----- the chain ----------------------------------------------------------------------------------
+
+    def _chain_meta(self) -> tuple[dict[str, Any], tuple[int, str], list[tuple[int, int, str]]] | None:
+        """meta, the base and the done runs; None for a file with no chain yet. StoreError if malformed."""
+        meta = self.tables.get(META, META_KEY) or {}
+        if "chain_base" not in meta:
+            return None
+        base, runs = meta.get("chain_base"), meta.get("chain_done")
+        try:
+            assert isinstance(base, list) and isinstance(runs, list)
+            number, hash_ = base
+            assert isinstance(number, int) and isinstance(hash_, str)
+            done = [(int(lo), int(hi), str(h)) for lo, hi, h in runs]
+        except (AssertionError, TypeError, ValueError):
+            raise StoreError(f"{self.path}: the outbox chain's bookkeeping (meta) is malformed") from None
+        return meta, (number, hash_), done
+
+    def _chain_done(self, sequence: int, hash_: str) -> None:
+        """Count record `sequence` as acknowledged or set aside (it leaves the outbox in this write)."""
+        chain = self._chain_meta()
+        if chain is None:
+            return
+        meta, (base, base_hash), runs = chain
+        if sequence <= base or any(lo <= sequence <= hi for lo, hi, _ in runs):
+            return
+        runs.append((sequence, sequence, hash_))
+        runs.sort()
+        merged: list[tuple[int, int, str]] = []
+        for lo, hi, h in runs:
+            if merged and merged[-1][1] + 1 == lo:
+                merged[-1] = (merged[-1][0], hi, h)
+            else:
+                merged.append((lo, hi, h))
+        while merged and merged[0][0] == base + 1:
+            _, base, base_hash = merged.pop(0)
+        self.tables.put(META, META_KEY, {**meta, "chain_base": [base, base_hash],
+                                         "chain_done": [list(run) for run in merged]})  # fmt: skip
+
+    def check_chain(self) -> None:
+        """StoreError naming the file and the number when a record is missing, replayed or out of place.
+
+        Walks the records as they are: run it after the failing ones are set aside (`pending` does).
+        """
+        with self.tables.transaction():
+            chain = self._chain_meta()
+            if chain is None:
+                return
+            meta, (base, base_hash), runs = chain
+            next_sequence = meta.get("next_sequence")
+            if not isinstance(next_sequence, int) or isinstance(next_sequence, bool) or next_sequence <= base:
+                raise StoreError(f"{self.path}: the outbox's next sequence is not past its chain base")
+            live: dict[int, dict[str, Any]] = {}
+            for doc_id, document in self.tables.all(OUTBOX):
+                record = document.get("record")
+                if isinstance(record, dict) and "prev" in record:  # records from before the chain stay out
+                    live[doc_id] = record
+            spans = sorted([(s, s, "live") for s in live] + [(lo, hi, "done") for lo, hi, _ in runs])
+            expected = base + 1
+            for lo, hi, what in spans:
+                if lo < expected:
+                    raise StoreError(
+                        f"{self.path}: outbox record {lo} was acknowledged or set aside already: replayed"
+                        if what == "live" else f"{self.path}: the outbox chain's bookkeeping overlaps at {lo}"
+                    )  # fmt: skip
+                if lo > expected:
+                    raise StoreError(
+                        f"{self.path}: outbox record {expected} is missing (neither acknowledged nor set "
+                        "aside): cut out of the file"
+                    )
+                expected = hi + 1
+            if expected > next_sequence:
+                raise StoreError(f"{self.path}: outbox record {expected - 1} is past the last number given")
+            if expected < next_sequence:
+                raise StoreError(f"{self.path}: outbox record {expected} is missing (neither acknowledged "
+                                 "nor set aside): cut out of the file")  # fmt: skip
+            hashes = {hi: h for _, hi, h in runs} | {base: base_hash}
+            hashes |= {s: chain_hash(canonical_json(record)) for s, record in live.items()}
+            for sequence in sorted(live):
+                before = hashes.get(sequence - 1, "")
+                if before and live[sequence].get("prev") != before:
+                    raise StoreError(
+                        f"{self.path}: outbox record {sequence} does not follow record {sequence - 1} "
+                        "(replayed, moved, or from another chain)"
+                    )
+            head, last = meta.get("chain_head"), hashes.get(next_sequence - 1, "")
+            if last and head != last:
+                raise StoreError(f"{self.path}: the outbox chain head is not its last record")
 
     def flagged(self) -> tuple[list[ArmedReversal], list[OutboxRecord]]:
         """What used up its tries (reversals, records): kept for the technician and the slip."""

@@ -39,7 +39,8 @@ from firmware.host.messages import TerminalIdentity
 from firmware.host.profile import HostProfile, load_host_profile
 from firmware.host.signon import SignOnResult, sign_on
 from firmware.identity import load_identity
-from firmware.keys.layout import KeyLayout, open_key_store, open_record_signer
+from firmware.keys.device import load_device_key
+from firmware.keys.layout import KeyLayout, open_key_store, open_monotonic_record, open_record_signer
 from firmware.txn.authorise import Authoriser
 from firmware.txn.book import ORDER_TYPES, Book
 from firmware.txn.card_payment import KernelSetup, PinSource, run_card_payment
@@ -441,7 +442,8 @@ def open_terminal(
 ) -> TerminalService:
     """The service over a provisioned terminal's data directory (KeyStoreError if not provisioned)."""
     layout = KeyLayout.under(Path(data_dir), device_key)
-    keys = open_key_store(layout)
+    record = open_monotonic_record(layout, load_device_key(layout.device_key_path))
+    keys = open_key_store(layout, record)
     signer = open_record_signer(keys)
     profile = profile or load_host_profile()
     wall_clock = clock or (lambda: datetime.now().astimezone())
@@ -452,6 +454,7 @@ def open_terminal(
         wall_clock,
         rng=random_bytes,
         max_attempts=profile.max_attempts,
+        record=record,
     )
     wire = Wire(link, StoreMac(keys, profile.mac_profile), profile.answer_timeout)
     ctx = TxnContext(

@@ -10,7 +10,10 @@ in the outbox, flagged and reported, never dropped.
 
 What an answer means:
 - reversal (0400): any answer whose MAC checks disarms it; the request it
-  protected becomes REVERSED in the journal.
+  protected becomes REVERSED in the journal. A reversal goes up only while
+  that request is PENDING in the books: one whose request is approved,
+  declined, reversed or not in the open batch is set aside (kept, with why,
+  for the technician) and never sent.
 - advice (0220): ``00`` approves the refund or adjust (and queues its
   customer notice in the same write); another code declines it; either way
   it leaves the outbox.
@@ -56,6 +59,7 @@ class DrainReport:
     waiting: int = 0
     flagged: int = 0
     stopped: str | None = None  # why the drain stopped early (host unreachable), or None
+    set_aside: list[str] = field(default_factory=list)  # reversals refused: their request is not pending
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,11 +68,16 @@ class DrainReport:
             "waiting": self.waiting,
             "flagged": self.flagged,
             "stopped": self.stopped,
+            "set_aside": self.set_aside,
         }
 
 
 class _NotProcessed(PosError):
     """The host answered but did not process the request (unMACed decline): try again later."""
+
+
+class _SetAside(PosError):
+    """A reversal whose request is not pending: set aside, not sent."""
 
 
 def _checked(answer: Mapping[str, str]) -> str:
@@ -79,7 +88,18 @@ def _checked(answer: Mapping[str, str]) -> str:
 
 
 def send_reversal(ctx: TxnContext, armed: ArmedReversal) -> str:
-    """Send one armed reversal (a repeat after its first try); disarm it on a valid answer."""
+    """Send one armed reversal (a repeat after its first try); disarm it on a valid answer.
+
+    Only while its request is PENDING in the books: otherwise it is set aside, nothing is sent,
+    and `_SetAside` says so.
+    """
+    entry = ctx.book.entry(armed.trace)
+    if entry is None or entry.status is not TxnStatus.PENDING:
+        why = "not in the open batch" if entry is None else entry.status.value
+        ctx.book.outbox.set_aside_reversal(
+            armed.trace, f"not sent: its request {armed.trace:06d} is {why}, not pending"
+        )
+        raise _SetAside(f"reversal of trace {armed.trace:06d}: its request is {why}, not pending")
     original = ctx.rebuild(armed.fields, armed.pan_sealed, f"reversal of trace {armed.trace:06d}")
     message = reversal(original, armed.reason.value, armed.armed_at)
     code = _checked(ctx.wire.exchange(repeat(message) if armed.attempts else message))
@@ -170,6 +190,9 @@ def _retry_flagged(ctx: TxnContext, report: DrainReport) -> bool:
         except NotSent as exc:
             report.stopped = str(exc)
             return False
+        except _SetAside:
+            report.set_aside.append(item_id)
+            continue
         except (WireError, _NotProcessed, MessageFormatError) as exc:
             ctx.book.outbox.mark_attempt(item_id, str(exc))
             report.failed.append(item_id)
@@ -199,6 +222,9 @@ def drain(ctx: TxnContext, *, reversals_only: bool = False, include_flagged: boo
         except NotSent as exc:
             report.stopped = str(exc)
             break
+        except _SetAside:
+            report.set_aside.append(item_id)
+            continue
         except (WireError, _NotProcessed, MessageFormatError) as exc:
             ctx.book.outbox.mark_attempt(item_id, str(exc))
             report.failed.append(item_id)
