@@ -722,7 +722,7 @@ def _image_confirm(ctx: Context, checked: ImageCheck) -> FlowMessage:
     body = [
         Line(ctx.t("tech.image.ok"), Style.GOOD),
         Line(checked.path.name),
-        Line(ctx.t("tech.image.version", version=checked.version, installed=installed), Style.BIG),
+        Line(ctx.t("tech.image.version", version=checked.version, installed=installed)),
         Line(ctx.t("tech.image.target", arch=checked.arch, python=checked.python, files=checked.files)),
         Line(ctx.t("tech.image.key", signer=checked.key_id), Style.DIM),
     ]

@@ -35,7 +35,7 @@ TECHNICIAN_TEXT: Final[dict[str, Text]] = {
         "No technician password yet (pos-keys set-password technician)",
     ),
     "tech.must_change": _T("出厂密码，请先设置新密码", "A factory password: set a new one first"),
-    "tech.password.title": _T("修改技术员密码", "New password"),
+    "tech.password.title": _T("修改技术员密码", "Change password"),
     "tech.password.new": _T("请输入新密码（至少 {length} 位）", "New password (at least {length})"),
     "tech.password.again": _T("请再次输入新密码", "The new password again"),
     "tech.password.old": _T("请输入当前密码", "Current password"),
