@@ -15,8 +15,9 @@ import psec
 import pygame
 import pytest
 
+from firmware.__main__ import technician_tools
 from firmware.app import Kiosk
-from firmware.errors import ImageRefusedError
+from firmware.errors import ConfigError, ImageRefusedError
 from firmware.keys.layout import KeyLayout
 from firmware.keys.passwords import PasswordStore
 from firmware.keys.working_keys import TMK_NAME
@@ -26,7 +27,7 @@ from firmware.screens.render import wrap
 from firmware.screens.technician import PATH_LETTERS, TechnicianMenu
 from firmware.txn.model import ReverseOperation, TxnType
 from firmware.txn.rules import terms_lines
-from firmware.txn.technician import MediaPathError, Technician, TechnicianSettings
+from firmware.txn.technician import MediaPathError, Technician, TechnicianSettings, load_technician_settings
 from firmware.txn.terms import Language
 from firmware.update.slots import status
 from tests.flash_fixtures import OTHER, PRODUCTION, TARGET, build, small_source, trust
@@ -476,3 +477,38 @@ def test_every_technician_screen_in_both_languages_as_png(rig: Rig, tmp_path: Pa
         assert image.get_size() == (320, 480), name
         small = pygame.transform.scale(image, (32, 48))
         assert len({small.get_at((x, y))[:3] for x in range(32) for y in range(48)}) >= 5, name
+
+
+# ----- settings and wiring ------------------------------------------------------------------------
+
+
+def test_the_shipped_settings_and_their_refusals(tmp_path: Path) -> None:
+    shipped = load_technician_settings()
+    assert (shipped.media_dir, shipped.slots_root, shipped.log_file) == (
+        Path("/media"),
+        Path("/opt/pos-terminal"),
+        None,
+    )
+    bad = tmp_path / "technician.json"
+    for document, where in (
+        ({"media_dir": "media", "slots_root": "/r", "log_lines": 5}, "media_dir"),
+        ({"media_dir": "/m", "slots_root": "/r", "log_lines": 0}, "log_lines"),
+        ({"media_dir": "/m", "slots_root": "/r", "log_lines": 5, "usb": "/x"}, "usb"),
+    ):
+        bad.write_text(json.dumps(document))
+        with pytest.raises(ConfigError, match=where):
+            load_technician_settings(bad)
+
+
+def test_the_composition_root_takes_the_directories_from_the_environment(
+    rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POS_ROOT", str(tmp_path / "root"))
+    monkeypatch.setenv("POS_MEDIA_DIR", str(tmp_path / "media"))
+    monkeypatch.setenv("POS_LOG_FILE", str(tmp_path / "pos.log"))
+    passwords = PasswordStore(KeyLayout.under(rig.data_dir).passwords_path, time.monotonic)
+    tech = technician_tools(rig.data_dir, rig.service, passwords)
+    assert tech.settings.slots_root == tmp_path / "root"
+    assert tech.settings.media_dir == tmp_path / "media"
+    assert tech.settings.log_file == tmp_path / "pos.log"
+    assert tech.login(TECH_PASSWORD) is None  # no technician password set yet
