@@ -196,6 +196,8 @@ def test_keys_by_kcv_then_a_tmk_from_the_stick_and_sign_on_again(rig: Rig, tmp_p
             "EXPECT （密钥块版本 01）",
         )
         shown = kiosk.screen_text()
+        play(kiosk, "CANCEL", "EXPECT 技术员菜单")  # the flow's steps took the keys list's place
+        assert isinstance(kiosk.top, TechnicianMenu) and len(kiosk.stack) == 3
     after = {info.name: info for info in rig.service.ctx.keys.list()}
     assert after[TMK_NAME].version == 2 and after[TMK_NAME].block_version == "01"
     for secret in (TMK.hex(), KBPK.hex()):
@@ -389,7 +391,10 @@ def test_a_typed_image_path_and_a_second_install_on_trial(rig: Rig, tmp_path: Pa
         play(kiosk, *LOGIN, "5", "EXPECT Type a path", "UP", "ENTER")
         play(kiosk, *path_keys("usb/new/pos-terminal-2.0.0-x86_64.img"), "ENTER")
         play(kiosk, "EXPECT Version 2.0.0 (now 1.0.0)", "ENTER", "EXPECT 2.0.0 installed into slot b")
-        play(kiosk, "EXPECT back to slot a unless good within 3 starts")
+        play(kiosk, "EXPECT back to slot a unless good within 3 starts", "ENTER", "EXPECT Reader test")
+        assert isinstance(kiosk.top, TechnicianMenu) and len(kiosk.stack) == 3
+        play(kiosk, "5", "EXPECT Type a path", "UP", "ENTER", *path_keys("usb/nothing.img"), "ENTER")
+        play(kiosk, "EXPECT Refused", "EXPECT no file")  # stays on the typed path
     trial = status(tech.settings.slots_root, rig.data_dir).trial
     assert trial is not None and trial.slot == "b"
 

@@ -277,6 +277,8 @@ class PickScreen(ChoiceScreen):
         super().__init__(ctx, title, [], above=above)
         self.chosen, self.typed, self.empty, self.back = chosen, typed, empty, back
         self.busy = True
+        self._entry: EntryScreen | None = None  # the typed path, checked on the worker for this screen
+        self._typed_job: Job | None = None
         tech = _tech(ctx)
         ctx.run(self, lambda job: find(tech), "local")
 
@@ -288,6 +290,13 @@ class PickScreen(ChoiceScreen):
         return str(path)
 
     def on_job(self, done: JobDone) -> Transition:
+        if done.job is self._typed_job and self._entry is not None:
+            entry, self._typed_job = self._entry, None
+            entry.busy = False
+            if isinstance(done.outcome, Failed):
+                entry.error = explain(self.ctx, done.outcome.error)
+                return Transition.stay()
+            return self.chosen(done.outcome.value)  # in this screen's place: the entry above it goes
         self.busy = False
         found: list[Path] = []
         if isinstance(done.outcome, Failed):
@@ -308,7 +317,9 @@ class PickScreen(ChoiceScreen):
 
         def enter(screen: EntryScreen) -> Transition:
             text = screen.field.finish() if isinstance(screen.field, MultiTapField) else ""
-            return screen.lookup(lambda job: self.typed(tech, text), self.chosen)
+            screen.busy, self._entry = True, screen
+            self._typed_job = ctx.run(self, lambda job: self.typed(tech, text), "local")
+            return Transition.stay()
 
         prompt = ctx.t("tech.path.prompt", media=tech.media_dir)
         entry = EntryScreen(
