@@ -11,10 +11,15 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from firmware.cli.terminal import TerminalOptions
     from firmware.emv.online import OnlineHandler
     from firmware.emv.reader import CardReader
     from firmware.host.channel import HostLink
+    from firmware.keys.passwords import PasswordStore
+    from firmware.txn.service import TerminalService
+    from firmware.txn.technician import Technician
     from sim.issuer import Issuer
 
 
@@ -143,6 +148,26 @@ def kiosk_health() -> tuple[Callable[[], None], Callable[[], None], float | None
     return ready, beat, watchdog_interval()
 
 
+def technician_tools(data_dir: Path, service: TerminalService, passwords: PasswordStore) -> Technician:
+    """The technician menu's tools: `firmware/data/technician.json`, with $POS_ROOT (the slots' root,
+    as for `pos-flash`), $POS_MEDIA_DIR and $POS_LOG_FILE over it; images built for this machine."""
+    import os
+    from dataclasses import replace
+    from pathlib import Path
+
+    from firmware.txn.technician import Technician, load_technician_settings
+    from firmware.update.verify import Target
+
+    settings = load_technician_settings()
+    if os.environ.get("POS_ROOT"):
+        settings = replace(settings, slots_root=Path(os.environ["POS_ROOT"]))
+    if os.environ.get("POS_MEDIA_DIR"):
+        settings = replace(settings, media_dir=Path(os.environ["POS_MEDIA_DIR"]))
+    if os.environ.get("POS_LOG_FILE"):
+        settings = replace(settings, log_file=Path(os.environ["POS_LOG_FILE"]))
+    return Technician(service, passwords, settings, data_dir, target=Target.this_machine())
+
+
 def run_kiosk(options: TerminalOptions) -> None:
     """The kiosk over the terminal's books, its host link, the supervisor's password store and a card slot.
 
@@ -207,6 +232,7 @@ def run_kiosk(options: TerminalOptions) -> None:
             headless=options.headless,
         ),
     )
+    kiosk.ctx.technician = technician_tools(options.data_dir, service, passwords)
     try:
         if steps is not None:
             shots = Path(options.shots) if options.shots else None

@@ -42,6 +42,7 @@ from firmware.txn.terms import Language
 
 if TYPE_CHECKING:  # the type of what the slot holds; screens never call the reader themselves
     from firmware.emv.reader import CardReader
+    from firmware.txn.technician import Technician
 
 __all__ = [
     "CardSlotView",
@@ -179,6 +180,7 @@ class Context:
     render_slip: Callable[[Any], object] | None = None  # a Slip as a picture, for the receipt preview
     network: NetworkState = NetworkState.UNKNOWN
     queue_view: dict[str, Any] = field(default_factory=dict)
+    technician: Technician | None = None  # the technician menu's tools; set by the composition root
 
     def t(self, key: str, **values: object) -> str:
         """The catalogue's text for `key` in the current language."""

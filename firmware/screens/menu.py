@@ -11,6 +11,7 @@ from firmware.screens.reverse import ReverseKind, start_reverse
 from firmware.screens.sale import SaleAmountScreen
 from firmware.screens.settle import SettlementScreen
 from firmware.screens.status import RequestStatusScreen
+from firmware.screens.technician import technician_entry
 from firmware.txn.service import TerminalService
 
 __all__ = ["MainMenu", "sign_on_screen"]
@@ -39,5 +40,6 @@ class MainMenu(ChoiceScreen):
             (ctx.t("menu.status"), lambda: Transition.push(RequestStatusScreen(ctx))),
             (ctx.t("menu.settle"), lambda: Transition.push(SettlementScreen(ctx))),
             (ctx.t("menu.signon"), lambda: Transition.push(sign_on_screen(ctx))),
+            (ctx.t("menu.technician"), lambda: technician_entry(ctx)),
         ]
         super().__init__(ctx, ctx.t("menu.title"), entries)

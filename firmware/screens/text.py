@@ -293,3 +293,10 @@ def tr(key: str, language: Language, **values: object) -> str:
     """The text of `key` in `language`, its `{names}` filled from `values` (KeyError if unknown)."""
     text = CATALOGUE[key].in_language(language)
     return text.format(**values) if values else text
+
+
+# ----- the technician menu's strings (firmware/screens/technician_text.py) ---------------------------
+from firmware.screens.technician_text import TECHNICIAN_SAMPLE_VALUES, TECHNICIAN_TEXT  # noqa: E402
+
+CATALOGUE.update(TECHNICIAN_TEXT)
+SAMPLE_VALUES.update({name: v for name, v in TECHNICIAN_SAMPLE_VALUES.items() if name not in SAMPLE_VALUES})
