@@ -304,7 +304,9 @@ def _sale(kiosk: Kiosk) -> None:
         *typed("1234"),
         "ENTER",
         "EXPECT 交易成功",
-        "ENTER",
+        "ENTER",  # the receipt
+        "EXPECT 签购单预览",
+        "ENTER",  # back to idle
         "CARD REMOVE",
     )
 
