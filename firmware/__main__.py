@@ -111,15 +111,14 @@ def run_kiosk(options: TerminalOptions) -> None:
 
     from firmware.app import CardSlot, Kiosk, KioskOptions, parse_script, run_script
     from firmware.identity import load_identity
-    from firmware.keys.layout import KeyLayout
-    from firmware.keys.passwords import PasswordStore
+    from firmware.keys.layout import KeyLayout, open_password_store
     from firmware.screens.base import TerminalInfo
     from firmware.txn.service import open_terminal
     from firmware.txn.terms import Language
 
     steps = parse_script(options.script.read_text(encoding="utf-8")) if options.script else None
     service = open_terminal(options.data_dir, open_link(options.host, options.port))
-    passwords = PasswordStore(KeyLayout.under(options.data_dir).passwords_path, time.monotonic)
+    passwords = open_password_store(KeyLayout.under(options.data_dir), time.monotonic)
     identity = load_identity()
     info = TerminalInfo(
         merchant_name=identity.merchant_name_location,

@@ -22,6 +22,7 @@ import pytest
 
 from firmware.cli.keys import main as pos_keys
 from firmware.errors import VerificationError
+from firmware.keys.device import load_device_key
 from firmware.keys.dukpt import AesDukptTerminal, KeyUsage, TdesDukptTerminal
 from firmware.keys.dukpt_aes import derive_initial_key
 from firmware.keys.dukpt_tdes import derive_ipek
@@ -43,7 +44,7 @@ BDK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 AES_BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
 PIN = "739146825031"
 PAN = "6222020200112233445"
-PASSWORDS = {"supervisor": "Sup3rvisor!Planted", "technician": "T3chnician!Planted"}
+PASSWORDS = {"supervisor": "73910486251", "technician": "T3chnician!Planted"}
 NEW_PASSWORD = "N3wPlantedPassw0rd"
 
 
@@ -130,7 +131,7 @@ def test_no_secret_in_files_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFix
         verify_record(record, signer.public_key())
 
     # Passwords: factory install, a wrong login, a change, a login.
-    passwords = PasswordStore(layout.passwords_path, lambda: 1_700_000_000.0)
+    passwords = PasswordStore(layout.passwords_path, load_device_key(layout.device_key_path), lambda: 1.7e9)
     passwords.install_factory_passwords(PASSWORDS)
     passwords.verify("technician", "wrong-guess-1")
     passwords.change_password("technician", PASSWORDS["technician"], NEW_PASSWORD)

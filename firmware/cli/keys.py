@@ -37,18 +37,28 @@ from firmware.cli.common import (
     fail,
     parse_command_line,
 )
-from firmware.errors import KeyBlockError, KeyStoreError, PosError
+from firmware.errors import KeyBlockError, KeyStoreError, MalformedFileError, PosError
 from firmware.keys.dukpt_load import load_dukpt_initial_key
 from firmware.keys.dukpt_state import DukptInfo
-from firmware.keys.layout import KeyLayout, open_dukpt_terminal, open_key_store, open_record_signer
-from firmware.keys.passwords import ChangeOutcome, PasswordStore
+from firmware.keys.layout import (
+    KeyLayout,
+    open_dukpt_terminal,
+    open_key_store,
+    open_password_store,
+    open_record_signer,
+)
+from firmware.keys.passwords import ChangeOutcome, password_problem
 from firmware.keys.provision import provision
 from firmware.keys.tmk import install_tmk
+from firmware.store.json_guard import read_bounded
 
 __all__ = ["DEFAULT_DATA_DIR", "PROG", "build_parser", "main"]
 
 DEFAULT_DATA_DIR = "var/data"
 PROG = "pos-keys"
+# A TR-31 block is at most 9999 characters; a KBPK file a line of hex. Every read stops here.
+MAX_INPUT_BYTES = 16 * 1024
+MAX_PASSWORD_INPUT = 4096
 
 
 def build_parser() -> Parser:
@@ -93,28 +103,45 @@ def build_parser() -> Parser:
 
 
 def _set_password(layout: KeyLayout, role: str, stdin: TextIO, out: TextIO) -> None:
-    lines = [line.rstrip("\r\n") for line in stdin.read(4096).splitlines()]
-    store = PasswordStore(layout.passwords_path, time.monotonic)
+    text = stdin.read(MAX_PASSWORD_INPUT + 1)
+    if len(text) > MAX_PASSWORD_INPUT:
+        raise KeyStoreError(f"more than {MAX_PASSWORD_INPUT} characters on standard input")
+    lines = [line.rstrip("\r\n") for line in text.splitlines()]
+    store = open_password_store(layout, time.monotonic)
     if role not in store.roles():
-        if len(lines) != 1 or not store.set_first_password(role, lines[0]):
+        if len(lines) != 1:
             raise KeyStoreError(f"{role} has no password yet: give the new one alone on standard input")
+        if not store.set_first_password(role, lines[0]):
+            raise KeyStoreError(f"{role} has a password already: give the old one, then the new one")
         out.write(f"{role}: password set\n")
         return
     if len(lines) != 2:
         raise KeyStoreError(f"{role} has a password: give the old one, then the new one, on standard input")
     outcome = store.change_password(role, lines[0], lines[1])
+    if outcome is ChangeOutcome.TOO_SHORT:
+        raise KeyStoreError(f"{role}: password not changed ({password_problem(role, lines[1])})")
     if outcome is not ChangeOutcome.CHANGED:
         raise KeyStoreError(f"{role}: password not changed ({outcome.value})")
     out.write(f"{role}: password changed\n")
 
 
 def _read_text(path: str, stdin: TextIO, what: str) -> str:
+    """The file's text (or standard input's, for "-"), at most MAX_INPUT_BYTES of it."""
     if path == "-":
-        return stdin.read()
+        text = stdin.read(MAX_INPUT_BYTES + 1)
+        if len(text) > MAX_INPUT_BYTES:
+            raise KeyStoreError(f"{what} on standard input is longer than {MAX_INPUT_BYTES} characters")
+        return text
     try:
-        return Path(path).read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
+        return read_bounded(path, MAX_INPUT_BYTES).decode("ascii")
+    except (OSError, UnicodeDecodeError, MalformedFileError) as exc:
+        reason = (
+            exc.strerror
+            if isinstance(exc, OSError)
+            else f"larger than {MAX_INPUT_BYTES} bytes"
+            if isinstance(exc, MalformedFileError)
+            else "not ASCII text"
+        )
         raise KeyStoreError(f"cannot read {what} {path}: {reason}") from exc
 
 

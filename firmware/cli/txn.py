@@ -51,8 +51,7 @@ from firmware.errors import (
     RuleViolation,
 )
 from firmware.host.channel import HostLink
-from firmware.keys.layout import KeyLayout
-from firmware.keys.passwords import PasswordStore
+from firmware.keys.layout import KeyLayout, open_password_store
 from firmware.txn.model import Evidence, RefundMethod, ReverseOperation, TxnStatus, TxnType
 from firmware.txn.money import parse_amount
 from firmware.txn.reverse import OriginalRef, ReverseResult
@@ -182,7 +181,9 @@ def _supervisor(args: argparse.Namespace, env: Environment) -> Callable[[Reverse
             f"the supervisor's password is longer than {MAX_PASSWORD_LINE - 1} characters", "", PROG
         )
     password = line.rstrip("\r\n")
-    store = PasswordStore(KeyLayout.under(args.data_dir).passwords_path, env.monotonic)
+    device_key = os.environ.get("POS_DEVICE_KEY")
+    layout = KeyLayout.under(args.data_dir, Path(device_key) if device_key else None)
+    store = open_password_store(layout, env.monotonic)
 
     def approve(operation: ReverseOperation) -> bool:
         return store.verify("supervisor", password).authenticated

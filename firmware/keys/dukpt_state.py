@@ -38,7 +38,7 @@ from typing import Any, Final, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 
-from firmware.errors import CryptoError, KeyBlockError, KeyExhaustedError, KeyStoreError
+from firmware.errors import CryptoError, KeyBlockError, KeyExhaustedError, KeyStoreError, MalformedFileError
 from firmware.keys import dukpt_aes, dukpt_tdes
 from firmware.keys.device import DeviceKey
 from firmware.keys.dukpt_aes import AesDukptTerminal, AesTransactionKeys, KeyType
@@ -48,6 +48,7 @@ from firmware.keys.kcv import KIND_AES, KIND_TDES, kcv_hex
 from firmware.keys.tr31 import NO_KEY_VERSION, check_newer_key_version
 from firmware.randomness import Rng
 from firmware.store.atomic_file import locked, write_atomically
+from firmware.store.json_guard import load_json, read_bounded
 
 __all__ = [
     "DUKPT_ALGORITHMS",
@@ -65,6 +66,7 @@ DUKPT_FILE_NAME: Final = "dukpt.json"
 DUKPT_ALGORITHMS: Final = (KIND_TDES, KIND_AES)
 _FORMAT: Final = "pos-dukpt-1"
 _NONCE_LENGTH: Final = 12
+_MAX_STATE_BYTES: Final = 1 << 20  # a few registers: a larger file is not a state of this device
 _BITMAP_LENGTH: Final = 4  # one bit per register, register 0 the least significant
 
 DukptTransactionKeys = TdesTransactionKeys | AesTransactionKeys
@@ -421,15 +423,17 @@ class PersistentDukptTerminal:
 
     def _read(self) -> _Record | None:
         try:
-            raw = self._path.read_bytes()
+            raw = read_bounded(self._path, _MAX_STATE_BYTES)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise KeyStoreError(f"cannot read DUKPT state {self._path}: {exc.strerror}") from exc
+        except MalformedFileError as exc:
+            raise KeyStoreError(f"DUKPT state {self._path} is damaged: {exc}") from exc
         try:
-            document = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise KeyStoreError(f"DUKPT state {self._path} is damaged: not valid JSON") from exc
+            document = load_json(raw, str(self._path))
+        except MalformedFileError as exc:
+            raise KeyStoreError(f"DUKPT state {self._path} is damaged: not valid JSON ({exc})") from exc
         return _open(self._device_key, document, self._path)
 
     def _read_loaded(self) -> _Record:

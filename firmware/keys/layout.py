@@ -3,7 +3,7 @@
 DATA_DIR/device.key            the device key (unless placed elsewhere)
 DATA_DIR/keys/keystore.json    every other key, sealed under the device key
 DATA_DIR/keys/dukpt.json       the DUKPT device's registers and counter, sealed under the device key
-DATA_DIR/keys/passwords.json   supervisor and technician password hashes
+DATA_DIR/keys/passwords.json   supervisor and technician password hashes, sealed under the device key
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from firmware.clocks import MonotonicClock
 from firmware.keys.device import load_device_key
 from firmware.keys.dukpt_state import PersistentDukptTerminal
+from firmware.keys.passwords import PasswordStore
 from firmware.keys.signing import SIGNING_KEY_NAME, RecordSigner, private_key_from_bytes
 from firmware.keys.store import KeyStore
 
-__all__ = ["KeyLayout", "open_dukpt_terminal", "open_key_store", "open_record_signer"]
+__all__ = ["KeyLayout", "open_dukpt_terminal", "open_key_store", "open_password_store", "open_record_signer"]
 
 
 @dataclass(frozen=True)
@@ -50,3 +52,8 @@ def open_record_signer(store: KeyStore) -> RecordSigner:
 def open_dukpt_terminal(layout: KeyLayout) -> PersistentDukptTerminal:
     """The DUKPT device, opened with the device key (KeyStoreError if the terminal is not provisioned)."""
     return PersistentDukptTerminal(layout.keys_dir, load_device_key(layout.device_key_path))
+
+
+def open_password_store(layout: KeyLayout, clock: MonotonicClock) -> PasswordStore:
+    """The password store, sealed under the device key (KeyStoreError if the terminal is not provisioned)."""
+    return PasswordStore(layout.passwords_path, load_device_key(layout.device_key_path), clock)
