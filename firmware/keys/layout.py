@@ -17,8 +17,16 @@ from firmware.keys.dukpt_state import PersistentDukptTerminal
 from firmware.keys.passwords import PasswordStore
 from firmware.keys.signing import SIGNING_KEY_NAME, RecordSigner, private_key_from_bytes
 from firmware.keys.store import KeyStore
+from firmware.store.atomic_file import tighten_private_dir
 
-__all__ = ["KeyLayout", "open_dukpt_terminal", "open_key_store", "open_password_store", "open_record_signer"]
+__all__ = [
+    "KeyLayout",
+    "open_dukpt_terminal",
+    "open_key_store",
+    "open_password_store",
+    "open_record_signer",
+    "tighten",
+]
 
 
 @dataclass(frozen=True)
@@ -40,8 +48,15 @@ class KeyLayout:
         return self.keys_dir / "passwords.json"
 
 
+def tighten(layout: KeyLayout) -> None:
+    """The data and key directories made 0700 if they exist with looser modes (a warning is logged)."""
+    tighten_private_dir(layout.data_dir)
+    tighten_private_dir(layout.keys_dir)
+
+
 def open_key_store(layout: KeyLayout) -> KeyStore:
     """The key store, opened with the device key (KeyStoreError if the terminal is not provisioned)."""
+    tighten(layout)
     return KeyStore(layout.keys_dir, load_device_key(layout.device_key_path))
 
 
@@ -51,9 +66,11 @@ def open_record_signer(store: KeyStore) -> RecordSigner:
 
 def open_dukpt_terminal(layout: KeyLayout) -> PersistentDukptTerminal:
     """The DUKPT device, opened with the device key (KeyStoreError if the terminal is not provisioned)."""
+    tighten(layout)
     return PersistentDukptTerminal(layout.keys_dir, load_device_key(layout.device_key_path))
 
 
 def open_password_store(layout: KeyLayout, clock: MonotonicClock) -> PasswordStore:
     """The password store, sealed under the device key (KeyStoreError if the terminal is not provisioned)."""
+    tighten(layout)
     return PasswordStore(layout.passwords_path, load_device_key(layout.device_key_path), clock)
