@@ -7,9 +7,10 @@ Text is looked at after every Unicode decimal digit (full-width ３, Arabic-Indi
   Luhn check (track data shows its PAN this way too: digits up to the "=" or
   "D" separator); or a run that is a two-digit length followed by that many
   digits of a Luhn-valid PAN (an ISO 8583 field 2 written out);
-- it holds groups of digits joined by one separator (space, "-", ".", "/"),
-  the first group of at least 4 digits, 13 to 19 digits in all, Luhn-valid;
-  or the whole value is digits grouped by any of those separators;
+- it holds groups of digits laid out as a PAN is printed (4-4-4-4 and a last
+  group, 4-6-5, 4-6-4) with one separator (space, "-", ".", "/"), 13 to 19
+  digits in all, Luhn-valid; or the whole value is digits grouped by spaces
+  or dashes;
 - it is hex or base64 (or hex inside base64) whose bytes show card data *by
   its structure* (`_bytes_hold_card_data`): an ISO 8583 message (MTI and
   bitmap in the first bytes) whose field 2 is a Luhn-valid PAN; BER-TLV tag
@@ -48,8 +49,13 @@ __all__ = ["check_storable", "luhn_valid", "mask_clear_pans", "normalise_digits"
 
 _DIGIT_RUN: Final = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
 _LONG_DIGIT_RUN: Final = re.compile(r"(?<![0-9])[0-9]{15,21}(?![0-9])")
-_SEPARATED_PAN: Final = re.compile(r"(?<![0-9])[0-9]{4,}(?:([ ./-])[0-9]+)(?:\1[0-9]+)*(?![0-9])")
-_GROUPED_NUMBER: Final = re.compile(r"[0-9][0-9 ./-]*[0-9]")
+# A PAN as it is printed: 4-4-4-4 (and a last group of 1..4), 4-4-4 and 1..4, 4-6-5, 4-6-4, with one
+# separator throughout. (Any grouping would take dates and times for PANs: 20251203-111457-3456.)
+_SEPARATED_PAN: Final = re.compile(
+    r"(?<![0-9])(?:[0-9]{4}([ ./-])[0-9]{4}(?:\1[0-9]{4}){1,2}(?:\1[0-9]{1,4})?"
+    r"|[0-9]{4}([ ./-])[0-9]{6}\2[0-9]{4,5})(?![0-9])"
+)
+_GROUPED_NUMBER: Final = re.compile(r"[0-9][0-9 -]*[0-9]")
 _HEX: Final = re.compile(r"[0-9a-fA-F]+")
 _BASE64: Final = re.compile(r"[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_-]+={0,2}")
 _MIN_ENCODED: Final = 14  # 7 bytes: the shortest BCD PAN
