@@ -1,6 +1,6 @@
 """`pos-keys`: provision the terminal, load the TMK and the DUKPT initial key, list keys (KCVs only).
 
-    pos-keys [--data-dir DIR] [--device-key PATH] provision     (completes a run cut short)
+    pos-keys [--data-dir DIR] [--device-key PATH] [--host-profile PATH] provision  (completes a run cut short)
     pos-keys [...] load-tmk --block FILE|- --kbpk-file FILE
     pos-keys [...] load-dukpt --block FILE|- --kbpk-file FILE [--ksn HEX]
     pos-keys [...] list
@@ -9,7 +9,10 @@
 The data directory comes from --data-dir, else $POS_DATA_DIR, else var/data;
 the device key from --device-key, else $POS_DEVICE_KEY, else DATA_DIR/device.key.
 `load-tmk` refuses a block holding a key component and, once a versioned TMK
-is installed, any block whose TR-31 key version number is not newer.
+is installed, any block whose TR-31 key version number is not newer; a TMK
+or KBPK that is single DES (8 bytes, equal halves) unless the host profile
+(--host-profile, default the shipped host.json) names the legacy single-DES
+mode, which `list` then shows, with each single-DES key marked.
 `load-dukpt` takes a B1 block (TDES or AES initial key); the initial KSN or key
 ID comes from its KS / IK optional block, else from --ksn. Only the registers
 the key fills are stored, never the key; an initial KSN / key ID loaded before
@@ -38,8 +41,11 @@ from firmware.cli.common import (
     parse_command_line,
 )
 from firmware.errors import KeyBlockError, KeyStoreError, MalformedFileError, PosError
+from firmware.host.profile import HostProfile, load_host_profile
+from firmware.keys.blockcipher import single_des_problem
 from firmware.keys.dukpt_load import load_dukpt_initial_key
 from firmware.keys.dukpt_state import DukptInfo
+from firmware.keys.kcv import KIND_TDES
 from firmware.keys.layout import (
     KeyLayout,
     open_dukpt_terminal,
@@ -68,6 +74,7 @@ def build_parser() -> Parser:
     parser.add_argument(
         "--device-key", help="device key file (default: $POS_DEVICE_KEY or DATA_DIR/device.key)"
     )
+    parser.add_argument("--host-profile", help="host profile JSON (default: the shipped host.json)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
         "provision",
@@ -163,11 +170,13 @@ def _provision(layout: KeyLayout, rng: Callable[[int], bytes], out: TextIO) -> N
     out.write(f"record signing public key: {done.signing_public_key.hex()}\n")
 
 
-def _load_tmk(layout: KeyLayout, block_path: str, kbpk_path: str, stdin: TextIO, out: TextIO) -> None:
+def _load_tmk(
+    layout: KeyLayout, block_path: str, kbpk_path: str, profile: HostProfile, stdin: TextIO, out: TextIO
+) -> None:
     store = open_key_store(layout)
     kbpk = _read_kbpk(kbpk_path, stdin)
     block = _read_text(block_path, stdin, "key block file").strip()
-    header, info = install_tmk(store, kbpk, block)
+    header, info = install_tmk(store, kbpk, block, allow_single_des=profile.legacy_single_des)
     out.write(
         f"TMK loaded from key block version {header.version_id}, key version {info.block_version}: "
         f"v{info.version} KCV {info.kcv}\n"
@@ -207,14 +216,20 @@ def _load_dukpt(
     )
 
 
-def _list(layout: KeyLayout, out: TextIO) -> None:
-    infos = open_key_store(layout).list()
+def _list(layout: KeyLayout, profile: HostProfile, out: TextIO) -> None:
+    store = open_key_store(layout)
+    infos = store.list()
     terminal = open_dukpt_terminal(layout)
     dukpt = terminal.info() if terminal.is_loaded() else None
+    if profile.legacy_single_des:
+        out.write("LEGACY MODE: the host profile allows single-DES keys (legacy_single_des)\n")
     if not infos and dukpt is None:
         out.write("no keys\n")
     for info in infos:
-        out.write(f"{info.name:<10} {info.kind:<8} v{info.version:<4} KCV {info.kcv}\n")
+        weak = ""
+        if info.kind == KIND_TDES and single_des_problem(store.get(info.name)) is not None:
+            weak = "  SINGLE DES (legacy)" if profile.legacy_single_des else "  SINGLE DES (not allowed)"
+        out.write(f"{info.name:<10} {info.kind:<8} v{info.version:<4} KCV {info.kcv}{weak}\n")
     if dukpt is not None:
         out.write(_dukpt_line(dukpt) + "\n")
 
@@ -247,11 +262,11 @@ def main(
         if args.command == "provision":
             _provision(layout, rng, stdout)
         elif args.command == "load-tmk":
-            _load_tmk(layout, args.block, args.kbpk_file, stdin, stdout)
+            _load_tmk(layout, args.block, args.kbpk_file, load_host_profile(args.host_profile), stdin, stdout)
         elif args.command == "load-dukpt":
             _load_dukpt(layout, args.block, args.kbpk_file, args.ksn, stdin, stdout)
         elif args.command == "list":
-            _list(layout, stdout)
+            _list(layout, load_host_profile(args.host_profile), stdout)
         elif args.command == "set-password":
             _set_password(layout, args.role, stdin, stdout)
         else:
