@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from firmware.cli.terminal import TerminalOptions
     from firmware.emv.online import OnlineHandler
     from firmware.emv.reader import CardReader
-    from firmware.host.channel import HostLink
+    from firmware.host.channel import HostAddress, HostLink
     from sim.issuer import Issuer
 
 
@@ -117,11 +117,11 @@ def flash_main(argv: Sequence[str] | None = None) -> int:
     return flash_cli_main(argv)
 
 
-def open_link(host: str, port: int) -> HostLink:
-    """The acquirer over TCP (the simulated one is the same: `pos-sim host` listens on a port)."""
-    from firmware.host.channel import TcpHostLink
+def open_link(address: HostAddress) -> HostLink:
+    """The acquirer over TLS, or plain TCP to this machine when asked for (`pos-sim host` on a port)."""
+    from firmware.host.channel import open_host_link
 
-    return TcpHostLink(host, port)
+    return open_host_link(address)
 
 
 def txn_main(argv: Sequence[str] | None = None) -> int:
@@ -153,7 +153,7 @@ def run_kiosk(options: TerminalOptions) -> None:
         from firmware.store.json_guard import read_bounded
 
         steps = parse_script(read_bounded(options.script, 1 << 20).decode("utf-8"))
-    service = open_terminal(options.data_dir, open_link(options.host, options.port))
+    service = open_terminal(options.data_dir, open_link(options.address))
     passwords = open_password_store(KeyLayout.under(options.data_dir), time.monotonic)
     identity = load_identity()
     info = TerminalInfo(

@@ -1,6 +1,6 @@
 """`pos-terminal`: the kiosk, on the terminal's screen or a desktop window, or headless from a script.
 
-    pos-terminal [--data-dir D] [--host HOST:PORT] [--size WxH] [--lang zh|en]
+    pos-terminal [--data-dir D] [--host HOST:PORT] [--plain | --tls-ca PEM] [--size WxH] [--lang zh|en]
                  [--no-touch-keypad] [--card SPEC] [--headless --script FILE [--shots DIR]]
 
 Screen size, language, touch keypad and wake-ups default to
@@ -25,8 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from firmware.cli.common import EXIT_USAGE, Parser, UsageError, fail, parse_command_line
+from firmware.cli.common import (
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    add_host_arguments,
+    fail,
+    host_address,
+    parse_command_line,
+)
 from firmware.errors import ConfigError, KeyStoreError, PosError
+from firmware.host.channel import HostAddress
 from firmware.kiosk_config import KioskSettings, load_kiosk_settings
 
 __all__ = ["EXIT_SCRIPT", "EXIT_SETUP", "PROG", "TerminalOptions", "build_parser", "main"]
@@ -41,8 +50,7 @@ DEFAULT_HOST = "127.0.0.1:5000"
 @dataclass(frozen=True)
 class TerminalOptions:
     data_dir: Path
-    host: str
-    port: int
+    address: HostAddress  # TLS unless --plain (this machine only)
     settings: KioskSettings
     headless: bool
     script: Path | None
@@ -53,7 +61,7 @@ class TerminalOptions:
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="The POS terminal's kiosk (keypad and screen)")
     parser.add_argument("--data-dir", type=Path, default=None, help="the terminal's data directory")
-    parser.add_argument("--host", default=DEFAULT_HOST, metavar="HOST:PORT", help="the acquirer host")
+    add_host_arguments(parser, DEFAULT_HOST)
     parser.add_argument(
         "--config", type=Path, default=None, help="kiosk settings (default: shipped kiosk.json)"
     )
@@ -67,13 +75,6 @@ def build_parser() -> Parser:
     parser.add_argument("--script", type=Path, default=None, help="play this keypad script, then exit")
     parser.add_argument("--shots", type=Path, default=None, help="where SHOT writes its PNG files")
     return parser
-
-
-def _host(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--host {text!r} is not HOST:PORT", "", PROG)
-    return host, int(port)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -91,7 +92,7 @@ def options_from(argv: Sequence[str]) -> TerminalOptions | int:
     parsed = parse_command_line(build_parser(), argv)
     if isinstance(parsed, int):
         return parsed
-    host, port = _host(parsed.host)
+    address = host_address(parsed, PROG)
     settings = load_kiosk_settings(parsed.config)
     if parsed.size:
         width, height = _size(parsed.size)
@@ -110,7 +111,7 @@ def options_from(argv: Sequence[str]) -> TerminalOptions | int:
         raise UsageError("--shots goes with --script", "", PROG)
     data_dir = parsed.data_dir or Path(os.environ.get("POS_DATA_DIR") or DEFAULT_DATA_DIR)
     return TerminalOptions(
-        data_dir, host, port, settings, parsed.headless, parsed.script, parsed.shots, parsed.card
+        data_dir, address, settings, parsed.headless, parsed.script, parsed.shots, parsed.card
     )
 
 
