@@ -268,7 +268,7 @@ demo_up() {
     demo_provision "$dir"
     trap demo_stop_host EXIT
     demo_start_host "$dir"
-    if ! "$VENV/bin/pos-txn" --data-dir "$dir/data" --host "127.0.0.1:$DEMO_PORT" sign-on >"$dir/sign-on.json"; then
+    if ! "$VENV/bin/pos-txn" --data-dir "$dir/data" --host "127.0.0.1:$DEMO_PORT" --plain sign-on >"$dir/sign-on.json"; then
         say "sign-on refused (see $dir/sign-on.json and $dir/host.log)"
         exit 1
     fi
@@ -300,7 +300,7 @@ cmd_run() {
     local card=(--card sim:visa-credit)
     case " $* " in *" --card "*) card=() ;; esac
     local rc=0
-    "$VENV/bin/pos-terminal" --data-dir "$DEMO/data" --host "127.0.0.1:$DEMO_PORT" \
+    "$VENV/bin/pos-terminal" --data-dir "$DEMO/data" --host "127.0.0.1:$DEMO_PORT" --plain \
         --receipts "$DEMO/receipts" "${card[@]}" "$@" || rc=$?
     demo_stop_host
     return "$rc"
@@ -385,7 +385,7 @@ cmd_demo() {
     demo_script >"$out/demo.script"
     local rc=0
     SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy "$VENV/bin/pos-terminal" --headless \
-        --data-dir "$out/data" --host "127.0.0.1:$DEMO_PORT" --lang zh \
+        --data-dir "$out/data" --host "127.0.0.1:$DEMO_PORT" --plain --lang zh \
         --script "$out/demo.script" --shots "$out" --receipts "$out" || rc=$?
     demo_stop_host
     if [ "$rc" -ne 0 ]; then

@@ -2,10 +2,17 @@
 
 The only module of `firmware/` allowed to import `sim/`, and only when a
 simulated part is asked for.
+
+Every entry point (`*_main`, `main`) first switches core dumps off
+(`no_core_dumps`): a crash dump of a process holding the clear TMK, PIK or
+device key would write them to disk, readable by whoever reads the dump.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import resource
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -16,11 +23,32 @@ if TYPE_CHECKING:
     from firmware.cli.terminal import TerminalOptions
     from firmware.emv.online import OnlineHandler
     from firmware.emv.reader import CardReader
-    from firmware.host.channel import HostLink
+    from firmware.host.channel import HostAddress, HostLink
     from firmware.keys.passwords import PasswordStore
     from firmware.txn.service import TerminalService
     from firmware.txn.technician import Technician
     from sim.issuer import Issuer
+
+
+_PR_SET_DUMPABLE = 4
+
+
+def no_core_dumps() -> list[str]:
+    """Core dumps off for this process: RLIMIT_CORE 0 and, on Linux, PR_SET_DUMPABLE 0 (no dump, no
+    ptrace by another process of the same user, /proc/PID/mem closed). Returns what could not be done."""
+    failed = []
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (OSError, ValueError):
+        failed.append("RLIMIT_CORE")
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+                failed.append("PR_SET_DUMPABLE")
+        except (OSError, AttributeError):
+            failed.append("PR_SET_DUMPABLE")
+    return failed
 
 
 def open_reader(spec: str) -> CardReader:
@@ -72,6 +100,7 @@ def online_factory(spec: str) -> OnlineHandler | None:
 
 def emv_main(argv: Sequence[str] | None = None) -> int:
     """`pos-emv` (firmware.cli.emv) with the reader opener and the online factory chosen here."""
+    no_core_dumps()
     from firmware.cli.emv import main as emv_cli_main
 
     return emv_cli_main(argv, open_reader=open_reader, online_factory=online_factory)
@@ -79,6 +108,7 @@ def emv_main(argv: Sequence[str] | None = None) -> int:
 
 def keys_main(argv: Sequence[str] | None = None) -> int:
     """`pos-keys` (firmware.cli.keys)."""
+    no_core_dumps()
     from firmware.cli.keys import main as keys_cli_main
 
     return keys_cli_main(argv)
@@ -86,20 +116,22 @@ def keys_main(argv: Sequence[str] | None = None) -> int:
 
 def flash_main(argv: Sequence[str] | None = None) -> int:
     """`pos-flash` (firmware.cli.flash): images, slots, boot decision, mark-good, rollback."""
+    no_core_dumps()
     from firmware.cli.flash import main as flash_cli_main
 
     return flash_cli_main(argv)
 
 
-def open_link(host: str, port: int) -> HostLink:
-    """The acquirer over TCP (the simulated one is the same: `pos-sim host` listens on a port)."""
-    from firmware.host.channel import TcpHostLink
+def open_link(address: HostAddress) -> HostLink:
+    """The acquirer over TLS, or plain TCP to this machine when asked for (`pos-sim host` on a port)."""
+    from firmware.host.channel import open_host_link
 
-    return TcpHostLink(host, port)
+    return open_host_link(address)
 
 
 def txn_main(argv: Sequence[str] | None = None) -> int:
     """`pos-txn` (firmware.cli.txn) with the reader opener and the host link chosen here."""
+    no_core_dumps()
     from firmware.cli.txn import main as txn_cli_main
 
     return txn_cli_main(argv, open_reader=open_reader, open_link=open_link)
@@ -179,8 +211,7 @@ def run_kiosk(options: TerminalOptions) -> None:
 
     from firmware.app import CardSlot, Kiosk, KioskOptions, parse_script, run_script
     from firmware.identity import load_identity
-    from firmware.keys.layout import KeyLayout
-    from firmware.keys.passwords import PasswordStore
+    from firmware.keys.layout import KeyLayout, open_password_store
     from firmware.printer.escpos import EscPosPrinter
     from firmware.screens.base import TerminalInfo
     from firmware.screens.render import find_font
@@ -188,9 +219,13 @@ def run_kiosk(options: TerminalOptions) -> None:
     from firmware.txn.service import open_terminal
     from firmware.txn.terms import Language
 
-    steps = parse_script(options.script.read_text(encoding="utf-8")) if options.script else None
-    service = open_terminal(options.data_dir, open_link(options.host, options.port))
-    passwords = PasswordStore(KeyLayout.under(options.data_dir).passwords_path, time.monotonic)
+    steps = None
+    if options.script:
+        from firmware.store.json_guard import read_bounded
+
+        steps = parse_script(read_bounded(options.script, 1 << 20).decode("utf-8"))
+    service = open_terminal(options.data_dir, open_link(options.address))
+    passwords = open_password_store(KeyLayout.under(options.data_dir), time.monotonic)
     identity = load_identity()
     info = TerminalInfo(
         merchant_name=identity.merchant_name_location,
@@ -248,6 +283,7 @@ def run_kiosk(options: TerminalOptions) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`pos-terminal` (firmware.cli.terminal): the kiosk, composed here."""
+    no_core_dumps()
     from firmware.cli.terminal import main as terminal_cli_main
 
     return terminal_cli_main(argv, run=run_kiosk)

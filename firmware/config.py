@@ -17,14 +17,14 @@ that begin with "_" are comments and are ignored everywhere.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Final
 
-from firmware.errors import ConfigError
+from firmware.errors import ConfigError, MalformedFileError
+from firmware.store.json_guard import load_json, read_bounded
 
 __all__ = [
     "DATA_PACKAGE",
@@ -53,10 +53,11 @@ def read_config(name: str, path: Path | str | None = None) -> Section:
             raw = resources.files(DATA_PACKAGE).joinpath(name).read_bytes()
         else:
             label = str(path)
-            with Path(path).open("rb") as file:
-                raw = file.read(_MAX_FILE_BYTES + 1)
+            raw = read_bounded(path, _MAX_FILE_BYTES)
     except OSError as exc:
         raise ConfigError(f"{label}: cannot read: {exc.strerror or exc}") from None
+    except MalformedFileError as exc:
+        raise ConfigError(str(exc)) from None
     if len(raw) > _MAX_FILE_BYTES:
         raise ConfigError(f"{label}: larger than {_MAX_FILE_BYTES} bytes")
     return parse_config(raw, label)
@@ -65,10 +66,9 @@ def read_config(name: str, path: Path | str | None = None) -> Section:
 def parse_config(raw: bytes | str, label: str) -> Section:
     """The JSON object in `raw`, read from the file named `label`."""
     try:
-        document = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise ConfigError(f"{label}: not JSON{where}") from None
+        document = load_json(raw, label)
+    except MalformedFileError as exc:
+        raise ConfigError(str(exc)) from None
     return Section.of(document, label)
 
 

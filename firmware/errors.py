@@ -27,6 +27,7 @@ __all__ = [
     "KeyExhaustedError",
     "KeyStoreError",
     "MacMismatchError",
+    "MalformedFileError",
     "MessageFieldError",
     "MessageFormatError",
     "MigrationError",
@@ -242,6 +243,14 @@ class DamagedStoreError(StoreError):
         super().__init__(message)
         self.path = path
         self.kept_aside = kept_aside
+
+
+class MalformedFileError(StoreError):
+    """A file too large to read, or JSON the guarded loader refuses (NaN, too deep, a huge number)."""
+
+    def __init__(self, message: str, source: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
 
 
 class SensitiveDataError(StoreError, ValueError):

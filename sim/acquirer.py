@@ -150,7 +150,7 @@ class RegisteredTerminal:
     terminal_id: str
     merchant_id: str
     tmk: bytes
-    mac_profile: MacProfile = MacProfile.UNIONPAY_ECB
+    mac_profile: MacProfile = MacProfile.X919  # double-length MAK; unionpay-ecb with 003 is single DES
     device_public_key: bytes | None = None
 
     def __post_init__(self) -> None:
@@ -189,7 +189,7 @@ def load_terminals(path: Path) -> list[RegisteredTerminal]:
                 terminal_id=entry["terminal_id"],
                 merchant_id=entry["merchant_id"],
                 tmk=bytes.fromhex(entry["tmk"]),
-                mac_profile=entry.get("mac_profile", MacProfile.UNIONPAY_ECB),
+                mac_profile=entry.get("mac_profile", MacProfile.X919),
                 device_public_key=(
                     bytes.fromhex(entry["device_public_key"]) if entry.get("device_public_key") else None
                 ),

@@ -108,7 +108,7 @@ def make_kit(
     *,
     terminal_id: str = "TERM0001",
     merchant_id: str = "123456789012345",
-    mac_profile: str = MacProfile.UNIONPAY_ECB,
+    mac_profile: str = MacProfile.X919,
     public_key: bytes | None = None,
     block_version: str = "B",
     force: bool = False,
@@ -187,7 +187,7 @@ def add_kit_command(subparsers: Any) -> None:
     parser.add_argument("--terminal-id", default="TERM0001", help="8 characters (default %(default)s)")
     parser.add_argument("--merchant-id", default="123456789012345", help="15 characters")
     parser.add_argument(
-        "--mac-profile", default=MacProfile.UNIONPAY_ECB.value, choices=[p.value for p in MacProfile]
+        "--mac-profile", default=MacProfile.X919.value, choices=[p.value for p in MacProfile]
     )
     parser.add_argument("--public-key", type=_public_key, help="the terminal's Ed25519 record key, hex")
     parser.add_argument("--block-version", default="B", choices=("B", "D"), help="TR-31 version")

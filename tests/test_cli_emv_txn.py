@@ -17,7 +17,7 @@ from firmware.cli.common import parse_amount
 from firmware.errors import TransactionInputError
 
 
-def run(argv: list[str]) -> tuple[int, dict[str, Any] | None, str]:
+def run(argv: list[str], stdin: str = "") -> tuple[int, dict[str, Any] | None, str]:
     generator = random.Random(3)
     out, err = io.StringIO(), io.StringIO()
     code = emv.main(
@@ -28,6 +28,7 @@ def run(argv: list[str]) -> tuple[int, dict[str, Any] | None, str]:
         random_bytes=lambda n: bytes(generator.getrandbits(8) for _ in range(n)),
         stdout=out,
         stderr=err,
+        stdin=io.StringIO(stdin),
     )
     text = out.getvalue()
     return code, (json.loads(text) if text.strip() else None), err.getvalue()
@@ -107,8 +108,9 @@ def test_parse_amount_refuses(text: str) -> None:
 def test_txn_through_pcscd(vpcd_card: Callable[[str], object]) -> None:
     card = vpcd_card("mastercard-credit")
     code, report, err = run(
-        ["txn", "--amount", "60.00", "--reader", f"pcsc:{card.reader_name}", "--pin", "4315",  # type: ignore[attr-defined]
-         "--online", "sim"]
+        ["txn", "--amount", "60.00", "--reader", f"pcsc:{card.reader_name}", "--pin-stdin",  # type: ignore[attr-defined]
+         "--online", "sim"],
+        stdin="4315\n",  # a real card's PIN never on the command line
     )  # fmt: skip
     assert code == 0, err
     assert report is not None and report["outcome"] == "APPROVED_ONLINE"

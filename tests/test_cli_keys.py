@@ -101,7 +101,7 @@ def versioned_block(key_version: str, tmk: bytes) -> str:
 
 def test_older_tmk_blocks_are_not_re_injected(data_dir: Path, tmp_path: Path) -> None:
     kbpk = write(tmp_path / "kbpk.hex", VERSIONED_KBPK.hex())
-    tmks = {version: bytes([int(version, 16) * 0x11]) * 16 for version in ("01", "02", "03")}
+    tmks = {version: bytes([int(version, 16) * 0x11]) * 8 + bytes(range(8)) for version in ("01", "02", "03")}
 
     def load(key_version: str) -> tuple[int, str, str]:
         block = versioned_block(key_version, tmks.get(key_version, bytes(range(16))))
@@ -131,7 +131,8 @@ def test_key_component_is_not_loaded_as_the_tmk(data_dir: Path, tmp_path: Path) 
 @pytest.mark.parametrize(
     ("block", "kbpk", "message"),
     [
-        (K0_BLOCK, "00" * 16, "MAC does not verify"),
+        (K0_BLOCK, "11" * 8 + "22" * 8, "MAC does not verify"),
+        (K0_BLOCK, "00" * 16, "KBPK is its first two halves are equal"),
         (P0_BLOCK, P0_KBPK, "not a terminal master key"),
         (K0_BLOCK, "XYZ", "as hex"),
         (K0_BLOCK, "00" * 10, "expected 16, 24 or 32"),

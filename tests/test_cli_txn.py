@@ -18,7 +18,7 @@ import pytest
 from firmware.cli.common import EXIT_USAGE
 from firmware.cli.txn import EXIT_DECLINED, EXIT_HOST, EXIT_SETUP, main
 from firmware.emv.reader import CardReader
-from firmware.host.channel import HostLink, TcpHostLink
+from firmware.host.channel import HostAddress, HostLink, TcpHostLink, open_host_link
 from firmware.host.spec import pack
 from firmware.txn.model import TxnStatus
 from sim.card import load_profile_card
@@ -40,11 +40,12 @@ def run(rig: Rig, *argv: str, stdin: str = "", link: HostLink | None = None) -> 
     rig.service.close()  # the command opens the books itself, as a separate process would
     out, err = io.StringIO(), io.StringIO()
 
-    def open_link(host: str, port: int) -> HostLink:
-        return link or TcpHostLink(host, port, connect_timeout=2.0, read_timeout=5.0)
+    def open_link(address: HostAddress) -> HostLink:
+        assert address.plain  # the simulated host on 127.0.0.1 serves plain TCP, asked for by name
+        return link or open_host_link(address, connect_timeout=2.0, read_timeout=5.0)
 
     code = main(
-        ["--data-dir", str(rig.data_dir), "--host", f"127.0.0.1:{rig.sim.port}", *argv],
+        ["--data-dir", str(rig.data_dir), "--host", f"127.0.0.1:{rig.sim.port}", "--plain", *argv],
         open_reader=_reader,
         open_link=open_link,
         stdin=io.StringIO(stdin),
@@ -155,9 +156,9 @@ def test_a_damaged_books_file_stops_the_terminal_and_is_kept(rig: Rig) -> None:
     open_file.write_bytes(open_file.read_bytes()[:40])
     out, err = io.StringIO(), io.StringIO()
     code = main(
-        ["--data-dir", str(rig.data_dir), "--host", f"127.0.0.1:{rig.sim.port}", "journal"],
+        ["--data-dir", str(rig.data_dir), "--host", f"127.0.0.1:{rig.sim.port}", "--plain", "journal"],
         open_reader=_reader,
-        open_link=lambda h, p: TcpHostLink(h, p),
+        open_link=open_host_link,
         stdout=out,
         stderr=err,
     )
@@ -224,6 +225,7 @@ def test_an_unknown_simulated_card_is_one_line(rig: Rig) -> None:
             str(rig.data_dir),
             "--host",
             f"127.0.0.1:{rig.sim.port}",
+            "--plain",
             "sale",
             "--amount",
             "1.00",
@@ -231,7 +233,7 @@ def test_an_unknown_simulated_card_is_one_line(rig: Rig) -> None:
             "sim:no-such-card",
         ],
         open_reader=open_reader,
-        open_link=lambda h, p: TcpHostLink(h, p),
+        open_link=open_host_link,
         stdout=out,
         stderr=err,
     )

@@ -73,7 +73,7 @@ def test_a_path_given_by_the_caller_overrides(tmp_path: Path) -> None:
         assert (read.file, read.integer("terminal_type")) == (str(path), 14)
     with pytest.raises(ConfigError, match="cannot read"):
         read_config("kernel.json", tmp_path / "absent.json")
-    with pytest.raises(ConfigError, match=r"^sample.json: not JSON at line 1$"):
+    with pytest.raises(ConfigError, match=r"^sample\.json: not JSON: .* at line 1 column 2$"):
         parse_config("{", "sample.json")
     with pytest.raises(ConfigError, match=r"^sample.json: top level: must be an object$"):
         parse_config("[]", "sample.json")

@@ -43,7 +43,7 @@ class _Link:
         request = {**IDENTITY.fields(), "t": "0800", "11": "000001", "60": "00000001003", "63": "001"}
         answer = unpack(self.host.handle(pack(request)).answer)
         field62 = bytes.fromhex(answer["62"])
-        self.mac = KeyMac("unionpay-ecb", tdes_decrypt_ecb(TMK, field62[20:28]))
+        self.mac = KeyMac("x9.19", tdes_decrypt_ecb(TMK, field62[20:36]))  # the default: a double-length MAK
 
     def send(self, request: IsoMessage) -> IsoMessage:
         reply = self.host.handle(seal(request, self.mac))

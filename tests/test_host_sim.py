@@ -37,7 +37,9 @@ from sim.hostkeys import MacProfile as HostMacProfile
 from sim.issuer import IssuerFaults, encode_tlv
 
 TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")  # TEST key
-TERMINAL = RegisteredTerminal("00000001", "123456789012345", TMK)
+# The simulator's UnionPay ECB mode (003: a single-length MAK), which these tests drive byte by byte;
+# the terminal accepts it only with a legacy host profile (its default is X9.19, double-length MAK).
+TERMINAL = RegisteredTerminal("00000001", "123456789012345", TMK, mac_profile=MacProfile.UNIONPAY_ECB)
 IDS = {"41": "00000001", "42": "123456789012345"}
 
 
@@ -403,7 +405,9 @@ def test_settlement_balanced_closes_the_batch() -> None:
 def test_batch_upload_with_signed_records() -> None:
     device = Ed25519PrivateKey.generate()
     public = device.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    host = _host(RegisteredTerminal("00000001", "123456789012345", TMK, device_public_key=public))
+    host = _host(RegisteredTerminal(
+        "00000001", "123456789012345", TMK, mac_profile=MacProfile.UNIONPAY_ECB, device_public_key=public
+    ))
     terminal = Terminal(host)
     record = b'{"kind":"notice","trace":"000123","amount":500}'
     upload = {"t": "0320", "4": "000000000500", "60": field60(TransactionCode.MANAGEMENT, 1, "201")}
@@ -420,7 +424,9 @@ def test_batch_upload_with_signed_records() -> None:
 def test_upload_without_a_well_formed_signed_record_is_refused() -> None:
     device = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))  # TEST key
     public = device.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    host = _host(RegisteredTerminal("00000001", "123456789012345", TMK, device_public_key=public))
+    host = _host(RegisteredTerminal(
+        "00000001", "123456789012345", TMK, mac_profile=MacProfile.UNIONPAY_ECB, device_public_key=public
+    ))
     terminal = Terminal(host)
     upload = {"t": "0320", "60": field60(TransactionCode.MANAGEMENT, 1, "201")}
     record = b'{"amount":100000,"id":"Q-1","type":"refund"}'

@@ -56,7 +56,8 @@ class Link:
         self.host = host
         request = {**IDENTITY.fields(), "t": "0800", "11": "000001", "60": "00000001003", "63": "001"}
         answer = unpack(self.host.handle(pack(request)).answer)
-        self.mac = KeyMac("unionpay-ecb", tdes_decrypt_ecb(TMK, bytes.fromhex(answer["62"])[20:28]))
+        # the default profile: X9.19 retail MAC, the double-length MAK in the 003 layout's 16 bytes
+        self.mac = KeyMac("x9.19", tdes_decrypt_ecb(TMK, bytes.fromhex(answer["62"])[20:36]))
         self.stan = 0
 
     def next_stan(self) -> int:

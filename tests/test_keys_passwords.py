@@ -13,7 +13,11 @@ import pytest
 
 import firmware.keys.passwords as passwords_module
 from firmware.errors import ConfigError, KeyStoreError
+from firmware.keys.device import DeviceKey
 from firmware.keys.passwords import ChangeOutcome, LoginOutcome, PasswordStore, scrypt_hash
+
+DEVICE_KEY_BYTES = bytes(range(32))
+DEVICE = DeviceKey(DEVICE_KEY_BYTES)
 
 
 @pytest.mark.parametrize(
@@ -60,28 +64,28 @@ def clock() -> ManualMonotonicClock:
 
 @pytest.fixture
 def store(tmp_path: Path, clock: ManualMonotonicClock) -> PasswordStore:
-    passwords = PasswordStore(tmp_path / "passwords.json", clock, lockout_seconds=600)
-    passwords.install_factory_passwords({"supervisor": "123456", "technician": "888888"})
+    passwords = PasswordStore(tmp_path / "passwords.json", DEVICE, clock, lockout_seconds=600)
+    passwords.install_factory_passwords({"supervisor": "123456", "technician": "888888888888"})
     return passwords
 
 
 def test_factory_password_must_be_changed_first(store: PasswordStore) -> None:
     assert store.must_change("technician")
     for _ in range(3):  # logging in again and again with it never lets the role in
-        result = store.verify("technician", "888888")
+        result = store.verify("technician", "888888888888")
         assert result.outcome is LoginOutcome.MUST_CHANGE and not result.authenticated
         assert store.must_change("technician")
-    assert store.change_password("technician", "888888", "24680135") is ChangeOutcome.CHANGED
+    assert store.change_password("technician", "888888888888", "2468-0135-tech") is ChangeOutcome.CHANGED
     assert not store.must_change("technician")
-    changed = store.verify("technician", "24680135")
+    changed = store.verify("technician", "2468-0135-tech")
     assert changed.outcome is LoginOutcome.ACCEPTED and changed.authenticated
-    assert store.verify("technician", "888888").outcome is LoginOutcome.WRONG
+    assert store.verify("technician", "888888888888").outcome is LoginOutcome.WRONG
 
 
 def test_factory_install_never_overwrites(store: PasswordStore) -> None:
-    store.change_password("supervisor", "123456", "654321x")
-    assert store.install_factory_passwords({"supervisor": "000000", "technician": "000000"}) == []
-    assert store.verify("supervisor", "654321x").outcome is LoginOutcome.ACCEPTED
+    store.change_password("supervisor", "123456", "6543210")
+    assert store.install_factory_passwords({"supervisor": "000000", "technician": "000000000000"}) == []
+    assert store.verify("supervisor", "6543210").outcome is LoginOutcome.ACCEPTED
 
 
 def test_lockout_after_five_failures_then_release(store: PasswordStore, clock: ManualMonotonicClock) -> None:
@@ -107,23 +111,23 @@ def test_success_resets_the_count(store: PasswordStore) -> None:
 
 def test_failure_count_and_lock_survive_a_restart(tmp_path: Path, clock: ManualMonotonicClock) -> None:
     path = tmp_path / "passwords.json"
-    first = PasswordStore(path, clock)
+    first = PasswordStore(path, DEVICE, clock)
     first.install_factory_passwords({"supervisor": "123456"})
     for _ in range(3):
         first.verify("supervisor", "bad")
-    second = PasswordStore(path, clock)  # the terminal restarted
+    second = PasswordStore(path, DEVICE, clock)  # the terminal restarted
     assert second.verify("supervisor", "bad").failures == 4
     assert second.verify("supervisor", "bad").outcome is LoginOutcome.LOCKED
-    assert PasswordStore(path, clock).verify("supervisor", "123456").outcome is LoginOutcome.LOCKED
+    assert PasswordStore(path, DEVICE, clock).verify("supervisor", "123456").outcome is LoginOutcome.LOCKED
 
 
 def test_lockout_is_configurable(tmp_path: Path, clock: ManualMonotonicClock) -> None:
-    store = PasswordStore(tmp_path / "p.json", clock, max_failures=2, lockout_seconds=30)
-    store.install_factory_passwords({"technician": "999999"})
+    store = PasswordStore(tmp_path / "p.json", DEVICE, clock, max_failures=2, lockout_seconds=30)
+    store.install_factory_passwords({"technician": "999999999999"})
     store.verify("technician", "x")
     assert store.verify("technician", "x").locked_for == 30
     with pytest.raises(ConfigError):
-        PasswordStore(tmp_path / "p.json", clock, max_failures=0)
+        PasswordStore(tmp_path / "p.json", DEVICE, clock, max_failures=0)
 
 
 def test_change_password_rules(store: PasswordStore) -> None:
@@ -160,7 +164,7 @@ def test_unknown_role_and_damaged_file(store: PasswordStore, tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="cashier"):
         store.verify("cashier", "123456")
     (tmp_path / "passwords.json").write_text('{"format": "pos-passwords-1", "users": {"supervisor": {}}}')
-    with pytest.raises(KeyStoreError, match="supervisor"):
+    with pytest.raises(KeyStoreError, match="not sealed"):
         store.verify("supervisor", "123456")
     (tmp_path / "passwords.json").write_text("{")
     with pytest.raises(KeyStoreError, match="damaged"):
@@ -171,12 +175,14 @@ def test_failures_in_two_processes_at_once_both_count(
     tmp_path: Path, clock: ManualMonotonicClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "passwords.json"
-    store = PasswordStore(path, clock)
+    store = PasswordStore(path, DEVICE, clock)
     store.install_factory_passwords({"supervisor": "123456"})
     other_code = (
         "from pathlib import Path\n"
+        "from firmware.keys.device import DeviceKey\n"
         "from firmware.keys.passwords import PasswordStore\n"
-        f"PasswordStore(Path({str(path)!r}), lambda: {clock.now!r}).verify('supervisor', 'guess-1')\n"
+        f"PasswordStore(Path({str(path)!r}), DeviceKey({DEVICE_KEY_BYTES!r}), lambda: {clock.now!r})"
+        ".verify('supervisor', 'guess-1')\n"
     )
     others: list[subprocess.Popen[str]] = []
     real_write = passwords_module.write_atomically
@@ -210,7 +216,7 @@ def lock(store: PasswordStore, role: str = "supervisor") -> None:
 
 
 def test_a_clock_set_back_does_not_lock_for_years(tmp_path: Path, clock: ManualMonotonicClock) -> None:
-    store = PasswordStore(tmp_path / "p.json", clock, lockout_seconds=300, boot_id="boot-1")
+    store = PasswordStore(tmp_path / "p.json", DEVICE, clock, lockout_seconds=300, boot_id="boot-1")
     store.install_factory_passwords({"supervisor": "123456"})
     lock(store)
     clock.now = 946_684_800.0  # RTC lost: back to 2000-01-01
@@ -223,7 +229,7 @@ def test_a_clock_set_back_does_not_lock_for_years(tmp_path: Path, clock: ManualM
 def test_a_clock_set_back_neither_lifts_the_lock_nor_resets_the_count(
     tmp_path: Path, clock: ManualMonotonicClock
 ) -> None:
-    store = PasswordStore(tmp_path / "p.json", clock, lockout_seconds=300, boot_id="boot-1")
+    store = PasswordStore(tmp_path / "p.json", DEVICE, clock, lockout_seconds=300, boot_id="boot-1")
     store.install_factory_passwords({"supervisor": "123456"})
     for _ in range(3):
         store.verify("supervisor", "wrong!")
@@ -242,13 +248,13 @@ def test_a_restart_keeps_the_lock_bounded_and_never_shorter(
     tmp_path: Path, clock: ManualMonotonicClock
 ) -> None:
     path = tmp_path / "p.json"
-    first = PasswordStore(path, clock, lockout_seconds=300, boot_id="boot-1")
+    first = PasswordStore(path, DEVICE, clock, lockout_seconds=300, boot_id="boot-1")
     first.install_factory_passwords({"supervisor": "123456"})
     lock(first)
     clock.now += 100
     assert first.verify("supervisor", "123456").locked_for == pytest.approx(200)
     clock.now = 12.0  # the next boot: its monotonic clock starts again near zero
-    second = PasswordStore(path, clock, lockout_seconds=300, boot_id="boot-2")
+    second = PasswordStore(path, DEVICE, clock, lockout_seconds=300, boot_id="boot-2")
     after_restart = second.verify("supervisor", "123456")
     assert after_restart.outcome is LoginOutcome.LOCKED and after_restart.locked_for == pytest.approx(300)
     assert after_restart.failures == 5
@@ -258,20 +264,11 @@ def test_a_restart_keeps_the_lock_bounded_and_never_shorter(
     assert second.verify("supervisor", "123456").outcome is LoginOutcome.MUST_CHANGE
 
 
-def test_a_file_of_the_wall_clock_format_is_read_with_its_lock_kept(
-    tmp_path: Path, clock: ManualMonotonicClock
-) -> None:
+def test_a_file_of_an_older_unsealed_format_is_refused(tmp_path: Path, clock: ManualMonotonicClock) -> None:
     path = tmp_path / "p.json"
-    store = PasswordStore(path, clock, lockout_seconds=300, boot_id="boot-1")
-    store.install_factory_passwords({"supervisor": "123456", "technician": "888888"})
-    users = json.loads(path.read_text())["users"]
-    for user, (failures, locked_until) in zip(
-        users.values(), [(5, 4_000_000_000.0), (3, 0.0)], strict=True
-    ):
-        for field in ("lock_remaining", "lock_since", "lock_boot"):
-            del user[field]
-        user.update(failures=failures, locked_until=locked_until)
-    path.write_text(json.dumps({"format": "pos-passwords-1", "users": users}))
-    assert store.verify("supervisor", "123456").locked_for == pytest.approx(300)
-    assert store.verify("technician", "wrong!").failures == 4
-    assert json.loads(path.read_text())["format"] == "pos-passwords-2"
+    salt = bytes(16)
+    entry = {"salt": salt.hex(), "hash": scrypt_hash(b"123456", salt, 2**14, 8, 1, 32).hex(), "n": 2**14}
+    entry.update(r=8, p=1, must_change=False, failures=0, locked_until=0.0)
+    path.write_text(json.dumps({"format": "pos-passwords-1", "users": {"supervisor": entry}}))
+    with pytest.raises(KeyStoreError, match="not sealed"):
+        PasswordStore(path, DEVICE, clock).verify("supervisor", "123456")

@@ -22,6 +22,7 @@ import pytest
 
 from firmware.cli.keys import main as pos_keys
 from firmware.errors import VerificationError
+from firmware.keys.device import load_device_key
 from firmware.keys.dukpt import AesDukptTerminal, KeyUsage, TdesDukptTerminal
 from firmware.keys.dukpt_aes import derive_initial_key
 from firmware.keys.dukpt_tdes import derive_ipek
@@ -35,7 +36,7 @@ from firmware.keys.working_keys import install_working_keys, parse_unionpay_fiel
 KBPK = bytes.fromhex("A1B2C3D4E5F60718293A4B5C6D7E8F90")
 TMK = bytes.fromhex("1F2E3D4C5B6A79880123456789ABCDEF")
 PIK = bytes.fromhex("0F1E2D3C4B5A69788796A5B4C3D2E1F0")
-MAK = bytes.fromhex("13579BDF02468ACE")
+MAK = bytes.fromhex("13579BDF02468ACEFDB97531ECA86420")  # double length: no single DES by default
 TDK = bytes.fromhex("FEDCBA98765432100011223344556677")
 AES_PIK = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 AES_MAK = bytes.fromhex("F0E1D2C3B4A5968778695A4B3C2D1E0F")
@@ -43,7 +44,7 @@ BDK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 AES_BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
 PIN = "739146825031"
 PAN = "6222020200112233445"
-PASSWORDS = {"supervisor": "Sup3rvisor!Planted", "technician": "T3chnician!Planted"}
+PASSWORDS = {"supervisor": "73910486251", "technician": "T3chnician!Planted"}
 NEW_PASSWORD = "N3wPlantedPassw0rd"
 
 
@@ -85,8 +86,8 @@ def test_no_secret_in_files_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFix
         )
 
     pik_slot, mak_slot, tdk_slot = slot(PIK), slot(MAK), slot(TDK)
-    good = pik_slot + mak_slot[:8] + bytes(8) + mak_slot[8:] + tdk_slot
-    bad = pik_slot + mak_slot[:8] + bytes(8) + b"\x00\x00\x00\x00" + tdk_slot
+    good = pik_slot + mak_slot + tdk_slot
+    bad = pik_slot + mak_slot[:16] + b"\x00\x00\x00\x00" + tdk_slot
     with pytest.raises(VerificationError) as wrong_kcv:
         install_working_keys(store, parse_unionpay_field62(bad))
     messages.append(str(wrong_kcv.value))
@@ -130,7 +131,7 @@ def test_no_secret_in_files_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFix
         verify_record(record, signer.public_key())
 
     # Passwords: factory install, a wrong login, a change, a login.
-    passwords = PasswordStore(layout.passwords_path, lambda: 1_700_000_000.0)
+    passwords = PasswordStore(layout.passwords_path, load_device_key(layout.device_key_path), lambda: 1.7e9)
     passwords.install_factory_passwords(PASSWORDS)
     passwords.verify("technician", "wrong-guess-1")
     passwords.change_password("technician", PASSWORDS["technician"], NEW_PASSWORD)

@@ -45,6 +45,11 @@ def field62(with_tdk: bool = False, mak_kcv: bytes | None = None) -> bytes:
     return data
 
 
+def install_legacy(store: KeyStore, keys: dict[str, tuple[bytes, bytes]]) -> None:
+    """UnionPay's own layouts carry a single-length MAK: accepted only in the legacy mode."""
+    install_working_keys(store, keys, allow_single_des=True)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> KeyStore:
     key_store = KeyStore(tmp_path / "keys", provision_device_key(tmp_path / "device.key", os.urandom))
@@ -53,7 +58,7 @@ def store(tmp_path: Path) -> KeyStore:
 
 
 def test_published_mak_decrypts_under_the_tmk(store: KeyStore) -> None:
-    install_working_keys(store, parse_unionpay_field62(field62()))
+    install_legacy(store, parse_unionpay_field62(field62()))
     assert store.get("MAK") == MAK
     assert store.get("PIK") == PIK
     assert "TDK" not in store
@@ -62,7 +67,7 @@ def test_published_mak_decrypts_under_the_tmk(store: KeyStore) -> None:
 def test_sixty_byte_field_installs_the_track_key(store: KeyStore) -> None:
     keys = parse_unionpay_field62(field62(with_tdk=True))
     assert set(keys) == {"PIK", "MAK", "TDK"}
-    install_working_keys(store, keys)
+    install_legacy(store, keys)
     assert store.get("TDK") == TDK
 
 
@@ -71,7 +76,7 @@ def test_twenty_four_byte_single_length_layout(store: KeyStore) -> None:
     data = host_encrypt(single_pik) + host_kcv(single_pik) + MAK_UNDER_TMK + host_kcv(MAK)
     keys = parse_unionpay_field62(data)
     assert keys["MAK"] == (MAK_UNDER_TMK, host_kcv(MAK))
-    install_working_keys(store, keys)
+    install_legacy(store, keys)
     assert store.get("PIK") == single_pik and store.get("MAK") == MAK
 
 
@@ -82,8 +87,8 @@ def test_double_length_mak_is_kept_whole() -> None:
 
 
 def test_versions_count_up(store: KeyStore) -> None:
-    install_working_keys(store, parse_unionpay_field62(field62()))
-    install_working_keys(store, parse_unionpay_field62(field62()))
+    install_legacy(store, parse_unionpay_field62(field62()))
+    install_legacy(store, parse_unionpay_field62(field62()))
     assert {i.name: i.version for i in store.list()} == {"MAK": 2, "PIK": 2, "TMK": 1}
 
 
@@ -93,7 +98,7 @@ def test_wrong_kcv_keeps_the_old_keys(store: KeyStore) -> None:
     store.put("MAK", old_mak, "tdes", 7)
     before = store.path.read_bytes()
     with pytest.raises(VerificationError, match="working key MAK"):
-        install_working_keys(store, parse_unionpay_field62(field62(mak_kcv=b"\x00\x00\x00\x00")))
+        install_legacy(store, parse_unionpay_field62(field62(mak_kcv=b"\x00\x00\x00\x00")))
     assert store.path.read_bytes() == before
     assert store.get("PIK") == old_pik and store.get("MAK") == old_mak
     assert store.info("PIK").version == 7
@@ -105,16 +110,16 @@ def test_wrong_kcv_error_names_the_key_but_not_the_computed_check_value(store: K
     sent_kcv = b"\x00\x00\x00\x00"
     computed = host_kcv(bytes(psec.des.decrypt_tdes_ecb(TMK, forged_pik)))
     with pytest.raises(VerificationError, match="working key PIK") as caught:
-        install_working_keys(store, {"PIK": (forged_pik, sent_kcv)})
+        install_legacy(store, {"PIK": (forged_pik, sent_kcv)})
     text = str(caught.value).upper()
     assert computed.hex().upper() not in text and computed[:3].hex().upper() not in text
     assert "PIK" not in store
 
 
 def test_a_sign_on_replaces_the_whole_working_key_set(store: KeyStore) -> None:
-    install_working_keys(store, parse_unionpay_field62(field62(with_tdk=True), "004"))
+    install_legacy(store, parse_unionpay_field62(field62(with_tdk=True), "004"))
     assert {i.name for i in store.list()} == {"TMK", "PIK", "MAK", "TDK"}
-    install_working_keys(store, parse_unionpay_field62(field62(), "003"))  # this session has no TDK
+    install_legacy(store, parse_unionpay_field62(field62(), "003"))  # this session has no TDK
     assert {i.name: i.version for i in store.list()} == {"TMK": 1, "PIK": 2, "MAK": 2}
     assert store.get("MAK") == MAK and store.get("PIK") == PIK
 
@@ -131,7 +136,7 @@ def test_a_tmk_loaded_during_the_sign_on_gets_no_keys_decrypted_under_the_old_on
 
     monkeypatch.setattr(working_keys_module, "_decrypt_and_check", decrypt_while_a_new_tmk_is_loaded)
     with pytest.raises(KeyStoreError, match="TMK changed"):
-        install_working_keys(store, parse_unionpay_field62(field62()))
+        install_legacy(store, parse_unionpay_field62(field62()))
     assert {info.name for info in store.list()} == {"TMK"}
 
 @pytest.mark.parametrize(
@@ -150,20 +155,20 @@ def test_field62_of_the_requested_length_parses() -> None:
         parse_unionpay_field62(field62(), "005")
 
 def test_three_byte_kcv_is_accepted(store: KeyStore) -> None:
-    install_working_keys(store, {"MAK": (MAK_UNDER_TMK, host_kcv(MAK, 3))})
+    install_legacy(store, {"MAK": (MAK_UNDER_TMK, host_kcv(MAK, 3))})
     assert store.get("MAK") == MAK
 
 
 def test_without_tmk_says_what_to_do(tmp_path: Path) -> None:
     empty = KeyStore(tmp_path / "keys", provision_device_key(tmp_path / "device.key", os.urandom))
     with pytest.raises(KeyStoreError, match="load-tmk"):
-        install_working_keys(empty, parse_unionpay_field62(field62()))
+        install_legacy(empty, parse_unionpay_field62(field62()))
 
 
 @pytest.mark.parametrize("names", [{"TMK"}, {"PIK", "KEK"}])
 def test_only_working_keys_may_be_installed(store: KeyStore, names: set[str]) -> None:
     with pytest.raises(CryptoError, match="may not install"):
-        install_working_keys(store, {name: (MAK_UNDER_TMK, host_kcv(MAK)) for name in names})
+        install_legacy(store, {name: (MAK_UNDER_TMK, host_kcv(MAK)) for name in names})
     assert store.get("TMK") == TMK
 
 
@@ -175,8 +180,25 @@ def test_bad_field62_length(length: int) -> None:
 
 def test_bad_key_and_kcv_lengths(store: KeyStore) -> None:
     with pytest.raises(CryptoError, match="8 or 16"):
-        install_working_keys(store, {"MAK": (MAK_UNDER_TMK[:7], host_kcv(MAK))})
+        install_legacy(store, {"MAK": (MAK_UNDER_TMK[:7], host_kcv(MAK))})
     with pytest.raises(CryptoError, match="checkvalue"):
-        install_working_keys(store, {"MAK": (MAK_UNDER_TMK, b"\x01\x02")})
+        install_legacy(store, {"MAK": (MAK_UNDER_TMK, b"\x01\x02")})
     with pytest.raises(CryptoError, match="no working keys"):
-        install_working_keys(store, {})
+        install_legacy(store, {})
+
+
+def test_single_des_working_keys_are_refused_without_the_legacy_mode(store: KeyStore) -> None:
+    with pytest.raises(CryptoError, match="MAK is single-length"):
+        install_working_keys(store, parse_unionpay_field62(field62()))
+    assert "MAK" not in store and "PIK" not in store
+
+
+def test_equal_halves_are_single_des_and_refused(store: KeyStore) -> None:
+    weak = PIK[:8] * 2
+    with pytest.raises(CryptoError, match=r"PIK .*equal"):
+        install_working_keys(store, {"PIK": (host_encrypt(weak), host_kcv(weak))})
+    parity_only = bytes([PIK[0] ^ 1]) + PIK[1:8] + PIK[:8]  # halves that differ in a parity bit only
+    with pytest.raises(CryptoError, match="equal"):
+        install_working_keys(store, {"PIK": (host_encrypt(parity_only), host_kcv(parity_only))})
+    install_working_keys(store, {"PIK": (host_encrypt(PIK), host_kcv(PIK))})  # a real double-length key
+    assert store.get("PIK") == PIK

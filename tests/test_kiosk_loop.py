@@ -245,7 +245,7 @@ def test_pos_terminal_plays_a_script_and_writes_its_shots(rig: Rig, tmp_path: Pa
         encoding="utf-8",
     )
     shots = tmp_path / "shots"
-    argv = ["--data-dir", str(rig.data_dir), "--host", f"127.0.0.1:{rig.sim.port}", "--lang", "en"]
+    argv = ["--data-dir", str(rig.data_dir), "--host", f"127.0.0.1:{rig.sim.port}", "--plain", "--lang", "en"]
     assert pos_terminal([*argv, "--headless", "--script", str(script), "--shots", str(shots)]) == 0
     assert (shots / "idle.png").is_file() and (shots / "approved.png").is_file()
     script.write_text("EXPECT nothing like this\n", encoding="utf-8")

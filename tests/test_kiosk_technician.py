@@ -18,7 +18,8 @@ import pytest
 from firmware.__main__ import technician_tools
 from firmware.app import Kiosk
 from firmware.errors import ConfigError, ImageRefusedError
-from firmware.keys.layout import KeyLayout
+from firmware.keys.layout import KeyLayout, open_password_store
+from firmware.keys.device import load_device_key
 from firmware.keys.passwords import PasswordStore
 from firmware.keys.working_keys import TMK_NAME
 from firmware.screens.common import EntryScreen
@@ -34,8 +35,8 @@ from tests.flash_fixtures import OTHER, PRODUCTION, TARGET, build, small_source,
 from tests.kiosk_rig import kiosk_on, play, typed
 from tests.txn_rig import KBPK, TMK, Rig, rig_fixture
 
-TECH_PASSWORD = "135790"
-FACTORY_PASSWORD = "111111"
+TECH_PASSWORD = "135790246801"  # a technician password: 12 characters or more
+FACTORY_PASSWORD = "111111111111"
 VISA_PAN = "4761739001010010"
 VISA_MASKED = "476173******0010"
 LOGIN = ["ENTER", "9", *typed(TECH_PASSWORD), "ENTER"]
@@ -54,9 +55,9 @@ def technician(
     max_failures: int = 5,
     log_file: Path | None = None,
 ) -> Technician:
-    passwords = PasswordStore(
-        KeyLayout.under(rig.data_dir).passwords_path, time.monotonic, max_failures=max_failures
-    )
+    layout = KeyLayout.under(rig.data_dir)
+    device_key = load_device_key(layout.device_key_path)
+    passwords = PasswordStore(layout.passwords_path, device_key, time.monotonic, max_failures=max_failures)
     if factory:
         passwords.install_factory_passwords({"technician": FACTORY_PASSWORD})
     else:
@@ -116,7 +117,7 @@ def test_wrong_passwords_are_counted_then_the_role_is_locked(rig: Rig, tmp_path:
         play(kiosk, "ENTER", "9", "EXPECT 请输入技术员密码", *typed("1234"), "EXPECT ****")
         play(kiosk, "ENTER", "EXPECT 密码错误（连续 1 次）")
         play(kiosk, *typed("999999"), "ENTER", "EXPECT 密码错误（连续 2 次）")
-        play(kiosk, *typed("999999"), "ENTER", "EXPECT 已锁定，请 300 秒后再试")
+        play(kiosk, *typed("999999"), "ENTER", "EXPECT 已锁定，请 1800 秒后再试")
         play(kiosk, *typed(TECH_PASSWORD), "ENTER", "EXPECT 已锁定")  # the right one, but locked
         assert isinstance(kiosk.top, EntryScreen)
         assert TECH_PASSWORD not in kiosk.screen_text()
@@ -134,8 +135,8 @@ def test_a_factory_password_must_be_changed_before_the_menu(rig: Rig, tmp_path: 
             "EXPECT A factory password: set a new one first",
             *typed("123"),
             "ENTER",
-            "EXPECT At least 6 digits",
-            *typed("456"),
+            "EXPECT At least 12 digits",
+            *typed("456789012"),
             "ENTER",
             "EXPECT The new password again",
             *typed("999999"),
@@ -250,7 +251,7 @@ def test_parameters_and_terms_are_shown_read_only_and_scroll(rig: Rig, tmp_path:
             kiosk,
             *LOGIN,
             "2",
-            "EXPECT MAC: unionpay-ecb",
+            "EXPECT MAC: x9.19",
             "EXPECT Sign-on key scheme: 003",
             "EXPECT Terminal id: TERM0001",
             "EXPECT Merchant id: 123456789012345",
@@ -258,7 +259,7 @@ def test_parameters_and_terms_are_shown_read_only_and_scroll(rig: Rig, tmp_path:
         assert last not in kiosk.screen_text()
         play(kiosk, *(["DOWN"] * 40), f"EXPECT {last}")
         assert "Terminal id" not in kiosk.screen_text()
-        play(kiosk, *(["UP"] * 40), "EXPECT MAC: unionpay-ecb", "ENTER", "EXPECT Reader test")
+        play(kiosk, *(["UP"] * 40), "EXPECT MAC: x9.19", "ENTER", "EXPECT Reader test")
 
 
 # ----- reader test --------------------------------------------------------------------------------
@@ -452,7 +453,7 @@ def _tour(kiosk: Kiosk, tech: Technician, shots: Path, zh: bool) -> tuple[list[s
     shot("tech_tmk_loaded", t("主密钥已装载", "TMK loaded"), "ENTER")
     shot("tech_signed_on", t("签到成功", "Signed on"), "ENTER")
     shot("tech_keys_after", "v2", "CANCEL")
-    shot("tech_parameters", "unionpay-ecb", "CANCEL", "2")
+    shot("tech_parameters", "x9.19", "CANCEL", "2")
     shot("tech_terms", t("撤销订单", "Cancel order"), *(["DOWN"] * 9))
     shot("tech_reader_insert", t("请插入测试卡", "Insert a card"), "CANCEL", "3")
     shot("tech_reader_result", VISA_MASKED, "CARD INSERT visa-credit")
@@ -513,7 +514,7 @@ def test_the_composition_root_takes_the_directories_from_the_environment(
     monkeypatch.setenv("POS_ROOT", str(tmp_path / "root"))
     monkeypatch.setenv("POS_MEDIA_DIR", str(tmp_path / "media"))
     monkeypatch.setenv("POS_LOG_FILE", str(tmp_path / "pos.log"))
-    passwords = PasswordStore(KeyLayout.under(rig.data_dir).passwords_path, time.monotonic)
+    passwords = open_password_store(KeyLayout.under(rig.data_dir), time.monotonic)
     tech = technician_tools(rig.data_dir, rig.service, passwords)
     assert tech.settings.slots_root == tmp_path / "root"
     assert tech.settings.media_dir == tmp_path / "media"

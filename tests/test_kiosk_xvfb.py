@@ -128,7 +128,7 @@ def test_a_sale_and_a_cancel_order_typed_into_the_window_under_xvfb(
     env.pop("SDL_VIDEODRIVER", None)  # X11, not the dummy driver of the other tests
     command = [
         sys.executable, "-c", "import sys; from firmware.__main__ import main; sys.exit(main())",
-        "--data-dir", str(rig.data_dir), "--host", f"127.0.0.1:{rig.sim.port}", "--lang", "en",
+        "--data-dir", str(rig.data_dir), "--host", f"127.0.0.1:{rig.sim.port}", "--plain", "--lang", "en",
         "--card", "sim:visa-credit", "--receipts", str(tmp_path / "receipts"),
     ]  # fmt: skip
     log = (tmp_path / "kiosk.log").open("wb")

@@ -225,39 +225,39 @@ def test_every_excerpt_is_what_the_command_printed(walkthrough: list[Step]) -> N
 
 
 def test_the_operations_do_what_the_walkthrough_says(walkthrough: list[Step]) -> None:
-    assert _one(walkthrough, "pos-txn sign-on").json()["approved"] is True
-    sale = _one(walkthrough, "pos-txn sale", "A1001").json()
+    assert _one(walkthrough, "pos-txn --plain sign-on").json()["approved"] is True
+    sale = _one(walkthrough, "pos-txn --plain sale", "A1001").json()
     assert (sale["outcome"], sale["status"]) == ("APPROVED_ONLINE", "approved")
-    void = _one(walkthrough, "pos-txn void").json()
+    void = _one(walkthrough, "pos-txn --plain void").json()
     assert (void["type"], void["status"]) == ("void", "approved")
-    refund = _one(walkthrough, "pos-txn refund", "--to card").json()
+    refund = _one(walkthrough, "pos-txn --plain refund", "--to card").json()
     assert (refund["type"], refund["status"]) == ("refund", "approved")
-    assert refund["amount"] < _one(walkthrough, "pos-txn sale", "A1002").json()["amount"]
+    assert refund["amount"] < _one(walkthrough, "pos-txn --plain sale", "A1002").json()["amount"]
     cash = _one(walkthrough, "--to cash").json()
     assert (cash["type"], cash["trace"], cash["status"]) == ("cash_refund", None, "approved")
-    adjust = _one(walkthrough, "pos-txn adjust").json()
+    adjust = _one(walkthrough, "pos-txn --plain adjust").json()
     assert (adjust["type"], adjust["status"]) == ("adjust", "approved")
-    completion = _one(walkthrough, "pos-txn complete").json()
+    completion = _one(walkthrough, "pos-txn --plain complete").json()
     assert (completion["type"], completion["status"]) == ("completion", "approved")
-    settlement = _one(walkthrough, "pos-txn settle").json()
+    settlement = _one(walkthrough, "pos-txn --plain settle").json()
     assert settlement["balanced"] is True
     assert settlement["new_batch"] == settlement["batch"] + 1
-    faulted = _one(walkthrough, "pos-txn sale", "A1004").json()
+    faulted = _one(walkthrough, "pos-txn --plain sale", "A1004").json()
     assert (faulted["status"], faulted["reversal_pending"]) == ("reversed", False)
 
 
 def test_the_journal_lists_the_requests_in_order(walkthrough: list[Step]) -> None:
-    journal = next(s for s in walkthrough if s.command == "pos-txn journal").json()
+    journal = next(s for s in walkthrough if s.command == "pos-txn --plain journal").json()
     # It is listed before the faulted sale, the last request of the walkthrough.
     assert [entry["type"] for entry in journal] == JOURNAL_TYPES[:-1]
-    last4 = _one(walkthrough, "pos-txn orders", "--last4").json()
+    last4 = _one(walkthrough, "pos-txn --plain orders", "--last4").json()
     assert last4 and {entry["masked_pan"][-4:] for entry in last4} == {"0434"}
 
 
 def test_the_host_ledger_is_the_terminal_journal(run: Walkthrough) -> None:
     # The journal as listed before the faults, and the faulted sale as `orders` shows it after.
-    journal = next(s for s in run.steps if s.command == "pos-txn journal").json()
-    journal += _one(run.steps, "pos-txn orders", "A1004").json()
+    journal = next(s for s in run.steps if s.command == "pos-txn --plain journal").json()
+    journal += _one(run.steps, "pos-txn --plain orders", "A1004").json()
     ledger = json.loads((run.work / "host-ledger.json").read_text(encoding="utf-8"))
     assert [entry["type"] for entry in journal] == JOURNAL_TYPES
     assert [entry["trace"] for entry in ledger] == [entry["trace"] for entry in journal]

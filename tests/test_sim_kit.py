@@ -114,7 +114,7 @@ def test_pos_sim_host_serves_the_kit_terminal(tmp_path: Path) -> None:
                                read_timeout=5)  # fmt: skip
             store = open_key_store(KeyLayout.under(data_dir))
             assert sign_on(link, store, IDENTITY, stan=1, batch_number=1).approved
-            mac = StoreMac(store, "unionpay-ecb")
+            mac = StoreMac(store, "x9.19")  # the kit's default profile
             sale = authorisation(IDENTITY, type_code=TransactionCode.SALE, stan=2, batch=1, amount=1234,
                                  card=CardData(PAN))  # fmt: skip
             answer = read_answer(send(link, sale, mac))

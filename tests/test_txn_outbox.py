@@ -493,14 +493,15 @@ IDS = {"41": "00000001", "42": "123456789012345"}
 
 
 class Terminal:
-    """Signs on to the simulated acquirer (single-length keys) and sends MACed messages."""
+    """Signs on to the simulated acquirer (the default profile: X9.19, double-length MAK) and sends MACed
+    messages."""
 
     def __init__(self, host: AcquirerHost) -> None:
         self.host = host
-        sign_on = {"t": "0800", "11": "000001", **IDS, "60": field60("00", 1, "001"), "63": "001"}
+        sign_on = {"t": "0800", "11": "000001", **IDS, "60": field60("00", 1, "003"), "63": "001"}
         answer = unpack(self._exchange(pack(sign_on)))
         assert answer["39"] == "00"
-        self.mac = KeyMac("unionpay-ecb", tdes_decrypt_ecb(TMK, bytes.fromhex(answer["62"])[12:20]))
+        self.mac = KeyMac("x9.19", tdes_decrypt_ecb(TMK, bytes.fromhex(answer["62"])[20:36]))
         self.stan = 100
 
     def _exchange(self, packed: bytes) -> bytes:

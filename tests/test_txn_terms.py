@@ -124,10 +124,10 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
         load_terms(missing)
     bad = tmp_path / "bad.json"
     bad.write_text('{"reference": ', encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"bad\.json: not JSON \(.* at line 1\)"):
+    with pytest.raises(ConfigError, match=r"bad\.json: not JSON: .* at line 1 column 15"):
         load_terms(bad)
     bad.write_bytes(b'{"reference": "\xff"}')
-    with pytest.raises(ConfigError, match=r"bad\.json: not UTF-8 \(at byte 15\)"):
+    with pytest.raises(ConfigError, match=r"bad\.json: not UTF-8 at byte 15"):
         load_terms(bad)
     bad.write_text('{"reference": "A", "reference": "B"}', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"bad\.json: duplicate key 'reference'"):

@@ -22,8 +22,7 @@ import psec
 from firmware.errors import HostUnreachableError
 from firmware.host.channel import TcpHostLink
 from firmware.host.profile import load_host_profile
-from firmware.keys.layout import KeyLayout, open_key_store
-from firmware.keys.passwords import PasswordStore
+from firmware.keys.layout import KeyLayout, open_key_store, open_password_store
 from firmware.keys.provision import provision
 from firmware.keys.tmk import install_tmk
 from firmware.txn.model import Evidence, ReverseOperation, TxnStatus
@@ -71,7 +70,7 @@ class Rig:
         layout = KeyLayout.under(self.data_dir)
         provisioned = provision(layout, os.urandom)
         install_tmk(open_key_store(layout), KBPK, str(psec.tr31.wrap(KBPK, "B0000K0TD00N0000", TMK)))
-        passwords = PasswordStore(layout.passwords_path, time.monotonic)
+        passwords = open_password_store(layout, time.monotonic)
         passwords.install_factory_passwords({"supervisor": "000000"})
         passwords.change_password("supervisor", "000000", SUPERVISOR_PASSWORD)
         registered = RegisteredTerminal(

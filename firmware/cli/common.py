@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import NoReturn, TextIO
 
-from firmware.errors import TransactionInputError
+from firmware.errors import ConfigError, TransactionInputError
+from firmware.host.channel import HostAddress
 
 __all__ = [
     "EXIT_CARD_ERROR",
@@ -27,7 +28,9 @@ __all__ = [
     "EXIT_USAGE",
     "Parser",
     "UsageError",
+    "add_host_arguments",
     "fail",
+    "host_address",
     "parse_amount",
     "parse_command_line",
     "write_json",
@@ -97,3 +100,27 @@ def parse_amount(text: str, exponent: int) -> int:
     if minor >= 10**12:
         raise TransactionInputError(f"'{text}' does not fit the 12 digits of an EMV amount")
     return int(minor)
+
+
+def add_host_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    """`--host`, `--plain` and `--tls-ca`: the acquirer is reached over TLS unless --plain says otherwise."""
+    parser.add_argument("--host", default=default, metavar="HOST:PORT", help="the acquirer host")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="plain TCP instead of TLS: only to a host on this machine (a simulated one on 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--tls-ca", default=None, metavar="PEM", help="the CA that signs the host's certificate"
+    )
+
+
+def host_address(args: argparse.Namespace, prog: str) -> HostAddress:
+    """The HostAddress of `--host`, `--plain`, `--tls-ca`; UsageError if they do not make one."""
+    host, sep, port = args.host.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--host {args.host!r} is not HOST:PORT", "", prog)
+    try:
+        return HostAddress(host.strip("[]"), int(port), plain=args.plain, tls_ca=args.tls_ca)
+    except ConfigError as exc:
+        raise UsageError(str(exc), "", prog) from None

@@ -1,16 +1,22 @@
 """`pos-emv`: the technician's card tool.
 
     pos-emv read [--reader pcsc[:NAME] | sim:PROFILE] [--config PATH] [--wait SECONDS] [--aid HEX]
-    pos-emv txn --amount 12.34 [--type sale|refund] [--reader SPEC] [--pin 1234|bypass]
+    pos-emv txn --amount 12.34 [--type sale|refund] [--reader SPEC] [--pin-stdin | --pin-fd N]
                 [--online sim|none] [--aid HEX] [--kernel-config PATH] [--capk PATH] [--sequence N]
+    pos-emv txn ... --reader sim:PROFILE --pin 1234|bypass
 
 `read` prints ONE JSON object: reader, ATR, the selected application, masked
 PAN, expiry, AIP, AFL, the records as tag dictionaries (PAN and track data
 masked) and the APDU trace with response times (`firmware.emv.report`).
 
 `txn` runs one whole EMV transaction and prints its result as JSON (masked).
-Without `--pin` the terminal has no PIN pad; `--pin bypass` is a PIN pad
-where the cardholder presses Enter without a PIN. An online PIN is
+The PIN is never taken from the command line of a real card (every local
+user sees a command line, in ps or /proc): `--pin-stdin` reads it when the
+card asks for it, typed without echo at the keypad (the console) or as one
+line of standard input; `--pin-fd N` reads one line from file descriptor N.
+`--pin` is for simulated cards (`sim:PROFILE`) only. Without any of them
+the terminal has no PIN pad; the PIN `bypass` is a PIN pad where the
+cardholder presses Enter without a PIN. An online PIN is
 encrypted (ISO 9564 format 0) under a one-time random key that never leaves
 the process: this is a diagnostic, the real PIK stays in the key store.
 `--online sim` needs the online factory of the composition root (the
@@ -31,6 +37,7 @@ terminated; its JSON object is printed all the same), 5 configuration,
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 import time
@@ -114,6 +121,7 @@ class Environment:
     random_bytes: Callable[[int], bytes]
     stdout: TextIO
     stderr: TextIO
+    stdin: TextIO = sys.stdin
 
 
 @dataclass(frozen=True)
@@ -255,7 +263,18 @@ def _configure_txn(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amount", required=True, help="amount in major units, e.g. 12.34")
     parser.add_argument("--amount-other", default="0", help="cashback amount (default 0)")
     parser.add_argument("--type", choices=sorted(_TYPES), default="sale")
-    parser.add_argument("--pin", default=None, help="the PIN the cardholder enters, or 'bypass'")
+    pin = parser.add_mutually_exclusive_group()
+    pin.add_argument(
+        "--pin", default=None, help="simulated cards only: the PIN the cardholder enters, or 'bypass'"
+    )
+    pin.add_argument(
+        "--pin-stdin",
+        action="store_true",
+        help="read the PIN (or 'bypass') when the card asks: keypad without echo, else standard input",
+    )
+    pin.add_argument(
+        "--pin-fd", type=int, default=None, metavar="N", help="read the PIN from file descriptor N"
+    )
     parser.add_argument("--online", choices=("sim", "none"), default="none")
     parser.add_argument("--kernel-config", default=None, metavar="PATH")
     parser.add_argument("--capk", default=None, metavar="PATH")
@@ -269,17 +288,54 @@ def _configure_txn(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _pin_entry(pin: str | None) -> Callable[[PinKind, int | None], str | None] | None:
-    if pin is None:
+MAX_PIN_LINE = 64
+
+
+def _read_pin_line(args: argparse.Namespace, env: Environment) -> str:
+    """One line holding the PIN, from the keypad (a terminal: no echo), standard input or a descriptor."""
+    if args.pin_fd is not None:
+        raw = b""
+        while len(raw) <= MAX_PIN_LINE and not raw.endswith(b"\n"):
+            try:
+                chunk = os.read(args.pin_fd, 1)
+            except OSError as exc:
+                raise TransactionInputError(
+                    f"cannot read the PIN from descriptor {args.pin_fd}: {exc.strerror}"
+                ) from None
+            if not chunk:
+                break
+            raw += chunk
+        line = raw.decode("ascii", errors="replace")
+    elif env.stdin.isatty():
+        line = getpass.getpass("PIN: ")
+    else:
+        line = env.stdin.readline(MAX_PIN_LINE + 1)
+    if len(line) > MAX_PIN_LINE:
+        raise TransactionInputError(f"the PIN line is longer than {MAX_PIN_LINE} characters")
+    return line.strip()
+
+
+def _pin_entry(
+    args: argparse.Namespace, env: Environment
+) -> Callable[[PinKind, int | None], str | None] | None:
+    """The cardholder's PIN pad: `--pin` (simulated cards), `--pin-stdin`, `--pin-fd`, or none."""
+    if args.pin is None and not args.pin_stdin and args.pin_fd is None:
         return None
 
     def enter(kind: PinKind, tries_left: int | None) -> str | None:
-        return None if pin == "bypass" else pin
+        # read each time the card asks, as a keypad would (a wrong PIN is not sent again by itself)
+        pin = args.pin if args.pin is not None else _read_pin_line(args, env)
+        return None if pin in ("bypass", "") else pin
 
     return enter
 
 
 def _run_txn(args: argparse.Namespace, env: Environment) -> int:
+    if args.pin is not None and not args.reader.startswith("sim:"):
+        # a command line is visible to every local user (ps, /proc): a real card's PIN is read, not given
+        return _fail(
+            env, EXIT_USAGE, "--pin is for simulated cards (sim:PROFILE) only: use --pin-stdin or --pin-fd"
+        )
     try:
         config = load_kernel_config(None if args.kernel_config is None else Path(args.kernel_config))
         capks = load_capk_store(args.capk)
@@ -317,7 +373,7 @@ def _run_txn(args: argparse.Namespace, env: Environment) -> int:
             config=config,
             capks=capks,
             random_bytes=env.random_bytes,
-            pin_entry=_pin_entry(args.pin),
+            pin_entry=_pin_entry(args, env),
             online_pin_block=online_pin_block,
             online=online,
             choose=technician_chooser(args.aid),
@@ -358,6 +414,7 @@ def main(
     random_bytes: Callable[[int], bytes] = os.urandom,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    stdin: TextIO | None = None,
 ) -> int:
     """Run `pos-emv`; returns the exit code.
 
@@ -375,6 +432,6 @@ def main(
         return EXIT_USAGE
     if isinstance(args, int):
         return args
-    env = Environment(open_reader, online_factory, clock, now, random_bytes, out, err)
+    env = Environment(open_reader, online_factory, clock, now, random_bytes, out, err, stdin or sys.stdin)
     run: Callable[[argparse.Namespace, Environment], int] = args._run
     return run(args, env)

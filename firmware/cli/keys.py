@@ -1,6 +1,6 @@
 """`pos-keys`: provision the terminal, load the TMK and the DUKPT initial key, list keys (KCVs only).
 
-    pos-keys [--data-dir DIR] [--device-key PATH] provision     (completes a run cut short)
+    pos-keys [--data-dir DIR] [--device-key PATH] [--host-profile PATH] provision  (completes a run cut short)
     pos-keys [...] load-tmk --block FILE|- --kbpk-file FILE
     pos-keys [...] load-dukpt --block FILE|- --kbpk-file FILE [--ksn HEX]
     pos-keys [...] list
@@ -10,7 +10,10 @@
 The data directory comes from --data-dir, else $POS_DATA_DIR, else var/data;
 the device key from --device-key, else $POS_DEVICE_KEY, else DATA_DIR/device.key.
 `load-tmk` refuses a block holding a key component and, once a versioned TMK
-is installed, any block whose TR-31 key version number is not newer.
+is installed, any block whose TR-31 key version number is not newer; a TMK
+or KBPK that is single DES (8 bytes, equal halves) unless the host profile
+(--host-profile, default the shipped host.json) names the legacy single-DES
+mode, which `list` then shows, with each single-DES key marked.
 `load-dukpt` takes a B1 block (TDES or AES initial key); the initial KSN or key
 ID comes from its KS / IK optional block, else from --ksn. Only the registers
 the key fills are stored, never the key; an initial KSN / key ID loaded before
@@ -42,28 +45,36 @@ from firmware.cli.common import (
     fail,
     parse_command_line,
 )
-from firmware.errors import KeyBlockError, KeyStoreError, PosError
+from firmware.errors import KeyBlockError, KeyStoreError, MalformedFileError, PosError
+from firmware.host.profile import HostProfile, load_host_profile
+from firmware.keys.blockcipher import single_des_problem
 from firmware.keys.device import load_device_key
 from firmware.keys.dukpt_load import load_dukpt_initial_key
 from firmware.keys.dukpt_state import DUKPT_FILE_NAME, DUKPT_RECORD_NAME, DukptInfo
+from firmware.keys.kcv import KIND_TDES
 from firmware.keys.layout import (
     KeyLayout,
     open_dukpt_terminal,
     open_key_store,
     open_monotonic_record,
+    open_password_store,
     open_record_signer,
 )
-from firmware.keys.passwords import ChangeOutcome, PasswordStore
+from firmware.keys.passwords import ChangeOutcome, password_problem
 from firmware.keys.provision import provision
 from firmware.keys.store import STORE_FILE_NAME, STORE_RECORD_NAME
 from firmware.keys.tmk import install_tmk
 from firmware.store.atomic_file import locked
+from firmware.store.json_guard import read_bounded
 from firmware.txn.book import OPEN_FILE, OPEN_RECORD_NAME
 
 __all__ = ["DEFAULT_DATA_DIR", "PROG", "build_parser", "main"]
 
 DEFAULT_DATA_DIR = "var/data"
 PROG = "pos-keys"
+# A TR-31 block is at most 9999 characters; a KBPK file a line of hex. Every read stops here.
+MAX_INPUT_BYTES = 16 * 1024
+MAX_PASSWORD_INPUT = 4096
 
 
 def build_parser() -> Parser:
@@ -73,6 +84,7 @@ def build_parser() -> Parser:
     parser.add_argument(
         "--device-key", help="device key file (default: $POS_DEVICE_KEY or DATA_DIR/device.key)"
     )
+    parser.add_argument("--host-profile", help="host profile JSON (default: the shipped host.json)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
         "provision",
@@ -131,28 +143,45 @@ def _adopt(layout: KeyLayout, out: TextIO) -> None:
 
 
 def _set_password(layout: KeyLayout, role: str, stdin: TextIO, out: TextIO) -> None:
-    lines = [line.rstrip("\r\n") for line in stdin.read(4096).splitlines()]
-    store = PasswordStore(layout.passwords_path, time.monotonic)
+    text = stdin.read(MAX_PASSWORD_INPUT + 1)
+    if len(text) > MAX_PASSWORD_INPUT:
+        raise KeyStoreError(f"more than {MAX_PASSWORD_INPUT} characters on standard input")
+    lines = [line.rstrip("\r\n") for line in text.splitlines()]
+    store = open_password_store(layout, time.monotonic)
     if role not in store.roles():
-        if len(lines) != 1 or not store.set_first_password(role, lines[0]):
+        if len(lines) != 1:
             raise KeyStoreError(f"{role} has no password yet: give the new one alone on standard input")
+        if not store.set_first_password(role, lines[0]):
+            raise KeyStoreError(f"{role} has a password already: give the old one, then the new one")
         out.write(f"{role}: password set\n")
         return
     if len(lines) != 2:
         raise KeyStoreError(f"{role} has a password: give the old one, then the new one, on standard input")
     outcome = store.change_password(role, lines[0], lines[1])
+    if outcome is ChangeOutcome.TOO_SHORT:
+        raise KeyStoreError(f"{role}: password not changed ({password_problem(role, lines[1])})")
     if outcome is not ChangeOutcome.CHANGED:
         raise KeyStoreError(f"{role}: password not changed ({outcome.value})")
     out.write(f"{role}: password changed\n")
 
 
 def _read_text(path: str, stdin: TextIO, what: str) -> str:
+    """The file's text (or standard input's, for "-"), at most MAX_INPUT_BYTES of it."""
     if path == "-":
-        return stdin.read()
+        text = stdin.read(MAX_INPUT_BYTES + 1)
+        if len(text) > MAX_INPUT_BYTES:
+            raise KeyStoreError(f"{what} on standard input is longer than {MAX_INPUT_BYTES} characters")
+        return text
     try:
-        return Path(path).read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
+        return read_bounded(path, MAX_INPUT_BYTES).decode("ascii")
+    except (OSError, UnicodeDecodeError, MalformedFileError) as exc:
+        reason = (
+            exc.strerror
+            if isinstance(exc, OSError)
+            else f"larger than {MAX_INPUT_BYTES} bytes"
+            if isinstance(exc, MalformedFileError)
+            else "not ASCII text"
+        )
         raise KeyStoreError(f"cannot read {what} {path}: {reason}") from exc
 
 
@@ -174,11 +203,13 @@ def _provision(layout: KeyLayout, rng: Callable[[int], bytes], out: TextIO) -> N
     out.write(f"record signing public key: {done.signing_public_key.hex()}\n")
 
 
-def _load_tmk(layout: KeyLayout, block_path: str, kbpk_path: str, stdin: TextIO, out: TextIO) -> None:
+def _load_tmk(
+    layout: KeyLayout, block_path: str, kbpk_path: str, profile: HostProfile, stdin: TextIO, out: TextIO
+) -> None:
     store = open_key_store(layout)
     kbpk = _read_kbpk(kbpk_path, stdin)
     block = _read_text(block_path, stdin, "key block file").strip()
-    header, info = install_tmk(store, kbpk, block)
+    header, info = install_tmk(store, kbpk, block, allow_single_des=profile.legacy_single_des)
     out.write(
         f"TMK loaded from key block version {header.version_id}, key version {info.block_version}: "
         f"v{info.version} KCV {info.kcv}\n"
@@ -218,14 +249,20 @@ def _load_dukpt(
     )
 
 
-def _list(layout: KeyLayout, out: TextIO) -> None:
-    infos = open_key_store(layout).list()
+def _list(layout: KeyLayout, profile: HostProfile, out: TextIO) -> None:
+    store = open_key_store(layout)
+    infos = store.list()
     terminal = open_dukpt_terminal(layout)
     dukpt = terminal.info() if terminal.is_loaded() else None
+    if profile.legacy_single_des:
+        out.write("LEGACY MODE: the host profile allows single-DES keys (legacy_single_des)\n")
     if not infos and dukpt is None:
         out.write("no keys\n")
     for info in infos:
-        out.write(f"{info.name:<10} {info.kind:<8} v{info.version:<4} KCV {info.kcv}\n")
+        weak = ""
+        if info.kind == KIND_TDES and single_des_problem(store.get(info.name)) is not None:
+            weak = "  SINGLE DES (legacy)" if profile.legacy_single_des else "  SINGLE DES (not allowed)"
+        out.write(f"{info.name:<10} {info.kind:<8} v{info.version:<4} KCV {info.kcv}{weak}\n")
     if dukpt is not None:
         out.write(_dukpt_line(dukpt) + "\n")
 
@@ -258,11 +295,11 @@ def main(
         if args.command == "provision":
             _provision(layout, rng, stdout)
         elif args.command == "load-tmk":
-            _load_tmk(layout, args.block, args.kbpk_file, stdin, stdout)
+            _load_tmk(layout, args.block, args.kbpk_file, load_host_profile(args.host_profile), stdin, stdout)
         elif args.command == "load-dukpt":
             _load_dukpt(layout, args.block, args.kbpk_file, args.ksn, stdin, stdout)
         elif args.command == "list":
-            _list(layout, stdout)
+            _list(layout, load_host_profile(args.host_profile), stdout)
         elif args.command == "set-password":
             _set_password(layout, args.role, stdin, stdout)
         elif args.command == "adopt":

@@ -1,6 +1,6 @@
 """`pos-terminal`: the kiosk, on the terminal's screen or a desktop window, or headless from a script.
 
-    pos-terminal [--data-dir D] [--host HOST:PORT] [--size WxH] [--lang zh|en]
+    pos-terminal [--data-dir D] [--host HOST:PORT] [--plain | --tls-ca PEM] [--size WxH] [--lang zh|en]
                  [--no-touch-keypad] [--card SPEC] [--receipts DIR] [--printer DEVICE]
                  [--headless --script FILE [--shots DIR]]
 
@@ -29,8 +29,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from firmware.cli.common import EXIT_USAGE, Parser, UsageError, fail, parse_command_line
+from firmware.cli.common import (
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    add_host_arguments,
+    fail,
+    host_address,
+    parse_command_line,
+)
 from firmware.errors import ConfigError, KeyStoreError, PosError
+from firmware.host.channel import HostAddress
 from firmware.kiosk_config import KioskSettings, load_kiosk_settings
 
 __all__ = ["EXIT_SCRIPT", "EXIT_SETUP", "PROG", "TerminalOptions", "build_parser", "main"]
@@ -45,8 +54,7 @@ DEFAULT_HOST = "127.0.0.1:5000"
 @dataclass(frozen=True)
 class TerminalOptions:
     data_dir: Path
-    host: str
-    port: int
+    address: HostAddress  # TLS unless --plain (this machine only)
     settings: KioskSettings
     headless: bool
     script: Path | None
@@ -58,7 +66,7 @@ class TerminalOptions:
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="The POS terminal's kiosk (keypad and screen)")
     parser.add_argument("--data-dir", type=Path, default=None, help="the terminal's data directory")
-    parser.add_argument("--host", default=DEFAULT_HOST, metavar="HOST:PORT", help="the acquirer host")
+    add_host_arguments(parser, DEFAULT_HOST)
     parser.add_argument(
         "--config", type=Path, default=None, help="kiosk settings (default: shipped kiosk.json)"
     )
@@ -83,13 +91,6 @@ def build_parser() -> Parser:
     return parser
 
 
-def _host(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--host {text!r} is not HOST:PORT", "", PROG)
-    return host, int(port)
-
-
 def _size(text: str) -> tuple[int, int]:
     width, sep, height = text.lower().partition("x")
     if not sep or not width.isdigit() or not height.isdigit():
@@ -105,7 +106,7 @@ def options_from(argv: Sequence[str]) -> TerminalOptions | int:
     parsed = parse_command_line(build_parser(), argv)
     if isinstance(parsed, int):
         return parsed
-    host, port = _host(parsed.host)
+    address = host_address(parsed, PROG)
     settings = load_kiosk_settings(parsed.config)
     if parsed.size:
         width, height = _size(parsed.size)
@@ -121,7 +122,7 @@ def options_from(argv: Sequence[str]) -> TerminalOptions | int:
     data_dir = parsed.data_dir or Path(os.environ.get("POS_DATA_DIR") or DEFAULT_DATA_DIR)
     receipts = parsed.receipts or data_dir / "receipts"
     return TerminalOptions(
-        data_dir, host, port, settings, parsed.headless, parsed.script, parsed.shots, parsed.card, receipts
+        data_dir, address, settings, parsed.headless, parsed.script, parsed.shots, parsed.card, receipts
     )
 
 

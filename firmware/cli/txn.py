@@ -1,6 +1,6 @@
 """`pos-txn`: the terminal's business operations from the command line, over the same service as the kiosk.
 
-    pos-txn [--data-dir D] [--host HOST:PORT] COMMAND ...
+    pos-txn [--data-dir D] [--host HOST:PORT] [--plain | --tls-ca PEM] COMMAND ...
 
     sign-on
     sale     --amount A [--order NO] --reader SPEC [--pin PIN]
@@ -16,6 +16,10 @@ ORIGINAL is `--order NO`, `--trace N` or `--rrn R`; EVIDENCE is `--name`,
 `--contact`, `--reason`, `--original-time "YYYY-MM-DD HH:MM"` (which ones are
 required is in the terms). Where the terms want the supervisor, the
 supervisor's password is read from standard input with `--supervisor-stdin`.
+
+The host is reached over TLS (its certificate checked against the system's
+CAs or --tls-ca); --plain asks for plain TCP, to a host on this machine only
+(the simulated one on 127.0.0.1).
 
 Each command prints one JSON document and exits 0 when it did what was asked
 (a sale approved, a request approved by the host, `drain` with nothing left
@@ -37,7 +41,17 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TextIO
 
-from firmware.cli.common import EXIT_OK, EXIT_USAGE, Parser, UsageError, fail, parse_command_line, write_json
+from firmware.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    add_host_arguments,
+    fail,
+    host_address,
+    parse_command_line,
+    write_json,
+)
 from firmware.emv.cvm import PinKind
 from firmware.emv.reader import CardReader
 from firmware.emv.result import Outcome
@@ -50,9 +64,8 @@ from firmware.errors import (
     PosError,
     RuleViolation,
 )
-from firmware.host.channel import HostLink
-from firmware.keys.layout import KeyLayout
-from firmware.keys.passwords import PasswordStore
+from firmware.host.channel import HostAddress, HostLink
+from firmware.keys.layout import KeyLayout, open_password_store
 from firmware.txn.model import Evidence, RefundMethod, ReverseOperation, TxnStatus, TxnType
 from firmware.txn.money import parse_amount
 from firmware.txn.reverse import OriginalRef, ReverseResult
@@ -69,7 +82,7 @@ DEFAULT_HOST = "127.0.0.1:5000"
 MAX_PASSWORD_LINE = 257
 
 OpenReader = Callable[[str], CardReader]
-OpenLink = Callable[[str, int], HostLink]
+OpenLink = Callable[[HostAddress], HostLink]
 
 
 @dataclass(frozen=True)
@@ -112,7 +125,7 @@ def build_parser() -> Parser:
     parser.add_argument(
         "--data-dir", default=None, type=Path, help="the terminal's data directory ($POS_DATA_DIR, var/data)"
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, metavar="HOST:PORT", help="the acquirer host")
+    add_host_arguments(parser, DEFAULT_HOST)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands.add_parser("sign-on", help="get fresh working keys (签到)")
     for name, what in (("sale", "a sale with the card (消费)"), ("preauth", "a pre-authorisation (预授权)")):
@@ -142,13 +155,6 @@ def build_parser() -> Parser:
     orders.add_argument("--amount", default=None)
     orders.add_argument("--last4", default=None)
     return parser
-
-
-def _host(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--host {text!r} is not HOST:PORT", "", PROG)
-    return host, int(port)
 
 
 def _evidence(args: argparse.Namespace) -> Evidence:
@@ -182,7 +188,9 @@ def _supervisor(args: argparse.Namespace, env: Environment) -> Callable[[Reverse
             f"the supervisor's password is longer than {MAX_PASSWORD_LINE - 1} characters", "", PROG
         )
     password = line.rstrip("\r\n")
-    store = PasswordStore(KeyLayout.under(args.data_dir).passwords_path, env.monotonic)
+    device_key = os.environ.get("POS_DEVICE_KEY")
+    layout = KeyLayout.under(args.data_dir, Path(device_key) if device_key else None)
+    store = open_password_store(layout, env.monotonic)
 
     def approve(operation: ReverseOperation) -> bool:
         return store.verify("supervisor", password).authenticated
@@ -319,7 +327,7 @@ def main(
         parsed = parse_command_line(build_parser(), sys.argv[1:] if argv is None else argv)
         if isinstance(parsed, int):
             return parsed
-        host, port = _host(parsed.host)
+        address = host_address(parsed, PROG)
     except UsageError as exc:
         return fail(env.stderr, PROG, EXIT_USAGE, str(exc))
     try:
@@ -327,7 +335,7 @@ def main(
             parsed.data_dir = Path(os.environ.get("POS_DATA_DIR") or DEFAULT_DATA_DIR)
         device_key = os.environ.get("POS_DEVICE_KEY")
         service = open_terminal(
-            parsed.data_dir, env.open_link(host, port), device_key=Path(device_key) if device_key else None
+            parsed.data_dir, env.open_link(address), device_key=Path(device_key) if device_key else None
         )
     except (ConfigError, KeyStoreError) as exc:
         return fail(env.stderr, PROG, EXIT_SETUP, str(exc))

@@ -16,6 +16,7 @@ from firmware.errors import TlvError
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_DOL_DATA",
     "Tlv",
     "build_dol",
     "dol_length",
@@ -211,14 +212,28 @@ def _header_length(tag: int, length: int) -> int:
 
 # --- Data Object Lists ---------------------------------------------------
 
+# The most data one DOL may ask for: a short command APDU's data field.
+MAX_DOL_DATA = 255
 
-def parse_dol(data: bytes) -> list[tuple[int, int]]:
-    """A DOL is a list of (tag, length) with no values."""
+
+def parse_dol(data: bytes, max_data: int = MAX_DOL_DATA) -> list[tuple[int, int]]:
+    """A DOL is a list of (tag, length) with no values.
+
+    The data it asks for goes in one command (GET PROCESSING OPTIONS, GENERATE
+    AC, INTERNAL AUTHENTICATE) or one hash: a DOL whose lengths add up to more
+    than `max_data` bytes (a short APDU's data field) is malformed, refused
+    here, before anything is built (TlvError at the entry that overflows).
+    """
     entries: list[tuple[int, int]] = []
+    total = 0
     pos = 0
     while pos < len(data):
+        start = pos
         tag, pos = _read_tag(data, pos, 0)
         length, pos = _read_length(data, pos, 0, tag)
+        total += length
+        if total > max_data:
+            raise TlvError(f"DOL asks for more than {max_data} bytes of data", start, tag)
         entries.append((tag, length))
     return entries
 
@@ -249,8 +264,11 @@ def build_dol(
 ) -> bytes:
     """Concatenate the values named by the DOL; a missing value gives zeros.
 
-    A constructed tag in a DOL also gives zeros (Book 3 5.4).
+    A constructed tag in a DOL also gives zeros (Book 3 5.4). A DOL asking for
+    more than MAX_DOL_DATA bytes is refused before anything is built (TlvError).
     """
+    if dol_length(dol) > MAX_DOL_DATA or any(length < 0 for _, length in dol):
+        raise TlvError(f"DOL asks for more than {MAX_DOL_DATA} bytes of data", 0)
     out = bytearray()
     for tag, length in dol:
         value = source.get(tag)

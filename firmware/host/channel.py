@@ -8,6 +8,11 @@ request (a 0400 reading the 0210 it is reversing); a fresh connection can only
 ever carry the answer to its own request, and needs no stale-socket detection
 on a terminal whose network comes and goes.
 
+TLS is the default (`HostAddress`, `open_host_link`): the server's certificate
+is checked against the system's CAs or a given CA file, TLS 1.2 at least.
+Plain TCP only when asked for by name (`plain`, the `--plain` of the command
+lines), and then only to this machine (a simulated host on 127.0.0.1).
+
 Errors say whether the request may have reached the host, which is what the
 reversal logic needs to know:
 - `HostUnreachableError`: no connection (or TLS handshake) - nothing was sent;
@@ -21,10 +26,12 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from firmware.clocks import MonotonicClock
 from firmware.errors import (
+    ConfigError,
     HostConnectionLostError,
     HostTimeoutError,
     HostUnreachableError,
@@ -33,14 +40,48 @@ from firmware.errors import (
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
+    "LOOPBACK_HOSTS",
+    "HostAddress",
     "HostLink",
     "TcpHostLink",
+    "client_tls_context",
     "frame",
+    "open_host_link",
     "read_frame",
 ]
 
 DEFAULT_MAX_FRAME: Final = 4096
 _LENGTH_BYTES: Final = 2
+LOOPBACK_HOSTS: Final = ("127.0.0.1", "::1", "localhost")
+
+
+@dataclass(frozen=True)
+class HostAddress:
+    """Where the acquirer is and how to reach it: TLS unless `plain` is asked for (loopback only)."""
+
+    host: str
+    port: int
+    plain: bool = False
+    tls_ca: str | None = None  # PEM file of the CA to trust instead of the system's
+
+    def __post_init__(self) -> None:
+        if self.plain and self.host not in LOOPBACK_HOSTS:
+            raise ConfigError(
+                f"plain TCP to {self.host}: only to a host on this machine ({', '.join(LOOPBACK_HOSTS)}); "
+                "the acquirer is reached over TLS"
+            )
+        if self.plain and self.tls_ca is not None:
+            raise ConfigError("a TLS CA file and plain TCP exclude each other")
+
+
+def client_tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """The terminal's TLS client: certificate and host name checked, TLS 1.2 or later."""
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"TLS CA file {ca_file}: cannot be used ({exc})") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 class HostLink(Protocol):
@@ -152,3 +193,13 @@ class TcpHostLink:
             return read_frame(sock, deadline, self.max_frame, self._monotonic)
         finally:
             sock.close()
+
+
+def open_host_link(
+    address: HostAddress, *, connect_timeout: float = 10.0, read_timeout: float = 60.0
+) -> TcpHostLink:
+    """The link to `address`: TLS (checked against `address.tls_ca` or the system's CAs) unless plain."""
+    tls = None if address.plain else client_tls_context(address.tls_ca)
+    return TcpHostLink(
+        address.host, address.port, connect_timeout=connect_timeout, read_timeout=read_timeout, tls=tls
+    )

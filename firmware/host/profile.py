@@ -2,6 +2,9 @@
 
     mac_profile          unionpay-ecb | x9.19 | aes-cmac (the algorithm of the session MAK)
     key_scheme           the sign-on's 60.3: 001 single-length keys, 003 double PIK, 004 with a TDK
+    legacy_single_des    optional, default false: accept single-length working keys, a TMK or KBPK
+                         whose halves are equal (single DES); needed for 001, and for a host that
+                         sends UnionPay's 003 MAK (8 key bytes + 8 zero bytes). Shown by `pos-keys list`.
     connect_timeout_ms   how long a connection may take
     answer_timeout_ms    how long an answer may take once the request is sent
     max_attempts         tries of each reversal, advice and notice before it is flagged (kept)
@@ -33,11 +36,18 @@ class HostProfile:
     answer_timeout: float
     max_attempts: int
     backoff: tuple[float, ...]
+    legacy_single_des: bool = False
 
 
 def host_profile_from_section(section: Section) -> HostProfile:
     section.only(
-        "mac_profile", "key_scheme", "connect_timeout_ms", "answer_timeout_ms", "max_attempts", "backoff_ms"
+        "mac_profile",
+        "key_scheme",
+        "legacy_single_des",
+        "connect_timeout_ms",
+        "answer_timeout_ms",
+        "max_attempts",
+        "backoff_ms",
     )
     profile = section.text("mac_profile")
     try:
@@ -48,6 +58,9 @@ def host_profile_from_section(section: Section) -> HostProfile:
     scheme = section.text("key_scheme")
     if scheme not in _KEY_SCHEMES:
         raise section.error("key_scheme", f"{scheme!r} is not one of {', '.join(_KEY_SCHEMES)}")
+    legacy = section.flag("legacy_single_des", default=False)
+    if scheme == "001" and not legacy:
+        raise section.error("key_scheme", "001 gives single-DES keys: only with legacy_single_des true")
     backoff: list[int] = []
     for position, wait in enumerate(section.items("backoff_ms", non_empty=True)):
         if isinstance(wait, bool) or not isinstance(wait, int) or not 0 <= wait <= 600_000:
@@ -60,6 +73,7 @@ def host_profile_from_section(section: Section) -> HostProfile:
         answer_timeout=section.integer("answer_timeout_ms", minimum=1, maximum=600_000) / 1000,
         max_attempts=section.integer("max_attempts", minimum=1, maximum=100),
         backoff=tuple(wait / 1000 for wait in backoff),
+        legacy_single_des=legacy,
     )
 
 

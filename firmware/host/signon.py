@@ -2,8 +2,11 @@
 
 0800 with 11 (trace), 41, 42, 60 (``00`` + batch + network management code)
 and 63 (operator). Codes: ``001`` single-length keys (PIK, MAK), ``003``
-double-length PIK and single-length MAK, ``004`` as 003 plus a double-length
-track data key. Network management messages carry no MAC.
+double-length PIK and a MAK (single-length in UnionPay's definition, double
+with an X9.19 or AES host), ``004`` as 003 plus a double-length track data
+key. Single-DES keys are refused unless the host profile's legacy mode says
+so. Network management messages carry no MAC: a replayed answer (an earlier
+session's keys, with the new trace number) is refused by the key history.
 
 The 0810 must answer this request (type, trace, terminal, merchant) and echo
 the network management code; a refusal (39 not ``00``) is an outcome and
@@ -25,6 +28,7 @@ from firmware.host.channel import HostLink
 from firmware.host.codes import TransactionCode
 from firmware.host.messages import TerminalIdentity, check_answer, field60, format_stan, parse_field60
 from firmware.host.spec import IsoMessage, pack, unpack
+from firmware.keys.key_history import WorkingKeyHistory
 from firmware.keys.store import KeyStore
 from firmware.keys.working_keys import install_working_keys, parse_unionpay_field62
 
@@ -80,9 +84,18 @@ def build_sign_on(
 
 
 def read_sign_on_answer(
-    request: Mapping[str, str], answer: Mapping[str, str], store: KeyStore
+    request: Mapping[str, str],
+    answer: Mapping[str, str],
+    store: KeyStore,
+    *,
+    history: WorkingKeyHistory | None = None,
+    allow_single_des: bool = False,
 ) -> SignOnResult:
-    """Check the 0810 against its request and, when approved, install the working keys it carries."""
+    """Check the 0810 against its request and, when approved, install the working keys it carries.
+
+    A set of keys installed before (a replayed answer) raises VerificationError; a single-DES key
+    CryptoError unless `allow_single_des` (the host profile's legacy mode). Nothing is installed then.
+    """
     check_answer(request, answer)
     if answer.get("42", request["42"]) != request["42"]:
         raise MessageFieldError(f"answer for merchant {answer.get('42')!r}", "42")
@@ -98,7 +111,7 @@ def read_sign_on_answer(
     if "62" not in answer:
         raise MessageFieldError("approved sign-on without working keys", "62")
     keys = parse_unionpay_field62(bytes.fromhex(answer["62"]), requested)
-    install_working_keys(store, keys)
+    install_working_keys(store, keys, history=history, allow_single_des=allow_single_des)
     return SignOnResult(
         code,
         batch_number=batch,
@@ -118,10 +131,12 @@ def sign_on(
     operator: str = "001",
     key_scheme: str = KEYS_DOUBLE,
     timeout: float | None = None,
+    history: WorkingKeyHistory | None = None,
+    allow_single_des: bool = False,
 ) -> SignOnResult:
     """Sign on over `link`: build, exchange, check, install. Errors of `firmware.errors` otherwise."""
     request = build_sign_on(
         terminal, stan=stan, batch_number=batch_number, operator=operator, key_scheme=key_scheme
     )
     answer = unpack(link.exchange(pack(request), timeout))
-    return read_sign_on_answer(request, answer, store)
+    return read_sign_on_answer(request, answer, store, history=history, allow_single_des=allow_single_des)

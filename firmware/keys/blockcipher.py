@@ -23,6 +23,7 @@ __all__ = [
     "aes_encrypt_ecb",
     "cmac_aes",
     "cmac_tdes",
+    "single_des_problem",
     "tdes_decrypt_cbc",
     "tdes_decrypt_ecb",
     "tdes_encrypt_cbc",
@@ -39,6 +40,28 @@ def xor(left: bytes, right: bytes) -> bytes:
     if len(left) != len(right):
         raise CryptoError(f"xor of unequal lengths {len(left)} and {len(right)}")
     return bytes(a ^ b for a, b in zip(left, right, strict=True))
+
+
+def _odd_parity_cleared(block: bytes) -> bytes:
+    return bytes(byte & 0xFE for byte in block)
+
+
+def single_des_problem(key: bytes) -> str | None:
+    """Why a TDES key is only as strong as single DES, or None.
+
+    A single-length (8-byte) key is DES; a double-length key whose halves are
+    equal, or a triple-length key with K1 = K2 or K2 = K3, encrypts exactly as
+    single DES (parity bits aside). Only a host profile that names a legacy
+    single-DES mode may accept such a key.
+    """
+    blocks = [_odd_parity_cleared(key[i : i + DES_BLOCK]) for i in range(0, len(key), DES_BLOCK)]
+    if len(key) == DES_BLOCK:
+        return "single-length (DES)"
+    if len(blocks) >= 2 and blocks[0] == blocks[1]:
+        return "its first two halves are equal (single DES)"
+    if len(blocks) == 3 and blocks[1] == blocks[2]:
+        return "its last two thirds are equal (single DES)"
+    return None
 
 
 def tdes_key24(key: bytes) -> bytes:

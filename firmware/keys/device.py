@@ -14,9 +14,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from firmware.errors import KeyStoreError
+from firmware.errors import KeyStoreError, MalformedFileError
 from firmware.randomness import Rng
 from firmware.store.atomic_file import write_atomically
+from firmware.store.json_guard import read_bounded
 
 __all__ = ["DEVICE_KEY_LENGTH", "DeviceKey", "load_device_key", "provision_device_key"]
 
@@ -54,7 +55,9 @@ class DeviceKey:
 def load_device_key(path: Path) -> DeviceKey:
     """Read the device key file; a missing or malformed file is a KeyStoreError saying what to do."""
     try:
-        raw = path.read_bytes()
+        raw = read_bounded(path, len(_MAGIC) + DEVICE_KEY_LENGTH)
+    except MalformedFileError as exc:
+        raise KeyStoreError(f"device key file {path} is damaged (wrong size or header)") from exc
     except FileNotFoundError as exc:
         raise KeyStoreError(
             f"device key not found at {path}: this terminal is not provisioned (run `pos-keys provision`)"

@@ -49,6 +49,7 @@ from firmware.errors import (
     KeyBlockError,
     KeyExhaustedError,
     KeyStoreError,
+    MalformedFileError,
     RolledBackError,
     StoreError,
 )
@@ -62,6 +63,7 @@ from firmware.keys.monotonic import MonotonicRecord
 from firmware.keys.tr31 import NO_KEY_VERSION, check_newer_key_version
 from firmware.randomness import Rng
 from firmware.store.atomic_file import locked
+from firmware.store.json_guard import load_json, read_bounded
 
 __all__ = [
     "DUKPT_ALGORITHMS",
@@ -80,6 +82,7 @@ DUKPT_RECORD_NAME: Final = "dukpt"  # its name in the anti-rollback record
 DUKPT_ALGORITHMS: Final = (KIND_TDES, KIND_AES)
 _FORMAT: Final = "pos-dukpt-1"
 _NONCE_LENGTH: Final = 12
+_MAX_STATE_BYTES: Final = 1 << 20  # a few registers: a larger file is not a state of this device
 _BITMAP_LENGTH: Final = 4  # one bit per register, register 0 the least significant
 
 DukptTransactionKeys = TdesTransactionKeys | AesTransactionKeys
@@ -445,11 +448,13 @@ class PersistentDukptTerminal:
 
     def _read(self, *, holding_lock: bool = False) -> _Record | None:
         try:
-            raw = self._path.read_bytes()
+            raw = read_bounded(self._path, _MAX_STATE_BYTES)
         except FileNotFoundError:
             raw = None
         except OSError as exc:
             raise KeyStoreError(f"cannot read DUKPT state {self._path}: {exc.strerror}") from exc
+        except MalformedFileError as exc:
+            raise KeyStoreError(f"DUKPT state {self._path} is damaged: {exc}") from exc
         try:
             self._guard.verify(raw, holding_lock=holding_lock)
         except RolledBackError as exc:
@@ -467,9 +472,9 @@ class PersistentDukptTerminal:
 
     def _parse(self, raw: bytes) -> _Record:
         try:
-            document = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise KeyStoreError(f"DUKPT state {self._path} is damaged: not valid JSON") from exc
+            document = load_json(raw, str(self._path))
+        except MalformedFileError as exc:
+            raise KeyStoreError(f"DUKPT state {self._path} is damaged: not valid JSON ({exc})") from exc
         return _open(self._device_key, document, self._path)
 
     def _read_loaded(self, *, holding_lock: bool = False) -> _Record:

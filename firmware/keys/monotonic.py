@@ -71,11 +71,12 @@ from typing import Any, Final, Protocol
 
 from cryptography.exceptions import InvalidTag
 
-from firmware.errors import RolledBackError, StoreError
+from firmware.errors import MalformedFileError, RolledBackError, StoreError
 from firmware.keys.device import DeviceKey
 from firmware.randomness import Rng
 from firmware.store.atomic_file import locked, write_atomically
 from firmware.store.guard import Facts
+from firmware.store.json_guard import load_json
 
 __all__ = [
     "RECORD_FILE_NAME",
@@ -313,8 +314,8 @@ class MonotonicRecord:
         if len(raw) > _MAX_RECORD_BYTES:
             raise damaged("larger than any record")
         try:
-            document = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+            document = load_json(raw, str(self.path))
+        except MalformedFileError as exc:
             raise damaged("not valid JSON") from exc
         if not isinstance(document, dict) or document.get("format") != _FORMAT:
             raise damaged("unknown format")
@@ -336,7 +337,10 @@ class MonotonicRecord:
             raise StoreError(
                 f"anti-rollback record {self.path} fails authentication (file tampered or damaged)"
             ) from exc
-        body = json.loads(plain)  # authentic from here on: written by this firmware
+        try:
+            body = load_json(plain, str(self.path))  # authentic from here on: written by this firmware
+        except MalformedFileError as exc:
+            raise damaged("its sealed body is not valid JSON") from exc
         files = {
             name: _FileState(entry["digest"], entry["next"], dict(entry["facts"]))
             for name, entry in body["files"].items()

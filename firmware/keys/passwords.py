@@ -1,10 +1,25 @@
-"""Supervisor and technician passwords: scrypt hashes, lock-out, factory passwords.
+"""Supervisor and technician passwords: scrypt hashes in a sealed file, lock-out, factory passwords.
 
-Passwords are kept as scrypt hashes (n = 2**14, r = 8, p = 1, 16-byte salt,
-32-byte hash) in one small JSON file written crash-safe, each update under
-the file's inter-process lock (no failure is lost between processes). After
-`max_failures` wrong passwords in a row a role is locked for
-`lockout_seconds`; the failure count and the lock survive a restart.
+Passwords are kept as scrypt hashes (RFC 7914; n = 2**14, r = 8, p = 5: the
+work of n = 2**17, p = 1 within 16 MiB of memory, which a handheld has;
+16-byte salt, 32-byte hash) in one small file written crash-safe, each
+update under the file's inter-process lock (no failure is lost between
+processes). The whole file is sealed under the device key (AES-256-GCM,
+`firmware.keys.device`): its hashes, parameters, failure counts and locks
+cannot be read, edited or moved to another terminal without the file being
+refused (KeyStoreError: a file that is not sealed, sealed under another
+device key, or altered). Whatever the sealed file says, the code fixes the
+hash length and salt length and refuses parameters below `SCRYPT_N`,
+`SCRYPT_R`, `SCRYPT_P` (or above the memory a terminal has): an empty or
+one-byte hash, a salt of the wrong size or a parameter scrypt cannot take is
+the project's own error, never ValueError or MemoryError.
+
+Password rules (`password_problem`): the supervisor's password is typed on
+the keypad, at least `MIN_SUPERVISOR_DIGITS` digits and nothing else; every
+other role's (the technician's) at least `MIN_PASSWORD_LENGTH` characters.
+After `max_failures` wrong passwords in a row a role is locked for
+`lockout_seconds` (default 30 minutes); the failure count and the lock
+survive a restart.
 
 The lock-out never trusts the wall clock, which an operator or the host's
 sign-on answer can set: time is read from a monotonic clock (`clock`,
@@ -18,6 +33,9 @@ factory password is flagged `must_change`: logging in with it gives
 MUST_CHANGE, which is not `authenticated`; the operator must set a new
 password (`change_password`) before the role is let in.
 A login attempt is an outcome (LoginResult), never an exception.
+
+Not covered here: a whole older copy of the sealed file put back (it opens,
+with its older failure count); that is the anti-rollback record's part.
 """
 
 from __future__ import annotations
@@ -31,17 +49,22 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from firmware.clocks import MonotonicClock
-from firmware.errors import ConfigError, KeyStoreError
+from firmware.errors import ConfigError, CryptoError, KeyStoreError, MalformedFileError
+from firmware.keys.device import DeviceKey
 from firmware.randomness import Rng
 from firmware.store.atomic_file import locked, write_atomically
+from firmware.store.json_guard import load_json, read_bounded
 
 __all__ = [
+    "DEFAULT_LOCKOUT_SECONDS",
     "MIN_PASSWORD_LENGTH",
+    "MIN_SUPERVISOR_DIGITS",
     "SCRYPT_N",
     "SCRYPT_P",
     "SCRYPT_R",
@@ -49,32 +72,74 @@ __all__ = [
     "LoginOutcome",
     "LoginResult",
     "PasswordStore",
+    "password_problem",
     "scrypt_hash",
 ]
 
 log = logging.getLogger(__name__)
 
-SCRYPT_N = 2**14
-SCRYPT_R = 8
-SCRYPT_P = 1
-_SALT_LENGTH = 16
-_HASH_LENGTH = 32
-_FORMAT = "pos-passwords-2"
-_FORMAT_V1 = "pos-passwords-1"  # kept "locked_until" in wall-clock seconds: read, and converted
+SCRYPT_N: Final = 2**14
+SCRYPT_R: Final = 8
+SCRYPT_P: Final = 5
+_MAX_SCRYPT_N: Final = 2**20
+_MAX_SCRYPT_R: Final = 32
+_MAX_SCRYPT_P: Final = 64
+_MAX_SCRYPT_MEMORY: Final = 256 * 1024 * 1024  # 128 * r * n bytes, for a stored hash
+_MAX_SCRYPT_HASH_MEMORY: Final = 1024 * 1024 * 1024  # what `scrypt_hash` runs at all (RFC 7914 vectors)
+_SALT_LENGTH: Final = 16
+_HASH_LENGTH: Final = 32
+_NONCE_LENGTH: Final = 12
+_FORMAT: Final = "pos-passwords-3"
+_UNSEALED_FORMATS: Final = ("pos-passwords-1", "pos-passwords-2")
+_MAX_FILE_BYTES: Final = 64 * 1024
+_SEALED_FIELDS: Final = frozenset({"format", "device_key_id", "nonce", "sealed"})
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
-MIN_PASSWORD_LENGTH = 6
+DEFAULT_LOCKOUT_SECONDS: Final = 30 * 60.0
+MIN_PASSWORD_LENGTH: Final = 12
+MIN_SUPERVISOR_DIGITS: Final = 6
+SUPERVISOR: Final = "supervisor"
+_MAX_PASSWORD_LENGTH: Final = 256
 _ROLE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 def scrypt_hash(password: bytes, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
-    return Scrypt(salt=salt, length=length, n=n, r=r, p=p).derive(password)
+    """RFC 7914 scrypt; parameters it cannot take (or memory it cannot get) are a CryptoError.
+
+    Checked here, before the library sees them: it panics (not even an Exception) on some overflows.
+    """
+    for name, value in (("n", n), ("r", r), ("p", p), ("length", length)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CryptoError(f"scrypt parameter {name} must be a positive integer, got {value!r}")
+    if n < 2 or n & (n - 1) or r * p >= 2**30 or 128 * r * n > _MAX_SCRYPT_HASH_MEMORY or length > 1024:
+        raise CryptoError(f"scrypt cannot run with n={n}, r={r}, p={p}, length={length}")
+    if not isinstance(salt, bytes) or not salt:
+        raise CryptoError("scrypt needs a salt")
+    try:
+        return Scrypt(salt=salt, length=length, n=n, r=r, p=p).derive(password)
+    except (ValueError, TypeError, OverflowError, MemoryError) as exc:
+        raise CryptoError(f"scrypt cannot run with n={n}, r={r}, p={p}, length={length}: {exc}") from None
+
+
+def password_problem(role: str, password: str) -> str | None:
+    """Why `password` may not be `role`'s, or None: the supervisor's is 6+ digits, others' 12+ characters."""
+    if len(password) > _MAX_PASSWORD_LENGTH:
+        return f"a password has at most {_MAX_PASSWORD_LENGTH} characters"
+    if role == SUPERVISOR:
+        if not (password.isascii() and password.isdigit()):
+            return "the supervisor's password is typed on the keypad: digits only"
+        if len(password) < MIN_SUPERVISOR_DIGITS:
+            return f"the supervisor's password has at least {MIN_SUPERVISOR_DIGITS} digits"
+        return None
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"a {role} password has at least {MIN_PASSWORD_LENGTH} characters"
+    return None
 
 
 def _kernel_boot_id() -> str:
     """This boot's id from the kernel; "" when it cannot be read."""
     try:
-        return _BOOT_ID_FILE.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
+        return read_bounded(_BOOT_ID_FILE, 64).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError, MalformedFileError):
         return ""
 
 
@@ -89,7 +154,7 @@ class ChangeOutcome(enum.Enum):
     CHANGED = "changed"
     WRONG = "wrong"
     LOCKED = "locked"
-    TOO_SHORT = "too_short"
+    TOO_SHORT = "too_short"  # breaks the password rules (`password_problem`): too short, or not digits
     SAME_AS_OLD = "same_as_old"
 
 
@@ -106,15 +171,16 @@ class LoginResult:
 
 
 class PasswordStore:
-    """Passwords of the terminal's roles ("supervisor", "technician") in one JSON file."""
+    """Passwords of the roles ("supervisor", "technician") in one file sealed under `device_key`."""
 
     def __init__(
         self,
         path: Path,
+        device_key: DeviceKey,
         clock: MonotonicClock,
         *,
         max_failures: int = 5,
-        lockout_seconds: float = 300.0,
+        lockout_seconds: float = DEFAULT_LOCKOUT_SECONDS,
         rng: Rng = os.urandom,
         boot_id: str | None = None,
     ) -> None:
@@ -122,6 +188,7 @@ class PasswordStore:
         if max_failures < 1 or lockout_seconds <= 0:
             raise ConfigError("password lock-out needs max_failures >= 1 and lockout_seconds > 0")
         self._path = Path(path)
+        self._device_key = device_key
         self._clock = clock
         self._max_failures = max_failures
         self._lockout_seconds = lockout_seconds
@@ -131,20 +198,61 @@ class PasswordStore:
 
     # ----- file --------------------------------------------------------------------
 
+    def _damaged(self, what: str) -> KeyStoreError:
+        return KeyStoreError(f"password file {self._path} is damaged: {what}")
+
+    def _aad(self) -> bytes:
+        return f"{_FORMAT}\x00{self._device_key.key_id}".encode("ascii")
+
     def _load(self) -> dict[str, dict[str, Any]]:
         try:
-            document = json.loads(self._path.read_bytes())
+            raw = read_bounded(self._path, _MAX_FILE_BYTES)
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise KeyStoreError(f"cannot read password file {self._path}: {exc.strerror}") from exc
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise KeyStoreError(f"password file {self._path} is damaged: not valid JSON") from exc
-        if not isinstance(document, dict) or document.get("format") not in (_FORMAT, _FORMAT_V1):
-            raise KeyStoreError(f"password file {self._path} is damaged: unknown format")
-        users = document.get("users")
+        except MalformedFileError as exc:
+            raise self._damaged(f"larger than {_MAX_FILE_BYTES} bytes") from exc
+        try:
+            document = load_json(raw, str(self._path))
+        except MalformedFileError as exc:
+            raise self._damaged(f"not valid JSON ({exc})") from exc
+        if not isinstance(document, dict):
+            raise self._damaged("unknown format")
+        if document.get("format") in _UNSEALED_FORMATS:
+            raise KeyStoreError(
+                f"password file {self._path} is not sealed (written by an older firmware): "
+                "set the passwords again (pos-keys set-password) after removing it"
+            )
+        if document.get("format") != _FORMAT or set(document) != _SEALED_FIELDS:
+            raise self._damaged("unknown format")
+        owner = document.get("device_key_id")
+        if owner != self._device_key.key_id:
+            raise KeyStoreError(
+                f"password file {self._path} was sealed under another device key "
+                f"(file {owner}, this device {self._device_key.key_id})"
+            )
+        try:
+            nonce, sealed = bytes.fromhex(document["nonce"]), bytes.fromhex(document["sealed"])
+            if len(nonce) != _NONCE_LENGTH:
+                raise ValueError("nonce length")
+            plain = self._device_key.open(sealed, self._aad(), nonce)
+        except (KeyError, TypeError, ValueError, InvalidTag) as exc:
+            raise KeyStoreError(
+                f"password file {self._path} fails authentication (file tampered or damaged)"
+            ) from exc
+        try:
+            users = load_json(plain, str(self._path))["users"]
+        except (MalformedFileError, KeyError, TypeError) as exc:
+            raise self._damaged("field 'users'") from exc
         if not isinstance(users, dict):
-            raise KeyStoreError(f"password file {self._path} is damaged: field 'users'")
+            raise self._damaged("field 'users'")
+        for role, user in users.items():
+            self._check_entry(role, user)
+        return users
+
+    def _check_entry(self, role: str, user: object) -> None:
+        """Refuse an entry this code would not write, sealed or not: types, lengths, scrypt bounds."""
         fields: dict[str, type | tuple[type, ...]] = {
             "salt": str,
             "hash": str,
@@ -153,28 +261,45 @@ class PasswordStore:
             "p": int,
             "must_change": bool,
             "failures": int,
+            "lock_remaining": (int, float),
+            "lock_since": (int, float),
+            "lock_boot": str,
         }
-        if document["format"] == _FORMAT:
-            fields.update(lock_remaining=(int, float), lock_since=(int, float), lock_boot=str)
-        else:
-            fields.update(locked_until=(int, float))
-        for role, user in users.items():
-            if not isinstance(user, dict):
-                raise KeyStoreError(f"password file {self._path} is damaged: entry {role!r}")
-            for field, field_type in fields.items():
-                if not isinstance(user.get(field), field_type):
-                    raise KeyStoreError(
-                        f"password file {self._path} is damaged: entry {role!r} field {field!r}"
-                    )
-            if document["format"] == _FORMAT_V1:
-                # A wall-clock lock end cannot be read on a monotonic clock: a lock (perhaps run
-                # out already) is taken as a whole lock-out from now.
-                remaining = self._lockout_seconds if user.pop("locked_until") else 0.0
-                user.update(lock_remaining=remaining, lock_since=0.0, lock_boot="")
-        return users
+        if not isinstance(user, dict):
+            raise self._damaged(f"entry {role!r}")
+        for field, field_type in fields.items():
+            value = user.get(field)
+            if not isinstance(value, field_type) or (field_type is int and isinstance(value, bool)):
+                raise self._damaged(f"entry {role!r} field {field!r}")
+        try:
+            salt, digest = bytes.fromhex(user["salt"]), bytes.fromhex(user["hash"])
+        except ValueError:
+            raise self._damaged(f"entry {role!r}: salt or hash is not hex") from None
+        if len(salt) != _SALT_LENGTH or len(digest) != _HASH_LENGTH:
+            raise self._damaged(f"entry {role!r}: salt or hash of the wrong length")
+        n, r, p = user["n"], user["r"], user["p"]
+        if (
+            not SCRYPT_N <= n <= _MAX_SCRYPT_N
+            or n & (n - 1)
+            or not SCRYPT_R <= r <= _MAX_SCRYPT_R
+            or not SCRYPT_P <= p <= _MAX_SCRYPT_P
+            or 128 * r * n > _MAX_SCRYPT_MEMORY
+        ):
+            raise self._damaged(f"entry {role!r}: scrypt parameters n={n}, r={r}, p={p} are not allowed")
+        if user["failures"] < 0:
+            raise self._damaged(f"entry {role!r} field 'failures'")
 
     def _save(self, users: Mapping[str, Mapping[str, Any]]) -> None:
-        document = {"format": _FORMAT, "users": dict(users)}
+        nonce = self._rng(_NONCE_LENGTH)
+        if len(nonce) != _NONCE_LENGTH:
+            raise KeyStoreError("random source returned too few bytes for a nonce")
+        plain = json.dumps({"users": dict(users)}, sort_keys=True, allow_nan=False).encode()
+        document = {
+            "format": _FORMAT,
+            "device_key_id": self._device_key.key_id,
+            "nonce": nonce.hex(),
+            "sealed": self._device_key.seal(plain, self._aad(), nonce).hex(),
+        }
         write_atomically(self._path, json.dumps(document, sort_keys=True, indent=1).encode())
 
     def _new_entry(self, password: str, must_change: bool) -> dict[str, Any]:
@@ -197,17 +322,21 @@ class PasswordStore:
 
     @staticmethod
     def _matches(user: Mapping[str, Any], password: str) -> bool:
+        """The entry was checked by `_check_entry`: 16-byte salt, 32-byte hash, parameters in bounds."""
         salt, expected = bytes.fromhex(user["salt"]), bytes.fromhex(user["hash"])
-        digest = scrypt_hash(password.encode("utf-8"), salt, user["n"], user["r"], user["p"], len(expected))
+        digest = scrypt_hash(password.encode("utf-8"), salt, user["n"], user["r"], user["p"], _HASH_LENGTH)
         return hmac.compare_digest(digest, expected)
 
     # ----- setting passwords ---------------------------------------------------------
 
     def install_factory_passwords(self, passwords: Mapping[str, str]) -> list[str]:
         """Give each role without a password its factory password (flagged must_change); returns those set."""
-        for role in passwords:
+        for role, password in passwords.items():
             if not _ROLE.match(role):
                 raise ConfigError(f"role name {role!r} is not allowed")
+            problem = password_problem(role, password)
+            if problem is not None:
+                raise ConfigError(f"factory password of {role}: {problem}")
         with locked(self._path):
             users = self._load()
             added = [role for role in passwords if role not in users]
@@ -223,8 +352,9 @@ class PasswordStore:
         """Set the password of a role that has none (the technician's first set-up); False if it has one."""
         if not _ROLE.match(role):
             raise ConfigError(f"role name {role!r} is not allowed")
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise ConfigError(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
+        problem = password_problem(role, password)
+        if problem is not None:
+            raise ConfigError(problem)
         with locked(self._path):
             users = self._load()
             if role in users:
@@ -307,7 +437,7 @@ class PasswordStore:
                 outcome = ChangeOutcome.LOCKED
             elif result.outcome is LoginOutcome.WRONG:
                 outcome = ChangeOutcome.WRONG
-            elif len(new_password) < MIN_PASSWORD_LENGTH:
+            elif password_problem(role, new_password) is not None:
                 outcome = ChangeOutcome.TOO_SHORT
             elif hmac.compare_digest(new_password.encode("utf-8"), old_password.encode("utf-8")):
                 outcome = ChangeOutcome.SAME_AS_OLD

@@ -21,7 +21,7 @@ from pathlib import Path
 from firmware.errors import KeyStoreError
 from firmware.keys.device import load_device_key, provision_device_key
 from firmware.keys.kcv import KIND_ED25519
-from firmware.keys.layout import KeyLayout, open_monotonic_record
+from firmware.keys.layout import KeyLayout, open_monotonic_record, tighten
 from firmware.keys.signing import SIGNING_KEY_NAME, RecordSigner, new_signing_key, private_key_bytes
 from firmware.keys.store import STORE_FILE_NAME, KeyChange, KeyInfo, KeyStore, NewKey
 
@@ -42,7 +42,9 @@ def provision(layout: KeyLayout, rng: Callable[[int], bytes]) -> Provisioned:
     """Create the device key, then the signing key; a run cut short between the two is completed.
 
     Raises KeyStoreError when already provisioned or when a key store exists without its device key.
+    An existing data directory with loose modes is made 0700 first.
     """
+    tighten(layout)
     if layout.device_key_path.exists():
         device_key = load_device_key(layout.device_key_path)
         resumed = True

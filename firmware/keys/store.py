@@ -36,12 +36,13 @@ from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 
-from firmware.errors import CryptoError, KeyStoreError, RolledBackError, StoreError
+from firmware.errors import CryptoError, KeyStoreError, MalformedFileError, RolledBackError, StoreError
 from firmware.keys.device import DeviceKey
 from firmware.keys.kcv import KEY_KINDS, kcv_for
 from firmware.keys.monotonic import MonotonicRecord
 from firmware.randomness import Rng
 from firmware.store.atomic_file import locked
+from firmware.store.json_guard import load_json, read_bounded
 
 __all__ = [
     "STORE_FILE_NAME",
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 STORE_FILE_NAME = "keystore.json"
 STORE_RECORD_NAME = "keystore"  # its name in the anti-rollback record
 _FORMAT = "pos-keystore-1"
+# A key file holds a few dozen small entries: a larger one is not a key file of this terminal.
+MAX_KEY_FILE_BYTES = 1 << 20
 _NONCE_LENGTH = 12
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 
@@ -135,11 +138,13 @@ class KeyStore:
 
     def _load(self, *, holding_lock: bool = False) -> dict[str, dict[str, Any]]:
         try:
-            raw = self._path.read_bytes()
+            raw = read_bounded(self._path, MAX_KEY_FILE_BYTES)
         except FileNotFoundError:
             raw = None
         except OSError as exc:
             raise KeyStoreError(f"cannot read key store {self._path}: {exc.strerror}") from exc
+        except MalformedFileError as exc:
+            raise KeyStoreError(f"key store {self._path} is damaged: {exc}") from exc
         try:
             self._guard.verify(raw, holding_lock=holding_lock)
         except RolledBackError as exc:
@@ -158,9 +163,9 @@ class KeyStore:
 
     def _parse(self, raw: bytes) -> dict[str, dict[str, Any]]:
         try:
-            document = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise KeyStoreError(f"key store {self._path} is damaged: not valid JSON") from exc
+            document = load_json(raw, str(self._path))
+        except MalformedFileError as exc:
+            raise KeyStoreError(f"key store {self._path} is damaged: not valid JSON ({exc})") from exc
         if not isinstance(document, dict) or document.get("format") != _FORMAT:
             raise KeyStoreError(f"key store {self._path} is damaged: unknown format")
         owner = document.get("device_key_id")

@@ -16,6 +16,11 @@ The length must be the one of the code the terminal asked for.
 Each key is TDES-ECB decrypted under the TMK; its checkvalue is the first
 bytes of the clear key encrypting eight zero bytes. If any key fails its
 check, no key is replaced: the terminal keeps working with the old ones.
+A key that is single DES (8 bytes, as 001 and the 003 MAK give, or 16 bytes
+with equal halves) is refused the same way unless the host profile names the
+legacy single-DES mode (`allow_single_des`). A set that brings back a key of
+an earlier session (a replayed 0810: it carries no MAC) is refused too
+(`firmware.keys.key_history`).
 Otherwise the working keys become exactly the ones this sign-on carried: a
 key of the previous session it did not re-issue (a TDK after a ``004``
 sign-on followed by a ``003`` one) is removed in the same store write.
@@ -28,8 +33,9 @@ import logging
 from collections.abc import Mapping
 
 from firmware.errors import CryptoError, KeyStoreError, MessageFieldError, VerificationError
-from firmware.keys.blockcipher import tdes_decrypt_ecb
+from firmware.keys.blockcipher import single_des_problem, tdes_decrypt_ecb
 from firmware.keys.kcv import KIND_TDES, kcv_for, kcv_tdes
+from firmware.keys.key_history import WorkingKeyHistory
 from firmware.keys.store import KeyChange, KeyInfo, KeyStore, NewKey
 
 __all__ = [
@@ -104,12 +110,21 @@ def _decrypt_and_check(tmk: bytes, name: str, encrypted: bytes, kcv: bytes) -> b
     return clear
 
 
-def install_working_keys(store: KeyStore, keys: Mapping[str, tuple[bytes, bytes]]) -> None:
+def install_working_keys(
+    store: KeyStore,
+    keys: Mapping[str, tuple[bytes, bytes]],
+    *,
+    history: WorkingKeyHistory | None = None,
+    allow_single_des: bool = False,
+) -> None:
     """Decrypt each working key under the TMK, check every checkvalue, then make them the working keys.
 
     Any mismatch raises VerificationError naming the key, and no key is
-    replaced. Otherwise, in one store write, these keys replace the old ones
-    and a working key this sign-on did not carry is removed.
+    replaced; so does a set `history` has seen before (a replay), and a
+    single-DES key (CryptoError) unless `allow_single_des`. Otherwise, in one
+    store write, these keys replace the old ones and a working key this
+    sign-on did not carry is removed. Without `history` there is no replay
+    check: the terminal's service (`firmware.txn.service.open_terminal`) always gives one.
     """
     if not keys:
         raise CryptoError("sign-on carried no working keys")
@@ -125,11 +140,21 @@ def install_working_keys(store: KeyStore, keys: Mapping[str, tuple[bytes, bytes]
             f"cannot install working keys: {exc} (load the TMK with `pos-keys load-tmk`)"
         ) from exc
     clear_keys = {name: _decrypt_and_check(tmk, name, slot, kcv) for name, (slot, kcv) in keys.items()}
+    if not allow_single_des:
+        for name, clear in clear_keys.items():
+            problem = single_des_problem(clear)
+            if problem is not None:
+                raise CryptoError(
+                    f"working key {name} is {problem}: refused (the host profile allows it only with "
+                    "legacy_single_des); keeping the old working keys"
+                )
     tmk_kcv = kcv_for(KIND_TDES, tmk).hex().upper()
 
     def new_working_keys(current: Mapping[str, KeyInfo]) -> KeyChange:
         if TMK_NAME not in current or current[TMK_NAME].kcv != tmk_kcv:
             raise KeyStoreError("the TMK changed during the sign-on: no working key installed; sign on again")
+        if history is not None:  # under the key store's lock, written before the keys
+            history.record_new_set(clear_keys)
         return KeyChange(
             {
                 name: NewKey(clear, KIND_TDES, current[name].version + 1 if name in current else 1)

@@ -60,7 +60,7 @@ __all__ = [
     "technician_entry",
 ]
 
-MIN_PASSWORD: Final = 6  # firmware.keys.passwords.MIN_PASSWORD_LENGTH
+MIN_PASSWORD: Final = 12  # firmware.keys.passwords.MIN_PASSWORD_LENGTH: a technician's, 12 or more
 MAX_PASSWORD: Final = 16
 PATH_LETTERS: Final = {**TAP_LETTERS, "1": "/._-"}
 

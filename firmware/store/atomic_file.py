@@ -19,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import logging
 import os
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,10 +30,19 @@ from typing import Final
 
 from firmware.errors import StoreError
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "ensure_private_dir", "fsync_dir", "locked", "write_atomically"]
+__all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
+    "ensure_private_dir",
+    "fsync_dir",
+    "locked",
+    "tighten_private_dir",
+    "write_atomically",
+]
 
 DEFAULT_LOCK_TIMEOUT: Final = 10.0
 _LOCK_POLL_SECONDS: Final = 0.01
+
+log = logging.getLogger(__name__)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -67,6 +78,31 @@ def ensure_private_dir(directory: Path) -> None:
             fsync_dir(new.parent)
     except OSError as exc:
         raise StoreError(f"cannot create directory {directory}: {exc.strerror}") from exc
+
+
+def tighten_private_dir(directory: Path) -> bool:
+    """Make an existing private directory (the data or key directory) mode 0700; True if it was looser.
+
+    A directory that group or others may read, write or enter is changed and
+    a warning logged: files in it are 0600, but a loose directory still lets
+    another local user list, rename or delete them. A missing directory is
+    left alone (it is created 0700 when first written).
+    """
+    directory = Path(directory)
+    try:
+        mode = stat.S_IMODE(os.stat(directory).st_mode)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StoreError(f"cannot read the mode of {directory}: {exc.strerror}") from exc
+    if not mode & 0o077:
+        return False
+    try:
+        os.chmod(directory, 0o700)
+    except OSError as exc:
+        raise StoreError(f"{directory} is mode {mode:04o} and cannot be made 0700: {exc.strerror}") from exc
+    log.warning("%s was mode %04o, open to other local users: made 0700", directory, mode)
+    return True
 
 
 @contextlib.contextmanager

@@ -5,8 +5,9 @@ can leave half a file. This storage writes the whole state through
 `write_atomically` (temp file, fsync, rename over, fsync the directory): the
 file holds the old state or the new one, never a mix.
 
-A file that is not a readable store (not UTF-8, not JSON, not tables of
-numbered documents) is never replaced by an empty database: it is renamed to
+A file that is not a readable store (larger than `MAX_STORE_FILE_BYTES`,
+not UTF-8, not JSON as `json_guard` reads it: no NaN, no deep nesting, no
+huge number; not tables of numbered documents) is never replaced by an empty database: it is renamed to
 `NAME.damaged-<timestamp>` next to it, and `DamagedStoreError` names both
 files. The next read starts from an empty store; the kept-aside file is there
 for the technician.
@@ -53,15 +54,18 @@ from typing import Any, Final, NoReturn
 from tinydb.storages import Storage
 
 from firmware.clocks import WallClock
-from firmware.errors import DamagedStoreError, StoreError
+from firmware.errors import DamagedStoreError, MalformedFileError, StoreError
 from firmware.store.atomic_file import fsync_dir, locked, write_atomically
 from firmware.store.guard import Facts, FileGuard
+from firmware.store.json_guard import load_json, read_bounded
 
-__all__ = ["DAMAGED_SUFFIX", "CrashSafeStorage", "StoreData"]
+__all__ = ["DAMAGED_SUFFIX", "MAX_STORE_FILE_BYTES", "CrashSafeStorage", "StoreData"]
 
 StoreData = dict[str, dict[str, Any]]
 
 DAMAGED_SUFFIX: Final = ".damaged-"
+# Each store file stays small (the batch and the queue rotate); a larger one is not a store of this terminal.
+MAX_STORE_FILE_BYTES: Final = 64 * 1024 * 1024
 _NOT_READ: Final = object()
 
 
@@ -191,11 +195,13 @@ class CrashSafeStorage(Storage):
 
     def _load(self) -> StoreData | None:
         try:
-            raw: bytes | None = self.path.read_bytes()
+            raw: bytes | None = read_bounded(self.path, MAX_STORE_FILE_BYTES)
         except FileNotFoundError:
             raw = None
         except OSError as exc:
             raise StoreError(f"cannot read {self.path}: {exc.strerror}") from exc
+        except MalformedFileError:
+            self._keep_aside(f"larger than {MAX_STORE_FILE_BYTES} bytes")
         if not raw:
             if self._guard is not None:
                 self._guard.verify(raw, holding_lock=True)
@@ -206,11 +212,9 @@ class CrashSafeStorage(Storage):
             return self._parsed[1]
         self._parsed = None
         try:
-            data = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            problem = f"not UTF-8 at byte {exc.start}"
-        except json.JSONDecodeError as exc:
-            problem = f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            data = load_json(raw, str(self.path))
+        except MalformedFileError as exc:
+            problem = str(exc).removeprefix(f"{self.path}: ")
         else:
             shape_problem = _shape_problem(data)
             if shape_problem is None:

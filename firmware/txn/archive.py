@@ -45,8 +45,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from firmware.errors import StoreError
+from firmware.errors import MalformedFileError, StoreError
 from firmware.store.atomic_file import write_atomically
+from firmware.store.json_guard import load_json
 from firmware.txn.documents import (
     MAX_TRACE,
     cash_refund_document,
@@ -235,11 +236,9 @@ def _read_bounded(path: Path, limit: int) -> bytes:
 def _load_json(path: Path, limit: int) -> Any:
     raw = _read_bounded(path, limit)
     try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise StoreError(f"{path} is damaged: not UTF-8 at byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
-        raise StoreError(f"{path} is damaged: not JSON: {exc.msg} at line {exc.lineno}") from None
+        return load_json(raw, str(path))
+    except MalformedFileError as exc:
+        raise StoreError(f"{path} is damaged: {str(exc).removeprefix(f'{path}: ')}") from None
 
 
 def read_archive(path: Path) -> dict[str, Any]:

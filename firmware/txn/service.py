@@ -40,6 +40,7 @@ from firmware.host.profile import HostProfile, load_host_profile
 from firmware.host.signon import SignOnResult, sign_on
 from firmware.identity import load_identity
 from firmware.keys.device import load_device_key
+from firmware.keys.key_history import WorkingKeyHistory
 from firmware.keys.layout import KeyLayout, open_key_store, open_monotonic_record, open_record_signer
 from firmware.txn.authorise import Authoriser
 from firmware.txn.book import ORDER_TYPES, Book
@@ -183,8 +184,11 @@ class TerminalService:
         *,
         kernel: KernelSetup | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        key_history: WorkingKeyHistory | None = None,
     ) -> None:
+        """`key_history` None: no replay check of sign-on answers (`open_terminal` always gives one)."""
         self.ctx = ctx
+        self._key_history = key_history
         self._link = link
         self.profile = profile
         self._kernel = kernel
@@ -207,6 +211,8 @@ class TerminalService:
             operator=operator,
             key_scheme=self.profile.key_scheme,
             timeout=self.profile.answer_timeout,
+            history=self._key_history,
+            allow_single_des=self.profile.legacy_single_des,
         )
 
     def drain(self) -> DrainReport:
@@ -469,4 +475,5 @@ def open_terminal(
         sleep=sleep,
         backoff=profile.backoff,
     )
-    return TerminalService(ctx, link, profile, kernel=kernel, random_bytes=random_bytes)
+    history = WorkingKeyHistory(layout.keys_dir, load_device_key(layout.device_key_path), random_bytes)
+    return TerminalService(ctx, link, profile, kernel=kernel, random_bytes=random_bytes, key_history=history)

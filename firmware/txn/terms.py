@@ -31,7 +31,6 @@ Nothing here decides anything: `firmware.txn.rules` applies the terms.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,7 +38,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Final
 
-from firmware.errors import AmountError, ConfigError
+from firmware.errors import AmountError, ConfigError, MalformedFileError
+from firmware.store.json_guard import load_json
 from firmware.txn.model import EvidenceField, ReverseOperation
 from firmware.txn.money import parse_amount
 
@@ -295,9 +295,7 @@ def load_terms(path: Path | str | None = None) -> Terms:
     if len(raw) > MAX_FILE_BYTES:
         raise ConfigError(f"{source}: more than {MAX_FILE_BYTES} bytes")
     try:
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates(source))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{source}: not UTF-8 (at byte {exc.start})") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source}: not JSON ({exc.msg} at line {exc.lineno})") from exc
+        data = load_json(raw, source, object_pairs_hook=_no_duplicates(source))
+    except MalformedFileError as exc:
+        raise ConfigError(str(exc)) from exc
     return terms_from_dict(data, source)

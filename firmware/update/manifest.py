@@ -21,14 +21,14 @@ Anything else is refused as `Refusal.MANIFEST` or `Refusal.UNSAFE_PATH`.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from typing import Any, Final
 
-from firmware.errors import ImageRefusedError
+from firmware.errors import ImageRefusedError, MalformedFileError
+from firmware.store.json_guard import load_json
 
 __all__ = [
     "ARCHES",
@@ -159,8 +159,8 @@ def _file_entry(raw: object, index: int) -> FileEntry:
 def parse_manifest(raw: bytes) -> Manifest:
     """The manifest in `raw` (already signature-checked). Raises ImageRefusedError (MANIFEST, UNSAFE_PATH)."""
     try:
-        document = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        document = load_json(raw, "manifest")
+    except MalformedFileError:
         raise _bad("not UTF-8 JSON") from None
     if not isinstance(document, dict):
         raise _bad("not a JSON object")

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from firmware.errors import MigrationError, PosError, StoreError
+from firmware.errors import MalformedFileError, MigrationError, PosError, StoreError
 from firmware.store.atomic_file import ensure_private_dir, locked, write_atomically
+from firmware.store.json_guard import load_json
 
 __all__ = [
     "MIGRATIONS",
@@ -74,10 +75,10 @@ def applied_migrations(data_dir: Path) -> frozenset[int]:
     except OSError as exc:
         raise MigrationError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        applied = json.loads(raw)["applied"]
+        applied = load_json(raw, str(path))["applied"]
         if not isinstance(applied, list) or not all(type(n) is int for n in applied):
             raise TypeError
-    except (ValueError, KeyError, TypeError):
+    except (MalformedFileError, KeyError, TypeError):
         raise MigrationError(f"{path} is damaged: not a list of migration numbers") from None
     return frozenset(applied)
 

@@ -45,8 +45,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from firmware.errors import ImageRefusedError, SlotError, StoreError
+from firmware.errors import ImageRefusedError, MalformedFileError, SlotError, StoreError
 from firmware.store.atomic_file import fsync_dir, locked, write_atomically
+from firmware.store.json_guard import load_json
 from firmware.update.manifest import Manifest, Version, check_path, parse_manifest
 from firmware.update.trust import TrustedKeys
 from firmware.update.verify import Target, VerifiedImage, extract, verify_image
@@ -141,8 +142,8 @@ def _read_json(path: Path) -> dict[str, object] | None:
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        document = load_json(raw, str(path))
+    except MalformedFileError:
         raise StoreError(f"{path} is not JSON") from None
     if not isinstance(document, dict):
         raise StoreError(f"{path} is not a JSON object")

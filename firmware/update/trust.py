@@ -35,8 +35,9 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from firmware.errors import ConfigError, CryptoError, StoreError
+from firmware.errors import ConfigError, CryptoError, MalformedFileError, StoreError
 from firmware.store.atomic_file import locked, write_atomically
+from firmware.store.json_guard import load_json
 
 __all__ = [
     "TRUSTED_KEYS_FILE",
@@ -135,7 +136,7 @@ def trusted_keys_path(data_dir: Path) -> Path:
 
 def _parse(raw: bytes, label: str) -> TrustedKeys:
     try:
-        document = json.loads(raw)
+        document = load_json(raw, label)
         accept = document["accept_development"]
         keys = []
         for entry in document["keys"]:
@@ -147,7 +148,7 @@ def _parse(raw: bytes, label: str) -> TrustedKeys:
             keys.append(TrustedKey(key_id(public), public_key, entry["development"], name))
         if not isinstance(accept, bool):
             raise ValueError
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (MalformedFileError, ValueError, KeyError, TypeError, AttributeError):
         raise ConfigError(f"{label}: not a list of trusted image keys") from None
     return TrustedKeys(accept, tuple(keys))
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
 import platform
 import sys
@@ -35,7 +34,8 @@ from typing import IO, Final
 
 from cryptography.exceptions import InvalidSignature
 
-from firmware.errors import ImageRefusedError, StoreError
+from firmware.errors import ImageRefusedError, MalformedFileError, StoreError
+from firmware.store.json_guard import load_json
 from firmware.update.image import HEADER_SIZE, MAGIC, MAX_MANIFEST, SIGNATURE_SIZE, SIGNING_CONTEXT
 from firmware.update.manifest import Manifest, Refusal, Version, check_path, parse_manifest
 from firmware.update.trust import TrustedKey, TrustedKeys
@@ -81,8 +81,8 @@ def _read_exactly(file: IO[bytes], size: int, what: str) -> bytes:
 def _claimed_key_id(manifest_bytes: bytes) -> str | None:
     """The key id the (not yet verified) manifest names, only to say which key was used."""
     try:
-        value = json.loads(manifest_bytes)["signing_key"]["id"]
-    except (ValueError, KeyError, TypeError):
+        value = load_json(manifest_bytes, "manifest")["signing_key"]["id"]
+    except (MalformedFileError, KeyError, TypeError):
         return None
     return value if isinstance(value, str) else None
 
