@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from firmware.errors import TlvError
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_DOL_ENTRY",
     "Tlv",
     "build_dol",
     "dol_length",
@@ -212,13 +214,21 @@ def _header_length(tag: int, length: int) -> int:
 # --- Data Object Lists ---------------------------------------------------
 
 
+# Book 3 5.4: a DOL entry's length is one byte. A card's DOL asking for more (a BER length
+# up to 16 MB) would have the terminal build that much data before any command refuses it.
+MAX_DOL_ENTRY: Final = 0xFF
+
+
 def parse_dol(data: bytes) -> list[tuple[int, int]]:
-    """A DOL is a list of (tag, length) with no values."""
+    """A DOL is a list of (tag, length) with no values; a length above 255 is a TlvError."""
     entries: list[tuple[int, int]] = []
     pos = 0
     while pos < len(data):
+        start = pos
         tag, pos = _read_tag(data, pos, 0)
         length, pos = _read_length(data, pos, 0, tag)
+        if length > MAX_DOL_ENTRY:
+            raise TlvError(f"DOL entry asks for {length} bytes (at most {MAX_DOL_ENTRY})", start, tag)
         entries.append((tag, length))
     return entries
 
@@ -231,7 +241,9 @@ FormatOf = Callable[[int], str]
 
 
 def _fit(value: bytes, length: int, fmt: str) -> bytes:
-    """Book 3 5.4: fit a value to the length the DOL asks for."""
+    """Book 3 5.4: fit a value to the length the DOL asks for (a zero length takes nothing)."""
+    if length == 0:
+        return b""
     if len(value) > length:
         return value[-length:] if fmt == "n" else value[:length]
     pad = length - len(value)
