@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from firmware.emv import tags, tlv
-from firmware.errors import TlvError
+from firmware.errors import ImageRefusedError, TlvError
+from firmware.update.image import MAGIC, SIGNATURE_SIZE
+from firmware.update.manifest import Refusal, parse_manifest
+from firmware.update.trust import TrustedKey, TrustedKeys
+from firmware.update.verify import verify_image
+from tests.flash_fixtures import DEVELOPMENT, TARGET
 
 
 def test_a_zero_length_dol_entry_takes_nothing() -> None:
@@ -22,3 +29,26 @@ def test_a_dol_entry_longer_than_one_length_byte_is_refused_before_anything_is_b
         tlv.parse_dol(bytes.fromhex("9F3704" "9F0283FFFFFF"))
     assert refused.value.offset == 3 and refused.value.tag == 0x9F02
     assert tlv.parse_dol(bytes.fromhex("9F0281FF")) == [(0x9F02, 255)]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"format":' + b"1" * 5000 + b"}", b'{"format":' + b"[" * 100_000, b"[" * 100_000],
+    ids=["number of 5000 digits", "nested 100000 deep", "nested at the top"],
+)
+def test_a_manifest_python_cannot_read_is_a_bad_manifest(raw: bytes) -> None:
+    with pytest.raises(ImageRefusedError) as refused:
+        parse_manifest(raw)
+    assert refused.value.reason == Refusal.MANIFEST
+
+
+def test_an_image_whose_unverified_manifest_is_nested_too_deep_is_refused_by_its_signature(
+    tmp_path: Path,
+) -> None:
+    manifest = b'{"signing_key":' + b"[" * 100_000
+    path = tmp_path / "deep.img"
+    path.write_bytes(MAGIC + len(manifest).to_bytes(4, "big") + manifest + bytes(SIGNATURE_SIZE))
+    trusted = TrustedKeys(True, (TrustedKey(DEVELOPMENT.id, DEVELOPMENT.private.public_key(), True, "d"),))
+    with pytest.raises(ImageRefusedError) as refused:
+        verify_image(path, trusted, TARGET)
+    assert refused.value.reason == Refusal.SIGNATURE

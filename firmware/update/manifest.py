@@ -160,7 +160,7 @@ def parse_manifest(raw: bytes) -> Manifest:
     """The manifest in `raw` (already signature-checked). Raises ImageRefusedError (MANIFEST, UNSAFE_PATH)."""
     try:
         document = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, a number of > 4300 digits, nested too deep
         raise _bad("not UTF-8 JSON") from None
     if not isinstance(document, dict):
         raise _bad("not a JSON object")

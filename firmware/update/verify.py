@@ -82,7 +82,7 @@ def _claimed_key_id(manifest_bytes: bytes) -> str | None:
     """The key id the (not yet verified) manifest names, only to say which key was used."""
     try:
         value = json.loads(manifest_bytes)["signing_key"]["id"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
     return value if isinstance(value, str) else None
 
