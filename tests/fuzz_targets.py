@@ -251,12 +251,15 @@ def mutated_text(draw: Callable[[st.SearchStrategy[Any]], Any], original: bytes)
             del data[at : at + draw(st.integers(1, 64))]
         elif action == 2:
             data[at:at] = draw(st.binary(min_size=1, max_size=16))
-        elif action == 3:
+        elif action in (3, 4):  # where a value may start: after ':', '[' or ','
+            starts = [i + 1 for i, byte in enumerate(data) if byte in b":[,"] or [at]
+            at = draw(st.sampled_from(starts))
+        if action == 3:
             depth = draw(st.sampled_from([50, 1000, 100_000]))
             data[at:at] = b"[" * depth + b"]" * depth * draw(st.integers(0, 1))
         elif action == 4:
             data[at:at] = draw(st.sampled_from([b"1" * 5000, b"1e99999", b"NaN", b"-Infinity", b'"\\ud800"']))
-        else:
+        elif action == 5:
             data = data[:at]
     return bytes(data)
 
