@@ -69,6 +69,10 @@ def parse_config(raw: bytes | str, label: str) -> Section:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise ConfigError(f"{label}: not JSON{where}") from None
+    except ValueError:  # a number of more than 4300 digits
+        raise ConfigError(f"{label}: not JSON (a number too long to read)") from None
+    except RecursionError:
+        raise ConfigError(f"{label}: not JSON (nested too deep)") from None
     return Section.of(document, label)
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from firmware.emv import tags, tlv
-from firmware.errors import ImageRefusedError, TlvError
+from firmware.emv.application_list import load_application_list
+from firmware.emv.kernel_config import load_kernel_config
+from firmware.errors import ConfigError, ImageRefusedError, TlvError
+from firmware.txn.terms import load_terms
 from firmware.update.image import MAGIC, SIGNATURE_SIZE
 from firmware.update.manifest import Refusal, parse_manifest
 from firmware.update.trust import TrustedKey, TrustedKeys
@@ -52,3 +57,22 @@ def test_an_image_whose_unverified_manifest_is_nested_too_deep_is_refused_by_its
     with pytest.raises(ImageRefusedError) as refused:
         verify_image(path, trusted, TARGET)
     assert refused.value.reason == Refusal.SIGNATURE
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("applications.json", b'{"_comment": ' + b"[" * 20_000),
+        ("kernel.json", b'{"terminal_type": ' + b"2" * 5000 + b"}"),
+        ("terms.json", b'{"reference": ' + b"[" * 20_000),
+        ("terms.json", b'{"reference": ' + b"2" * 5000 + b"}"),
+    ],
+    ids=["nested too deep", "a number of 5000 digits", "terms nested too deep", "terms number of 5000 digits"],
+)
+def test_a_configuration_file_python_cannot_read_is_a_config_error(tmp_path: Path, name: str, raw: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(raw)
+    load = {"applications.json": load_application_list, "kernel.json": load_kernel_config, "terms.json": load_terms}
+    with pytest.raises(ConfigError, match=f"{name}: not JSON"):
+        load[name](path)
+

@@ -300,4 +300,8 @@ def load_terms(path: Path | str | None = None) -> Terms:
         raise ConfigError(f"{source}: not UTF-8 (at byte {exc.start})") from exc
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{source}: not JSON ({exc.msg} at line {exc.lineno})") from exc
+    except ValueError:  # a number of more than 4300 digits
+        raise ConfigError(f"{source}: not JSON (a number too long to read)") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not JSON (nested too deep)") from None
     return terms_from_dict(data, source)
