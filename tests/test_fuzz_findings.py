@@ -76,3 +76,12 @@ def test_a_configuration_file_python_cannot_read_is_a_config_error(tmp_path: Pat
     with pytest.raises(ConfigError, match=f"{name}: not JSON"):
         load[name](path)
 
+
+def test_terms_with_a_list_for_an_evidence_field_name_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "terms.json"
+    document = json.loads(resources.files("firmware.data").joinpath("terms.json").read_bytes())
+    document["void"]["evidence_required"] = [["order"]]
+    path.write_text(json.dumps(document))
+    with pytest.raises(ConfigError, match="evidence_required"):
+        load_terms(path)
+
