@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from firmware.app import ScriptError, ScriptStep, parse_script
 from firmware.emv import tags, tlv
 from firmware.emv.application_list import load_application_list
 from firmware.emv.kernel_config import load_kernel_config
@@ -85,3 +86,10 @@ def test_terms_with_a_list_for_an_evidence_field_name_the_key(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="evidence_required"):
         load_terms(path)
 
+
+@pytest.mark.parametrize("argument", ["²", "١٢", "5²", "𝟓"])
+def test_a_script_wait_takes_ascii_digits_only(argument: str) -> None:
+    """str.isdigit() holds for '²' and '١٢'; int() reads neither: the line is refused when read, not played."""
+    with pytest.raises(ScriptError, match="line 2: WAIT takes milliseconds"):
+        parse_script(f"ENTER\nWAIT {argument}")
+    assert parse_script("WAIT 250") == [ScriptStep(1, "WAIT", "250")]
