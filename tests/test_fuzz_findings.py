@@ -12,13 +12,15 @@ from firmware.app import ScriptError, ScriptStep, parse_script
 from firmware.emv import tags, tlv
 from firmware.emv.application_list import load_application_list
 from firmware.emv.kernel_config import load_kernel_config
-from firmware.errors import ConfigError, ImageRefusedError, TlvError
+from firmware.errors import ConfigError, DamagedStoreError, ImageRefusedError, StoreError, TlvError
+from firmware.txn.archive import read_archive
 from firmware.txn.terms import load_terms
 from firmware.update.image import MAGIC, SIGNATURE_SIZE
 from firmware.update.manifest import Refusal, parse_manifest
 from firmware.update.trust import TrustedKey, TrustedKeys
 from firmware.update.verify import verify_image
 from tests.flash_fixtures import DEVELOPMENT, TARGET
+from tests.txn_fixtures import open_book
 
 
 def test_a_zero_length_dol_entry_takes_nothing() -> None:
@@ -93,3 +95,24 @@ def test_a_script_wait_takes_ascii_digits_only(argument: str) -> None:
     with pytest.raises(ScriptError, match="line 2: WAIT takes milliseconds"):
         parse_script(f"ENTER\nWAIT {argument}")
     assert parse_script("WAIT 250") == [ScriptStep(1, "WAIT", "250")]
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"meta":' + b"[" * 100_000, b'{"meta": {"1": {"batch": ' + b"1" * 5000 + b"}}}"],
+    ids=["nested too deep", "a number of 5000 digits"],
+)
+def test_an_open_batch_file_python_cannot_read_is_kept_aside(tmp_path: Path, raw: bytes) -> None:
+    (tmp_path / "open.json").write_bytes(raw)
+    with pytest.raises(DamagedStoreError) as damaged:
+        open_book(tmp_path)
+    assert "not JSON" in str(damaged.value)
+    assert Path(damaged.value.kept_aside).read_bytes() == raw
+    assert not (tmp_path / "open.json").exists()
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"batch": ' + b"1" * 5000 + b"}"])
+def test_a_settled_batch_file_python_cannot_read_is_a_store_error(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "batch-000001.json"
+    path.write_bytes(raw)
+    with pytest.raises(StoreError, match="is damaged: not JSON"):
+        read_archive(path)

@@ -142,6 +142,10 @@ class CrashSafeStorage(Storage):
             problem = f"not UTF-8 at byte {exc.start}"
         except json.JSONDecodeError as exc:
             problem = f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        except ValueError:
+            problem = "not JSON: a number too long to read"
+        except RecursionError:
+            problem = "not JSON: nested too deep"
         else:
             shape_problem = _shape_problem(data)
             if shape_problem is None:

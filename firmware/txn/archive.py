@@ -240,6 +240,10 @@ def _load_json(path: Path, limit: int) -> Any:
         raise StoreError(f"{path} is damaged: not UTF-8 at byte {exc.start}") from None
     except json.JSONDecodeError as exc:
         raise StoreError(f"{path} is damaged: not JSON: {exc.msg} at line {exc.lineno}") from None
+    except ValueError:
+        raise StoreError(f"{path} is damaged: not JSON: a number too long to read") from None
+    except RecursionError:
+        raise StoreError(f"{path} is damaged: not JSON: nested too deep") from None
 
 
 def read_archive(path: Path) -> dict[str, Any]:
