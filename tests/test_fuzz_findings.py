@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tracemalloc
 from importlib import resources
 from pathlib import Path
 
@@ -116,3 +118,17 @@ def test_a_settled_batch_file_python_cannot_read_is_a_store_error(tmp_path: Path
     path.write_bytes(raw)
     with pytest.raises(StoreError, match="is damaged: not JSON"):
         read_archive(path)
+
+
+def test_reading_a_settled_batch_costs_memory_by_its_size_not_by_the_limit(tmp_path: Path) -> None:
+    """read(64 MB + 1) of a file of a few bytes set aside 64 MB at every settlement and every look-up."""
+    path = tmp_path / "batch-000001.json"
+    path.write_bytes(b'{"batch": 1}')
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(StoreError):
+            read_archive(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak
