@@ -155,6 +155,14 @@ cmd_lint() {
     "$VENV/bin/mypy"
 }
 
+# The fuzz targets run long (tests/fuzz_run.py): hypothesis rounds, then atheris when installed.
+# ./build.sh fuzz [--minutes N] [--scale X] [--no-atheris]
+cmd_fuzz() {
+    cmd_setup
+    mkdir -p var/fuzz
+    SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYTHONPATH="$ROOT" "$PY" -m tests.fuzz_run "$@"
+}
+
 # A signed firmware image under dist/ (firmware/update/build.py; README "Firmware images").
 # ./build.sh image [--arch x86_64|aarch64|armv7l] [--version V] [--key FILE] [--wheels DIR | --no-deps]
 cmd_image() {
@@ -173,6 +181,7 @@ case "${1:-}" in
     bench) shift; cmd_bench "$@" ;;
     lint) shift; cmd_lint "$@" ;;
     image) shift; cmd_image "$@" ;;
+    fuzz) shift; cmd_fuzz "$@" ;;
     *)
         echo "usage: ./build.sh setup|run|test|bench|lint [args]" >&2
         exit 2

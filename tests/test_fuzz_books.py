@@ -130,4 +130,8 @@ def test_a_damaged_open_batch_file_opens_or_is_kept_aside(raw: bytes) -> None:
         outcome = bounded("books open.json", lambda: _read_everything(directory))
         if outcome == "DamagedStoreError":
             assert any(p.name.startswith("open.json.damaged-") for p in directory.iterdir())
-    assert not isinstance(outcome, str) or outcome in ("StoreError", "DamagedStoreError", "TamperedRecordError")
+    assert not isinstance(outcome, str) or outcome in (
+        "StoreError",
+        "DamagedStoreError",
+        "TamperedRecordError",
+    )

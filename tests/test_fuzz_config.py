@@ -74,7 +74,7 @@ def test_any_bytes_are_a_section_or_a_config_error(raw: bytes) -> None:
 
 
 _TOKENS = ["ENTER", "CANCEL", "CLEAR", "F1", "F4", "UP", "DOWN", "0", "9", "WAIT 500", "SHOT idle",
-           "EXPECT 请输入金额", "CARD INSERT visa-credit", "CARD REMOVE", "# comment", "WAIT 5 # ms"]  # fmt: skip
+           "EXPECT 请输入金额", "CARD INSERT visa-credit", "CARD REMOVE", "# c", "WAIT 5 # ms"]  # fmt: skip
 
 
 _ARGUMENTS = ["500", "0", "²", "١٢", "𝟓", "99999999999999999999", "idle", "..", ".", "a/b", "visa-credit",

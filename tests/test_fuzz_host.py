@@ -31,7 +31,7 @@ from firmware.host.channel import read_frame
 from firmware.host.mac import KeyMac, mac_checked, open_answer, seal
 from firmware.host.spec import IsoMessage, pack, unpack
 from firmware.keys.mac import MacProfile
-from firmware.txn.wire import AnswerMacFailed, NoValidAnswer, NotSent, Wire
+from firmware.txn.wire import AnswerMacFailed, NotSent, NoValidAnswer, Wire
 from tests.fuzz_targets import bounded, fuzz_settings
 
 MAK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")  # TEST key
@@ -173,7 +173,9 @@ class FuzzedLink:
 
     def exchange(self, packed: bytes, timeout: float | None = None) -> bytes:
         fate = self.draw(
-            st.sampled_from(["answer", "damaged", "other", "noise", "unreachable", "timeout", "lost", "unmaced"])
+            st.sampled_from(
+                ["answer", "damaged", "other", "noise", "unreachable", "timeout", "lost", "unmaced"]
+            )
         )
         if fate == "unreachable":
             raise HostUnreachableError("no route (fuzz)")

@@ -32,7 +32,11 @@ from firmware.update.verify import extract, verify_image
 from tests.flash_fixtures import DEVELOPMENT, EPOCH, TARGET
 from tests.fuzz_targets import bounded, fuzz_settings, mutated_json, mutated_text
 
-FILES = {"firmware/__init__.py": b'"""Firmware."""\n', "firmware/data/host.json": b"{}\n", "setup.cfg": b"[x]\n"}
+FILES = {
+    "firmware/__init__.py": b'"""Firmware."""\n',
+    "firmware/data/host.json": b"{}\n",
+    "setup.cfg": b"[x]\n",
+}
 TRUSTED = TrustedKeys(
     True, (TrustedKey(DEVELOPMENT.id, DEVELOPMENT.private.public_key(), True, "development"),)
 )
@@ -90,8 +94,12 @@ def _damaged_payload(draw: Callable[[st.SearchStrategy[Any]], Any]) -> bytes:
         raw[at] ^= draw(st.integers(1, 255))
         return gzip.compress(bytes(raw), mtime=0)
     if kind == 1:  # a member the manifest does not allow
-        info = tarfile.TarInfo(draw(st.sampled_from(["firmware/x", "../x", "firmware/data/host.json", "/etc/x"])))
-        info.type = draw(st.sampled_from([tarfile.REGTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE]))
+        info = tarfile.TarInfo(
+            draw(st.sampled_from(["firmware/x", "../x", "firmware/data/host.json", "/etc/x"]))
+        )
+        info.type = draw(
+            st.sampled_from([tarfile.REGTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE])
+        )
         info.linkname = "/etc/passwd"
         data = draw(st.binary(max_size=32))
         info.size = len(data) if info.isreg() else 0
@@ -110,8 +118,8 @@ def image_files(draw: Callable[[st.SearchStrategy[Any]], Any]) -> bytes:
     document = draw(mutated_json(_document(), max_changes=2)) if kind == 1 else _document()
     if not isinstance(document, dict):
         document = {"document": document}
-    manifest = canonical_manifest({**document, "payload": {"size": len(payload),
-                                                           "sha256": hashlib.sha256(payload).hexdigest()}})  # fmt: skip
+    listed = {"size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+    manifest = canonical_manifest({**document, "payload": listed})
     if draw(st.booleans()) and isinstance(document.get("files"), list):  # the payload as it is, unlisted
         manifest = canonical_manifest({**document})
     signature = DEVELOPMENT.private.sign(b"pos-terminal firmware image manifest v1\x00" + manifest)

@@ -132,7 +132,9 @@ def _supervisor(operation: object) -> bool:
 def _operation(service: TerminalService, draw: Callable[[st.SearchStrategy[Any]], Any], n: int) -> object:
     kind = draw(st.sampled_from(["sale", "sale", "void", "refund", "cash", "adjust", "settle", "drain"]))
     approved = [
-        e.order for e in service.ctx.book.open_entries() if e.type is TxnType.SALE and e.status is TxnStatus.APPROVED
+        e.order
+        for e in service.ctx.book.open_entries()
+        if e.type is TxnType.SALE and e.status is TxnStatus.APPROVED
     ]
     if kind == "sale" or (not approved and kind in ("void", "refund", "cash", "adjust")):
         profile = draw(st.sampled_from(["visa-credit", "visa-credit", "fault-removed-before-second-ac"]))

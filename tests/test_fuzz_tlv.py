@@ -93,7 +93,9 @@ def test_well_formed_tlv_encodes_back_to_the_same_bytes(data: bytes) -> None:
     assert bounded("tlv round trip", again) == data
 
 
-_DOL_TAGS = st.sampled_from([0x9F02, 0x9F03, 0x9F1A, 0x95, 0x5F2A, 0x9A, 0x9C, 0x9F37, 0x9F35, 0x70, 0x8A, 0x9F45])
+_DOL_TAGS = st.sampled_from(
+    [0x9F02, 0x9F03, 0x9F1A, 0x95, 0x5F2A, 0x9A, 0x9C, 0x9F37, 0x9F35, 0x70, 0x8A, 0x9F45]
+)
 
 
 def _dol_entry(tag: int, length: int) -> bytes:
@@ -105,7 +107,12 @@ dol_inputs = (
     | st.lists(st.builds(_dol_entry, _DOL_TAGS, st.integers(0, 0xFFFFFF)), max_size=40).map(b"".join)
     | damaged(st.lists(st.builds(_dol_entry, _DOL_TAGS, st.integers(0, 32)), max_size=20).map(b"".join))
 )
-_SOURCE = {0x9F02: bytes.fromhex("000000001234"), 0x9F1A: b"\x01\x56", 0x9F37: b"\x11\x22\x33\x44", 0x8A: b"00"}
+_SOURCE = {
+    0x9F02: bytes.fromhex("000000001234"),
+    0x9F1A: b"\x01\x56",
+    0x9F37: b"\x11\x22\x33\x44",
+    0x8A: b"00",
+}
 
 
 @fuzz_settings(400)

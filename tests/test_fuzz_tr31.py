@@ -20,7 +20,10 @@ from firmware.errors import KeyBlockError
 from firmware.keys.tr31 import check_newer_key_version, parse_header, unwrap_key_block, unwrap_tmk
 from tests.fuzz_targets import bounded, fuzz_settings
 
-KBPKS = {"B": [bytes(range(16)), bytes(range(24))], "D": [bytes(range(16)), bytes(range(24)), bytes(range(32))]}
+KBPKS = {
+    "B": [bytes(range(16)), bytes(range(24))],
+    "D": [bytes(range(16)), bytes(range(24)), bytes(range(32))],
+}
 FIELDS = {
     "key block",
     "version id",
@@ -110,7 +113,7 @@ def test_key_blocks_unwrap_or_name_the_field_to_blame(case: tuple[bytes, str, by
         except KeyBlockError as refusal:
             assert refusal.field in FIELDS or len(refusal.field) == 2, refusal.field
     else:
-        usage, key = outcome
+        usage, _key = outcome
         assert usage == "K0"
 
 
