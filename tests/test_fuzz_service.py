@@ -178,7 +178,7 @@ def _settle_up(service: TerminalService) -> None:
             return
 
 
-@fuzz_settings(60)
+@fuzz_settings(40)
 @given(st.data())
 def test_the_service_under_host_and_card_faults_keeps_the_books_equal(data: st.DataObject) -> None:
     template, public_key = _provisioned()
