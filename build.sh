@@ -163,6 +163,13 @@ cmd_fuzz() {
     SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYTHONPATH="$ROOT" "$PY" -m tests.fuzz_run "$@"
 }
 
+# The terminal against the simulated host for minutes, under faults (bench/soak.py); one line of counts.
+# ./build.sh soak [--minutes N] [--seed S] [--no-disk-faults]
+cmd_soak() {
+    cmd_setup
+    SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYTHONPATH="$ROOT" "$PY" bench/soak.py "$@"
+}
+
 # A signed firmware image under dist/ (firmware/update/build.py; README "Firmware images").
 # ./build.sh image [--arch x86_64|aarch64|armv7l] [--version V] [--key FILE] [--wheels DIR | --no-deps]
 cmd_image() {
@@ -182,8 +189,9 @@ case "${1:-}" in
     lint) shift; cmd_lint "$@" ;;
     image) shift; cmd_image "$@" ;;
     fuzz) shift; cmd_fuzz "$@" ;;
+    soak) shift; cmd_soak "$@" ;;
     *)
-        echo "usage: ./build.sh setup|run|test|bench|lint [args]" >&2
+        echo "usage: ./build.sh setup|run|test|bench|lint|image|fuzz|soak [args]" >&2
         exit 2
         ;;
 esac
