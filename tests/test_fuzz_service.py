@@ -19,6 +19,7 @@ Properties:
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import shutil
@@ -62,6 +63,7 @@ FATES = ["answer"] * 6 + ["late", "lost", "unreachable", "damaged", "noise", "pr
 def _provisioned() -> tuple[Path, bytes]:
     """One provisioned terminal (device key, signing key, TMK); each example works on a copy."""
     base = Path(tempfile.mkdtemp(prefix="pos-fuzz-terminal-"))
+    atexit.register(shutil.rmtree, base, True)
     layout = KeyLayout.under(base / "terminal")
     provisioned = provision(layout, os.urandom)
     install_tmk(open_key_store(layout), KBPK, str(psec.tr31.wrap(KBPK, "B0000K0TD00N0000", TMK)))
