@@ -402,18 +402,29 @@ cmd_bench() {
     trap stop_pcscd EXIT
     trap 'exit 130' INT TERM
     start_pcscd
-    local b
-    for b in bench/bench_*.py; do
-        [ -e "$b" ] || continue
-        say "== $b"
-        "$PY" "$b"
-    done
+    # every benchmark (bench/bench_*.py), its own figures first, then all of them in one table
+    "$PY" bench/bench_all.py "$@"
 }
 
 cmd_lint() {
     cmd_setup
     "$VENV/bin/ruff" check firmware sim tests bench
     "$VENV/bin/mypy"
+}
+
+# The fuzz targets run long (tests/fuzz_run.py): hypothesis rounds, then atheris when installed.
+# ./build.sh fuzz [--minutes N] [--scale X] [--no-atheris]
+cmd_fuzz() {
+    cmd_setup
+    mkdir -p var/fuzz
+    SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYTHONPATH="$ROOT" "$PY" -m tests.fuzz_run "$@"
+}
+
+# The terminal against the simulated host for minutes, under faults (bench/soak.py); one line of counts.
+# ./build.sh soak [--minutes N] [--seed S] [--no-disk-faults]
+cmd_soak() {
+    cmd_setup
+    SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYTHONPATH="$ROOT" "$PY" bench/soak.py "$@"
 }
 
 # A signed firmware image under dist/ (firmware/update/build.py; README "Firmware images").
@@ -435,8 +446,10 @@ case "${1:-}" in
     bench) shift; cmd_bench "$@" ;;
     lint) shift; cmd_lint "$@" ;;
     image) shift; cmd_image "$@" ;;
+    fuzz) shift; cmd_fuzz "$@" ;;
+    soak) shift; cmd_soak "$@" ;;
     *)
-        echo "usage: ./build.sh setup|run|demo|test|bench|lint|image [args]" >&2
+        echo "usage: ./build.sh setup|run|demo|test|bench|lint|image|fuzz|soak [args]" >&2
         exit 2
         ;;
 esac

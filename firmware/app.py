@@ -456,7 +456,7 @@ def parse_script(text: str) -> list[ScriptStep]:
             rest = rest.split("#", 1)[0]
         rest = rest.strip()
         if upper == "WAIT":
-            if not rest.isdigit():
+            if not (rest.isascii() and rest.isdigit()):  # '²' and '١٢' are digits to isdigit, not to int
                 raise ScriptError(f"line {number}: WAIT takes milliseconds, e.g. WAIT 500")
             steps.append(ScriptStep(number, "WAIT", rest))
         elif upper == "CARD":

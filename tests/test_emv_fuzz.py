@@ -19,10 +19,17 @@ from hypothesis import strategies as st
 from firmware.cli.emv import main as pos_emv
 from firmware.emv.application import read_application
 from firmware.emv.application_list import load_application_list
+from firmware.emv.kernel import KernelServices, run_transaction
+from firmware.emv.online import OnlineRequest, OnlineResponse
 from firmware.emv.report import read_report, technician_chooser
+from firmware.emv.transaction import TransactionInput
 from firmware.emv.transport import Transport
 from firmware.errors import PosError
+from firmware.txn.card_payment import KernelSetup
+from sim.card import load_profile_card
+from sim.reader import SimReader
 from tests.emv_fakes import MC_AID, VISA_AID, CardGone, FakeCard, complete_app, directory_record
+from tests.fuzz_targets import bounded, fuzz_settings
 
 CLEAR_PAN = "5413330089020094"
 CONFIG = load_application_list()
@@ -152,3 +159,46 @@ def test_pos_emv_read_never_tracebacks(data: st.DataObject, t0: bool) -> None:
         assert out.getvalue() == ""
         assert err.getvalue().count("\n") == 1 and err.getvalue().startswith("pos-emv: ")
         assert "Traceback" not in err.getvalue()
+
+
+_KERNEL = KernelSetup.load()
+
+
+@pytest.mark.timeout(120)
+@fuzz_settings(80)
+@given(st.data(), st.sampled_from(["visa-credit", "mastercard-credit", "unionpay-debit", "multi-app"]),
+       st.sampled_from([None, "approve", "decline"]))  # fmt: skip
+def test_whole_transaction_with_a_faulty_card_only_raises_firmware_errors(
+    data: st.DataObject, profile: str, host: str | None
+) -> None:
+    """GPO, records, ODA, CVM, risk, both GENERATE ACs and issuer scripts with answers damaged anywhere."""
+    sim = SimReader(load_profile_card(profile))
+    sim.power_on()
+    reader = fuzz_reader(data, sim.transmit)
+
+    def online(request: OnlineRequest) -> OnlineResponse | None:
+        if host is None:
+            return None
+        return OnlineResponse(response_code="00" if host == "approve" else "51")
+
+    services = KernelServices(
+        terminal=_KERNEL.applications,
+        config=_KERNEL.config,
+        capks=_KERNEL.capks,
+        random_bytes=lambda n: bytes(n),
+        pin_entry=lambda kind, tries: "1234",
+        online_pin_block=lambda pin, pan: bytes(8),
+        online=online,
+    )
+    txn = TransactionInput(
+        amount=12_345,
+        now=datetime(2025, 6, 1, 12, 0, 0),
+        unpredictable_number=b"\x01\x02\x03\x04",
+        random_selection_number=50,
+        sequence_counter=1,
+        merchant_forced_online=True,
+    )
+    outcome = bounded("emv whole transaction", lambda: run_transaction(reader, txn, services))
+    if isinstance(outcome, str):
+        return
+    assert CLEAR_PAN not in repr(outcome)

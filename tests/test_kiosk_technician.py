@@ -18,8 +18,8 @@ import pytest
 from firmware.__main__ import technician_tools
 from firmware.app import Kiosk
 from firmware.errors import ConfigError, ImageRefusedError
-from firmware.keys.layout import KeyLayout, open_password_store
 from firmware.keys.device import load_device_key
+from firmware.keys.layout import KeyLayout, open_password_store
 from firmware.keys.passwords import PasswordStore
 from firmware.keys.working_keys import TMK_NAME
 from firmware.screens.common import EntryScreen

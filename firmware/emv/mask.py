@@ -9,6 +9,7 @@ cannot be told free of a PAN.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from firmware.emv import tags
@@ -33,6 +34,9 @@ _TRACK2_TAGS = frozenset({0x57, 0x9F6B})
 _TRACK1_TAGS = frozenset({0x56})
 _TEXT_FORMATS = frozenset({"a", "an", "ans"})
 _MAX_DISPLAY_DEPTH = 16
+# A run of 13 digits or more could be a card number under a tag that was damaged on the way
+# (57 read as 55): such a value is withheld whatever its tag says.
+_CARD_NUMBER_LIKE = re.compile(r"[0-9]{13,}")
 
 
 def mask_pan(pan: str) -> str:
@@ -67,9 +71,18 @@ def mask_track1(value: bytes) -> str:
     return "*" * len(text)
 
 
+def _card_number_like(tag: int, value: bytes) -> bool:
+    """Whether the value (its text for a text tag, else its nibbles) holds 13 or more digits in a row."""
+    shown = value.decode("latin-1") if tags.format_of(tag) in _TEXT_FORMATS else value.hex()
+    return _CARD_NUMBER_LIKE.search(shown) is not None
+
+
 def mask_value(tag: int, value: bytes) -> str | None:
-    """The masked text of a sensitive tag's value; None when the tag is not sensitive."""
+    """The masked text of a sensitive tag's value, or of any value holding a card-number-like run of
+    digits; None when neither."""
     if tag not in tags.SENSITIVE_TAGS:
+        if not tag_is_constructed(tag) and _card_number_like(tag, value):
+            return "*" * len(value)
         return None
     if tag in _PAN_TAGS:
         return mask_pan(cn_digits(value))

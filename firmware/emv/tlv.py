@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from firmware.errors import TlvError
 
 __all__ = [
     "MAX_DEPTH",
     "MAX_DOL_DATA",
+    "MAX_DOL_ENTRY",
     "Tlv",
     "build_dol",
     "dol_length",
@@ -216,13 +218,19 @@ def _header_length(tag: int, length: int) -> int:
 MAX_DOL_DATA = 255
 
 
+# Book 3 5.4: a DOL entry's length is one byte. A card's DOL asking for more (a BER length
+# up to 16 MB) would have the terminal build that much data before any command refuses it.
+MAX_DOL_ENTRY: Final = 0xFF
+
+
 def parse_dol(data: bytes, max_data: int = MAX_DOL_DATA) -> list[tuple[int, int]]:
     """A DOL is a list of (tag, length) with no values.
 
     The data it asks for goes in one command (GET PROCESSING OPTIONS, GENERATE
-    AC, INTERNAL AUTHENTICATE) or one hash: a DOL whose lengths add up to more
-    than `max_data` bytes (a short APDU's data field) is malformed, refused
-    here, before anything is built (TlvError at the entry that overflows).
+    AC, INTERNAL AUTHENTICATE) or one hash: an entry of more than 255 bytes
+    (Book 3 5.4), or lengths adding up to more than `max_data` bytes (a short
+    APDU's data field), is malformed, refused here before anything is built
+    (TlvError at the entry that overflows).
     """
     entries: list[tuple[int, int]] = []
     total = 0
@@ -231,6 +239,8 @@ def parse_dol(data: bytes, max_data: int = MAX_DOL_DATA) -> list[tuple[int, int]
         start = pos
         tag, pos = _read_tag(data, pos, 0)
         length, pos = _read_length(data, pos, 0, tag)
+        if length > MAX_DOL_ENTRY:
+            raise TlvError(f"DOL entry asks for {length} bytes (at most {MAX_DOL_ENTRY})", start, tag)
         total += length
         if total > max_data:
             raise TlvError(f"DOL asks for more than {max_data} bytes of data", start, tag)
@@ -246,7 +256,9 @@ FormatOf = Callable[[int], str]
 
 
 def _fit(value: bytes, length: int, fmt: str) -> bytes:
-    """Book 3 5.4: fit a value to the length the DOL asks for."""
+    """Book 3 5.4: fit a value to the length the DOL asks for (a zero length takes nothing)."""
+    if length == 0:
+        return b""
     if len(value) > length:
         return value[-length:] if fmt == "n" else value[:length]
     pad = length - len(value)

@@ -226,7 +226,8 @@ def _read_bounded(path: Path, limit: int) -> bytes:
             size = os.fstat(file.fileno()).st_size
             if size > limit:
                 raise StoreError(f"{path} is {size} bytes, more than the {limit} an archive file may be")
-            return file.read(limit + 1)
+            # read(n) sets aside n bytes first: ask for what the file holds, not for the limit
+            return file.read(size + 1)
     except FileNotFoundError:
         raise
     except OSError as exc:

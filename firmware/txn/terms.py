@@ -201,7 +201,7 @@ class _Section:
             raise self.error(key, "must be a list of evidence fields")
         known = {field.value for field in EvidenceField}
         for item in value:
-            if item not in known:
+            if not isinstance(item, str) or item not in known:
                 raise self.error(key, f"unknown evidence field {item!r} (one of {', '.join(sorted(known))})")
         return frozenset(EvidenceField(item) for item in value)
 
