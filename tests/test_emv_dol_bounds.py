@@ -46,7 +46,7 @@ def test_a_dol_too_large_for_a_command_is_refused_before_building(build: Callabl
 
 
 def test_parse_dol_names_the_entry_that_overflows() -> None:
-    with pytest.raises(TlvError, match="more than 255 bytes") as caught:
+    with pytest.raises(TlvError, match=r"more than 255 bytes|at most 255") as caught:
         tlv.parse_dol(bytes.fromhex("9F3704") + bytes.fromhex("9F0281FC"))
     assert caught.value.offset == 3 and caught.value.tag == 0x9F02
     assert tlv.parse_dol(bytes.fromhex("9F0281FB9F3704")) == [(0x9F02, 0xFB), (0x9F37, 4)]  # exactly 255
@@ -56,4 +56,6 @@ def test_a_ddol_too_large_is_an_oda_failure() -> None:
     from firmware.emv.oda import _ddol_data
 
     result = _ddol_data({0x9F49: HUGE_DOL}, {0x9F37: bytes(4)}, None)
-    assert not isinstance(result, bytes) and "more than 255 bytes" in str(result)
+    assert not isinstance(result, bytes) and (
+        "more than 255 bytes" in str(result) or "at most 255" in str(result)
+    )

@@ -89,7 +89,7 @@ def test_a_configuration_file_python_cannot_read_is_a_config_error(
         "kernel.json": load_kernel_config,
         "terms.json": load_terms,
     }
-    with pytest.raises(ConfigError, match=f"{name}: not JSON"):
+    with pytest.raises(ConfigError, match=f"{name}: .*(nested more than|a number of)"):
         load[name](path)
 
 
@@ -119,7 +119,7 @@ def test_an_open_batch_file_python_cannot_read_is_kept_aside(tmp_path: Path, raw
     (tmp_path / "open.json").write_bytes(raw)
     with pytest.raises(DamagedStoreError) as damaged:
         open_book(tmp_path)
-    assert "not JSON" in str(damaged.value)
+    assert "nested more than" in str(damaged.value) or "a number of" in str(damaged.value)
     assert Path(damaged.value.kept_aside).read_bytes() == raw
     assert not (tmp_path / "open.json").exists()
 
@@ -128,7 +128,7 @@ def test_an_open_batch_file_python_cannot_read_is_kept_aside(tmp_path: Path, raw
 def test_a_settled_batch_file_python_cannot_read_is_a_store_error(tmp_path: Path, raw: bytes) -> None:
     path = tmp_path / "batch-000001.json"
     path.write_bytes(raw)
-    with pytest.raises(StoreError, match="is damaged: not JSON"):
+    with pytest.raises(StoreError, match=r"is damaged: .*(nested more than|a number of)"):
         read_archive(path)
 
 

@@ -181,7 +181,8 @@ def test_redraws_only_when_something_changed(rig: Rig) -> None:
             kiosk.step()
         assert kiosk.redraws == before  # the menu shows no time: nothing to redraw
         play(kiosk, "DOWN")
-        assert kiosk.redraws == before + 1
+        # the key, and at most one message of a job already under way (the host state, the queue)
+        assert before + 1 <= kiosk.redraws <= before + 2
         play(kiosk, "CANCEL", "EXPECT 终端号")
         assert isinstance(kiosk.top, IdleScreen)
         before = kiosk.redraws

@@ -252,7 +252,9 @@ def test_kills_at_random_moments_lose_nothing_and_apply_nothing_twice(rig: Rig, 
         drained = rig.service.drain()
         if drained.waiting == 0 and drained.flagged == 0:
             break
-    assert (drained.waiting, drained.flagged) == (0, 0), f"seed {SEED}: still waiting at the end: {drained}"
+    assert (drained.waiting, drained.flagged) == (0, 0), (
+        f"seed {SEED}: still waiting at the end: {drained}; flagged: {rig.service.queue()['flagged']}"
+    )
     counts = _check_against_host(rig, f"seed {SEED}")
     assert_books_balance(rig)
     rig.service.close()

@@ -37,12 +37,24 @@ _STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*+"', re.DOTALL)
 _BRACKET: Final = re.compile(r"[\[\]{}]")
 
 
+_CHUNK: Final = 1 << 16
+
+
 def read_stream_bounded(stream: BinaryIO, limit: int, source: str) -> bytes:
-    """At most `limit` bytes from an open binary stream; MalformedFileError if there is more."""
-    raw = stream.read(limit + 1)
-    if len(raw) > limit:
-        raise MalformedFileError(f"larger than {limit} bytes", source)
-    return raw
+    """At most `limit` bytes from an open binary stream; MalformedFileError if there is more.
+
+    Read in chunks: a `read(limit + 1)` would reserve the whole limit even for a small file.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(min(_CHUNK, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise MalformedFileError(f"larger than {limit} bytes", source)
 
 
 def read_bounded(path: Path | str, limit: int) -> bytes:
