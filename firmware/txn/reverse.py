@@ -403,19 +403,19 @@ def _refunded_today(ctx: TxnContext, now: datetime) -> int:
     return card + cash
 
 
-def card_refund(
+def _refund_decided(
     ctx: TxnContext,
     ref: OriginalRef,
     amount: int,
     evidence: Evidence,
-    *,
-    supervisor: SupervisorCheck | None = None,
-) -> ReverseResult:
-    """Refund to the card (退货), partial or full, before or after settlement: a 0220 advice."""
+    supervisor: SupervisorCheck | None,
+    check: Callable[..., Decision],
+) -> tuple[JournalEntry, Decision, Evidence, datetime]:
+    """The original of a refund, the rules' decision (`check_refund` or `check_cash_refund`), the evidence."""
     now = ctx.now()
     original = find_original(ctx, ref, frozenset({TxnType.SALE, TxnType.COMPLETION}))
     related, cash = _history(ctx, original)
-    decision = check_refund(
+    decision = check(
         original,
         related,
         cash,
@@ -425,7 +425,19 @@ def card_refund(
         now=now,
         terms=ctx.terms,
     )
-    checked = _prepare(ctx, original, decision, evidence, supervisor, now)
+    return original, decision, _prepare(ctx, original, decision, evidence, supervisor, now), now
+
+
+def card_refund(
+    ctx: TxnContext,
+    ref: OriginalRef,
+    amount: int,
+    evidence: Evidence,
+    *,
+    supervisor: SupervisorCheck | None = None,
+) -> ReverseResult:
+    """Refund to the card (退货), partial or full, before or after settlement: a 0220 advice."""
+    original, decision, checked, _ = _refund_decided(ctx, ref, amount, evidence, supervisor, check_refund)
     return _advice(
         ctx, ReverseOperation.REFUND, original, decision, checked, RequestKind.REFUND, TxnType.REFUND
     )
@@ -440,20 +452,9 @@ def cash_refund(
     supervisor: SupervisorCheck | None = None,
 ) -> ReverseResult:
     """Refund in cash (现金退款): no message to the host; the cash refund and its notice in one write."""
-    now = ctx.now()
-    original = find_original(ctx, ref, frozenset({TxnType.SALE, TxnType.COMPLETION}))
-    related, cash = _history(ctx, original)
-    decision = check_cash_refund(
-        original,
-        related,
-        cash,
-        amount=amount,
-        refunded_today=_refunded_today(ctx, now),
-        open_batch=ctx.book.batch,
-        now=now,
-        terms=ctx.terms,
+    original, decision, checked, now = _refund_decided(
+        ctx, ref, amount, evidence, supervisor, check_cash_refund
     )
-    checked = _prepare(ctx, original, decision, evidence, supervisor, now)
     with ctx.book.transaction():
         number = len(ctx.book.open_cash_refunds()) + 1
         reference = notice_reference(ctx.book.batch, number, RefundMethod.CASH)
