@@ -29,33 +29,13 @@ from firmware.keys.signing import RecordSigner, private_key_from_bytes
 from firmware.store.tables import DocumentTables
 from firmware.txn.outbox import DeliveryState, Outbox
 from sim.acquirer import AcquirerHost, RegisteredTerminal
+from tests.txn_fixtures import Clock, counting_rng
 
 REPO = Path(__file__).resolve().parent.parent
 DEVICE = RecordSigner(private_key_from_bytes(bytes(range(32))))  # TEST key
 OTHER_DEVICE = RecordSigner(private_key_from_bytes(bytes(range(100, 132))))  # TEST key
 MASKED = "622202******1234"
 T0 = datetime(2026, 3, 14, 15, 9, 26, tzinfo=timezone(timedelta(hours=8)))
-
-
-class Clock:
-    """A clock the test moves: each reading is one second after the last."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
-def counting_rng() -> Callable[[int], bytes]:
-    state = {"n": 0}
-
-    def rng(count: int) -> bytes:
-        state["n"] += 1
-        return bytes((state["n"] * 31 + i) % 256 for i in range(count))
-
-    return rng
 
 
 def open_outbox(path: Path, signer: RecordSigner = DEVICE, **kwargs: Any) -> Outbox:
