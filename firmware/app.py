@@ -224,6 +224,7 @@ class Kiosk:
         self.redraws = 0
         self.shown: list[str] = []
         self._second = -1
+        self._shown_minute = ""
         self._refresh_queue()
 
     # ----- signals and threads -----------------------------------------------------------------
@@ -273,8 +274,8 @@ class Kiosk:
         second = int(time.time())
         if second != self._second:
             self._second = second
-            if self.top.ticks:
-                self.dirty = True
+            if self.top.ticks or self._shown_minute != self._minute():
+                self.dirty = True  # ticking screens each second; all when the minute turns
         if self.dirty:
             self.redraw()
         if not self.ready and self._books_read and self.redraws and isinstance(self.stack[0], IdleScreen):
@@ -377,6 +378,9 @@ class Kiosk:
 
     # ----- drawing -----------------------------------------------------------------------------
 
+    def _minute(self) -> str:
+        return f"{self.ctx.clock():%H:%M}"
+
     def status_bar(self) -> StatusBar:
         ctx = self.ctx
         network = ctx.network
@@ -386,7 +390,7 @@ class Kiosk:
             ctx.info.terminal_id,
             label,
             online,
-            f"{'中' if ctx.language is Language.ZH else 'EN'} {ctx.clock():%H:%M}",
+            f"{'中' if ctx.language is Language.ZH else 'EN'} {self._shown_minute}",
         )
 
     def key_labels(self, softkeys: Sequence[tuple[Key, str]]) -> dict[Key, str]:
@@ -403,6 +407,7 @@ class Kiosk:
 
     def redraw(self) -> None:
         view = self.top.view()
+        self._shown_minute = self._minute()
         caption = f"POS {self.ctx.info.terminal_id} · {view.title}"
         if caption != self._caption:  # a desktop window names the screen it shows
             pygame.display.set_caption(caption)

@@ -18,7 +18,7 @@ import pygame
 import pytest
 
 from firmware.__main__ import main as pos_terminal
-from firmware.app import ScriptError, parse_script
+from firmware.app import Kiosk, ScriptError, parse_script
 from firmware.screens.entry import AmountField, DateTimeField, MultiTapField
 from firmware.screens.idle import IdleScreen
 from firmware.screens.jobs import Done, Failed, JobDone, JobRunner
@@ -172,9 +172,21 @@ def test_work_runs_off_the_loop_and_a_failure_is_an_outcome() -> None:
     assert runner.stop(5)
 
 
+def _settle(kiosk: Kiosk) -> None:
+    """Step until no background job (the queue refresh, the uploader) is left to report."""
+    deadline = time.monotonic() + 30
+    while kiosk.jobs.busy() and time.monotonic() < deadline:
+        kiosk.step()
+    assert not kiosk.jobs.busy()
+    kiosk.step()
+
+
 def test_redraws_only_when_something_changed(rig: Rig) -> None:
     with kiosk_on(rig) as kiosk:
+        frozen = kiosk.ctx.clock()
+        kiosk.ctx.clock = lambda: frozen  # the status bar's minute does not turn during the test
         play(kiosk, "ENTER", "EXPECT 主菜单")
+        _settle(kiosk)
         before = kiosk.redraws
         end = time.monotonic() + 1.5
         while time.monotonic() < end:
@@ -185,11 +197,25 @@ def test_redraws_only_when_something_changed(rig: Rig) -> None:
         assert before + 1 <= kiosk.redraws <= before + 2
         play(kiosk, "CANCEL", "EXPECT 终端号")
         assert isinstance(kiosk.top, IdleScreen)
+        _settle(kiosk)
         before = kiosk.redraws
         end = time.monotonic() + 2.2
         while time.monotonic() < end:
             kiosk.step()
         assert 2 <= kiosk.redraws - before <= 3  # the clock: once a second
+
+
+def test_the_status_bar_minute_turns_on_a_screen_that_shows_no_clock(rig: Rig) -> None:
+    with kiosk_on(rig) as kiosk:
+        now = [kiosk.ctx.clock().replace(hour=9, minute=59, second=30)]
+        kiosk.ctx.clock = lambda: now[0]
+        play(kiosk, "ENTER", "EXPECT 主菜单", "EXPECT 09:59")
+        _settle(kiosk)
+        now[0] = now[0].replace(hour=10, minute=0)
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end and "10:00" not in kiosk.screen_text():
+            kiosk.step()
+        assert "10:00" in kiosk.screen_text() and "09:59" not in kiosk.screen_text()
 
 
 def test_the_idle_loop_sleeps(rig: Rig) -> None:

@@ -203,5 +203,5 @@ class JobRunner:
                 except Exception as error:
                     after = Failed(error)
             job.finished = True
-            self.current = None
             self._post(JobDone(job, outcome, after))
+            self.current = None  # after the post: busy() stays true until the outcome is on its way
