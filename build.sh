@@ -421,9 +421,22 @@ cmd_fuzz() {
 }
 
 # The terminal against the simulated host for minutes, under faults (bench/soak.py); one line of counts.
-# ./build.sh soak [--minutes N] [--seed S] [--no-disk-faults]
+# Cards through pcscd + vpcd (its own pcscd, as for the tests) unless --cards sim.
+# ./build.sh soak [--minutes N] [--seed S] [--no-disk-faults] [--cards pcsc|sim]
 cmd_soak() {
     cmd_setup
+    local arg previous="" cards=pcsc
+    for arg in "$@"; do
+        [ "$previous" = "--cards" ] && cards=$arg
+        case "$arg" in --cards=*) cards=${arg#--cards=} ;; esac
+        previous=$arg
+    done
+    if [ "$cards" = pcsc ]; then
+        mkdir -p var
+        trap stop_pcscd EXIT
+        trap 'exit 130' INT TERM
+        start_pcscd
+    fi
     SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYTHONPATH="$ROOT" "$PY" bench/soak.py "$@"
 }
 

@@ -28,12 +28,16 @@ __all__ = [
     "VPCD_LOCK",
     "VPCD_PORT",
     "VPCD_READER",
+    "VpcdCard",
     "best_of",
     "card_in_vpcd",
     "fail",
     "median_seconds",
+    "reader_events",
     "vpcd_card",
     "vpcd_slot",
+    "wait_reader_empty",
+    "wait_reader_events",
     "wait_until",
 ]
 
@@ -82,18 +86,75 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = CARD_W
         time.sleep(0.02)
 
 
-def card_in_vpcd() -> bool:
-    """Whether pcscd sees a card in the vpcd reader now."""
+def _pcsc_context() -> int:
     from smartcard import scard
 
     result, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
     if result != scard.SCARD_S_SUCCESS:
-        fail(f"pcscd does not answer: {scard.SCardGetErrorMessage(result)}")
+        fail(f"pcscd does not answer: {scard.SCardGetErrorMessage(result)}; run through ./build.sh")
+    return int(context)
+
+
+def reader_events(reader: str = VPCD_READER) -> tuple[int, bool]:
+    """pcscd's card-event counter for `reader` (the upper 16 bits of dwEventState) and whether
+    it holds a card, now."""
+    from smartcard import scard
+
+    context = _pcsc_context()
     try:
-        _, states = scard.SCardGetStatusChange(context, 0, [(VPCD_READER, scard.SCARD_STATE_UNAWARE)])
-        return bool(states[0][1] & scard.SCARD_STATE_PRESENT)
+        result, states = scard.SCardGetStatusChange(context, 0, [(reader, scard.SCARD_STATE_UNAWARE)])
+        if result != scard.SCARD_S_SUCCESS:
+            fail(f"pcscd cannot report reader {reader!r}: {scard.SCardGetErrorMessage(result)}")
+        state = states[0][1]
+        return (state >> 16) & 0xFFFF, bool(state & scard.SCARD_STATE_PRESENT)
     finally:
         scard.SCardReleaseContext(context)
+
+
+def card_in_vpcd() -> bool:
+    """Whether pcscd sees a card in the vpcd reader now."""
+    return reader_events()[1]
+
+
+def wait_reader_events(since: int, present: bool, reader: str = VPCD_READER) -> int:
+    """Until pcscd's card-event thread has counted a card arriving or leaving since its counter
+    read `since` and shows the card `present` (or not); returns the counter then.
+
+    Waiting for "empty" instead would miss a card put in before pcscd's poller saw the reader
+    empty: it goes from present to present and never reports the new card.
+    """
+    from smartcard import scard
+
+    context = _pcsc_context()
+    try:
+        deadline = time.monotonic() + CARD_WAIT_S
+        known = scard.SCARD_STATE_UNAWARE
+        counter, is_present = since, not present
+        while True:
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            result, states = scard.SCardGetStatusChange(context, left_ms if known else 0, [(reader, known)])
+            if result not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_TIMEOUT):
+                fail(f"pcscd cannot report reader {reader!r}: {scard.SCardGetErrorMessage(result)}")
+            if result == scard.SCARD_S_SUCCESS:
+                known = states[0][1] & ~scard.SCARD_STATE_CHANGED
+                counter, is_present = (known >> 16) & 0xFFFF, bool(known & scard.SCARD_STATE_PRESENT)
+                if counter != since and is_present == present:
+                    return counter
+            if time.monotonic() >= deadline:
+                break
+    finally:
+        scard.SCardReleaseContext(context)
+    fail(
+        f"pcscd did not report the card {'inserted in' if present else 'gone from'} {reader!r}"
+        f" within {CARD_WAIT_S:.0f} s (counter {since} -> {counter},"
+        f" the card {'present' if is_present else 'absent'})"
+    )
+
+
+def wait_reader_empty(reader: str = VPCD_READER) -> int:
+    """The reader's event counter once pcscd has seen it empty (at once if it is)."""
+    counter, present = reader_events(reader)
+    return wait_reader_events(counter, present=False, reader=reader) if present else counter
 
 
 @contextlib.contextmanager
@@ -116,34 +177,56 @@ def vpcd_slot() -> Iterator[None]:
                     fail(f"{VPCD_LOCK} stayed locked for {LOCK_WAIT_S:.0f} s: the vpcd slot is busy")
                 time.sleep(0.05)
         try:
-            wait_until(lambda: not card_in_vpcd(), "the vpcd reader to be empty")
+            wait_reader_empty()
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-@contextlib.contextmanager
-def vpcd_card(profile: str, *options: str) -> Iterator[None]:
-    """`pos-sim card --profile PROFILE [OPTIONS]` in the vpcd reader until the block ends.
+class VpcdCard:
+    """`pos-sim card --profile PROFILE [OPTIONS]` in the vpcd reader, followed by pcscd's event counter.
 
-    Use inside `vpcd_slot()`. Returns once pcscd sees the card; leaves once it has seen it go.
+    Use inside `vpcd_slot()` (or a process that holds it). `insert()` returns once pcscd has
+    reported the card arriving; `stop()` once it has reported it gone (also when the card pulled
+    itself out in the middle of a command).
     """
-    address = f"127.0.0.1:{VPCD_PORT}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sim", "card", "--profile", profile, "--vpcd", address, *options],
-        cwd=REPO_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        started, _, _ = select.select([process.stdout], [], [], CARD_WAIT_S)
-        if not started or process.stdout.readline().strip() != "ready":
-            fail(f"`pos-sim card --profile {profile}` did not connect to vpcd")
-        wait_until(card_in_vpcd, "pcscd to see the card")
-        yield
-    finally:
+
+    def __init__(self, profile: str, *options: str) -> None:
+        self.profile = profile
+        self.options = options
+        self.process: subprocess.Popen[str] | None = None
+        self.events = 0
+
+    def insert(self) -> None:
+        self.events = wait_reader_empty()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sim",
+                "card",
+                "--profile",
+                self.profile,
+                "--vpcd",
+                f"127.0.0.1:{VPCD_PORT}",
+                *self.options,
+            ],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        started, _, _ = select.select([self.process.stdout], [], [], CARD_WAIT_S)
+        if not started or self.process.stdout.readline().strip() != "ready":
+            self.stop()
+            fail(f"`pos-sim card --profile {self.profile}` did not connect to vpcd")
+        self.events = wait_reader_events(self.events, present=True)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
         if process.stdin is not None:
             with contextlib.suppress(OSError):  # a card process that already ended has no reader of it
                 process.stdin.write("quit\n")
@@ -155,4 +238,20 @@ def vpcd_card(profile: str, *options: str) -> Iterator[None]:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
-        wait_until(lambda: not card_in_vpcd(), "the card to leave the reader")
+        counter, present = reader_events()
+        if present or counter == self.events:
+            self.events = wait_reader_events(self.events, present=False)
+        else:
+            self.events = counter
+
+    def __enter__(self) -> VpcdCard:
+        self.insert()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def vpcd_card(profile: str, *options: str) -> VpcdCard:
+    """`with vpcd_card(profile):` the card is in the vpcd reader for the block (see VpcdCard)."""
+    return VpcdCard(profile, *options)

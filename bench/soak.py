@@ -1,7 +1,11 @@
 """Soak: the terminal against the simulated acquirer over TCP, under faults, for minutes.
 
-    ./build.sh soak [--minutes N] [--seed S]        (python bench/soak.py ...)
+    ./build.sh soak [--minutes N] [--seed S] [--cards pcsc|sim]        (python bench/soak.py ...)
 
+The cards are `pos-sim card` processes in pcscd's vpcd reader, read by the
+terminal through PC/SC (`--cards pcsc`, the default: `./build.sh soak` starts
+its own pcscd as it does for the tests), or in-process simulated cards
+(`--cards sim`, no pcscd needed).
 The acquirer is `pos-sim host` in its own process (faults switched with
 `faults SPEC` lines on its standard input, its ledger kept in a JSON file).
 The terminal runs in a child process (`soak.py worker`) on one data directory:
@@ -12,8 +16,10 @@ settlements, drains), with
   terminal's timeout), with a bad MAC, garbage, connections closed, also on the
   reversals;
 - cards pulled before the second GENERATE AC (sim profile
-  fault-removed-before-second-ac);
-- SIGKILL of the terminal at a random moment, then a restart on the same data;
+  fault-removed-before-second-ac: through vpcd the card leaves the reader in
+  the middle of the command);
+- SIGKILL of the terminal (and of the card process it started) at a random
+  moment, then a restart on the same data;
 - as root: the data directory on a small tmpfs, filled up (disk full) or
   remounted read-only for a run; otherwise a line says these are skipped.
 
@@ -44,12 +50,14 @@ import tempfile
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "bench"))  # _harness, also when run as `python -m` or imported
 
 TERMINAL_ID = "TERM0001"  # firmware/data/identity.json
 MERCHANT_ID = "123456789012345"
@@ -73,7 +81,28 @@ FINAL_EXIT = {0: "ok"}
 # ----- the terminal, in its own process -------------------------------------------------------------------
 
 
-def _worker(data_dir: Path, port: int, seed: int, operations: int, final: bool) -> int:
+CardSource = Callable[[str], contextlib.AbstractContextManager[Any]]
+
+
+def _sim_cards(profile: str) -> contextlib.AbstractContextManager[Any]:
+    from sim.card import load_profile_card
+    from sim.reader import SimReader
+
+    return contextlib.nullcontext(SimReader(load_profile_card(profile)))
+
+
+@contextlib.contextmanager
+def _vpcd_cards(profile: str) -> Iterator[Any]:
+    """The card in pcscd's vpcd reader for the operation; the terminal reads it through PC/SC."""
+    from _harness import VPCD_READER, VpcdCard
+
+    from firmware.emv.reader import PcscReader
+
+    with VpcdCard(profile):
+        yield PcscReader(VPCD_READER)
+
+
+def _worker(data_dir: Path, port: int, seed: int, operations: int, final: bool, cards: str) -> int:
     """One run of the terminal: `operations` random operations, or (final) drain and settle."""
     from firmware.errors import PosError
     from firmware.host.channel import TcpHostLink
@@ -93,7 +122,7 @@ def _worker(data_dir: Path, port: int, seed: int, operations: int, final: bool) 
             return _settle_up(service, entry_view)
         for number in range(operations):
             try:
-                what = _operation(service, rng, seed, number)
+                what = _operation(service, rng, seed, number, _vpcd_cards if cards == "pcsc" else _sim_cards)
                 print(json.dumps({"op": what}), flush=True)
             except NotSignedOnError:
                 with contextlib.suppress(PosError):
@@ -106,11 +135,9 @@ def _worker(data_dir: Path, port: int, seed: int, operations: int, final: bool) 
         service.close()
 
 
-def _operation(service: Any, rng: random.Random, seed: int, number: int) -> str:
+def _operation(service: Any, rng: random.Random, seed: int, number: int, card_in: CardSource) -> str:
     from firmware.txn.model import Evidence, RefundMethod, TxnStatus, TxnType
     from firmware.txn.reverse import OriginalRef
-    from sim.card import load_profile_card
-    from sim.reader import SimReader
 
     entries = service.ctx.book.open_entries()
     approved = {
@@ -127,14 +154,16 @@ def _operation(service: Any, rng: random.Random, seed: int, number: int) -> str:
     if kind in ("sale", "preauth"):
         profile = rng.choice(["visa-credit"] * 5 + ["fault-removed-before-second-ac"])
         amount = rng.choice([1_234, 5_000, 8_800, 12_051, 100, 45_600])
-        result = service.sale(
-            SimReader(load_profile_card(profile)),
-            amount,
-            order=f"S{seed}-{number}",
-            pin=lambda kind, tries: "1234",
-            kind=TxnType.SALE if kind == "sale" else TxnType.PREAUTH,
-        )
-        return f"{kind} {result.entry.status.value if result.entry else result.outcome.name}"
+        with card_in(profile) as reader:
+            result = service.sale(
+                reader,
+                amount,
+                order=f"S{seed}-{number}",
+                pin=lambda kind, tries: "1234",
+                kind=TxnType.SALE if kind == "sale" else TxnType.PREAUTH,
+            )
+        pulled = " (card pulled)" if profile.startswith("fault-") else ""
+        return f"{kind} {result.entry.status.value if result.entry else result.outcome.name}{pulled}"
     if kind == "settle":
         return f"settle balanced={service.settle().balanced}"
     if kind == "drain":
@@ -341,6 +370,7 @@ def _run_worker(
     seed: int,
     operations: int,
     *,
+    cards: str,
     final: bool = False,
     kill_after: float | None = None,
 ) -> tuple[int | None, list[dict[str, Any]], str]:
@@ -356,6 +386,8 @@ def _run_worker(
         str(seed),
         "--operations",
         str(operations),
+        "--cards",
+        cards,
     ]
     if final:
         command.append("--final")
@@ -365,12 +397,14 @@ def _run_worker(
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), "SDL_VIDEODRIVER": "dummy"},
+        start_new_session=True,  # a SIGKILL takes the card process the terminal started with it
     )
     killed = False
     try:
         out, err = process.communicate(timeout=kill_after if kill_after is not None else 300)
     except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         out, err = process.communicate()
         killed = True
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
@@ -419,12 +453,22 @@ def _books(rows: list[dict[str, Any]], final: dict[str, Any], crashes: int) -> d
     return dict(counts)
 
 
-def soak(seconds: float, seed: int, work: Path, disk_faults: bool) -> int:
+def soak(seconds: float, seed: int, work: Path, disk_faults: bool, cards: str) -> int:
+    if cards == "pcsc":
+        from _harness import VPCD_READER, vpcd_slot
+
+        print(f"soak: cards in pcscd's reader {VPCD_READER!r} (vpcd), read through PC/SC", flush=True)
+        with vpcd_slot():
+            return _soak(seconds, seed, work, disk_faults, cards)
+    print("soak: cards in the in-process simulated reader (--cards sim: pcscd not used)", flush=True)
+    return _soak(seconds, seed, work, disk_faults, cards)
+
+
+def _soak(seconds: float, seed: int, work: Path, disk_faults: bool, cards: str) -> int:
     rng = random.Random(seed)
     data_dir = work / "terminal"
     data_dir.mkdir(parents=True)
     disk = Disk(data_dir, "16m") if disk_faults else None
-    print("soak: cards in the in-process simulated reader (pcscd + vpcd not used by the soak)", flush=True)
     host: Host | None = None
     try:
         host = Host(work, _provision(data_dir))
@@ -446,18 +490,24 @@ def soak(seconds: float, seed: int, work: Path, disk_faults: bool) -> int:
             )
             with context:
                 code, lines, err = _run_worker(
-                    data_dir, host.port, rng.randrange(10**6), rng.randint(2, 8), kill_after=kill_after
+                    data_dir,
+                    host.port,
+                    rng.randrange(10**6),
+                    rng.randint(2, 8),
+                    cards=cards,
+                    kill_after=kill_after,
                 )
             tally[f"disk {disk_fault}"] += bool(disk_fault)
             tally["runs"] += 1
             tally["killed"] += code is None
             tally["operations"] += sum(1 for line in lines if "op" in line)
+            tally["cards pulled"] += sum(1 for line in lines if "card pulled" in line.get("op", ""))
             tally["refused"] += sum(1 for line in lines if "failed" in line or "refused" in line)
             if code not in (None, 0, 3) or "Traceback" in err:
                 crashes.append(err.strip().splitlines()[-1] if err.strip() else f"exit {code}")
                 print(f"soak: run {run} crashed:\n{err}", flush=True)
         host.faults("")
-        code, lines, err = _run_worker(data_dir, host.port, 0, 0, final=True)
+        code, lines, err = _run_worker(data_dir, host.port, 0, 0, cards=cards, final=True)
         finals = [line["final"] for line in lines if "final" in line]
         if code != 0 or not finals:
             print(f"soak: the final run failed ({code}):\n{err}", flush=True)
@@ -466,6 +516,7 @@ def soak(seconds: float, seed: int, work: Path, disk_faults: bool) -> int:
         print(
             f"soak: {seconds / 60:.1f} min, {tally['operations']} operations in {tally['runs']} runs "
             f"({tally['killed']} killed, {tally['host faults']} with host faults, "
+            f"{tally['cards pulled']} cards pulled, "
             f"{tally['disk full']} disk full, {tally['disk read-only']} read-only), "
             f"{len(host.rows())} requests booked by the host; "
             f"lost {counts['lost']}, applied twice {counts['applied_twice']}, "
@@ -502,17 +553,24 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--seed", type=int, default=0)
     worker.add_argument("--operations", type=int, default=5)
     worker.add_argument("--final", action="store_true")
+    worker.add_argument("--cards", choices=("pcsc", "sim"), default="pcsc")
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, help="instead of --minutes")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--no-disk-faults", action="store_true", help="no tmpfs, no full disk, no read-only")
+    parser.add_argument(
+        "--cards",
+        choices=("pcsc", "sim"),
+        default="pcsc",
+        help="pcsc: pos-sim cards in pcscd's vpcd reader (default); sim: in-process simulated cards",
+    )
     args = parser.parse_args(argv)
     if args.command == "worker":
-        return _worker(args.data, args.port, args.seed, args.operations, args.final)
+        return _worker(args.data, args.port, args.seed, args.operations, args.final, args.cards)
     seconds = args.seconds if args.seconds is not None else args.minutes * 60
     print(f"soak: seed {args.seed}", flush=True)
     with tempfile.TemporaryDirectory(prefix="pos-soak-") as scratch:
-        return soak(seconds, args.seed, Path(scratch), not args.no_disk_faults)
+        return soak(seconds, args.seed, Path(scratch), not args.no_disk_faults, args.cards)
 
 
 if __name__ == "__main__":
