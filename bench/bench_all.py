@@ -131,11 +131,14 @@ def _generic(bench: str, lines: list[str]) -> list[Row]:
     rows: list[Row] = []
     floor: float | None = None
     floors: dict[str, float] = {}
-    section = ""
+    section = subsection = ""
     for line in lines:
         timed = re.search(_TIME, line)
         if re.match(r"\S.*:$", line.strip()) and not timed:
-            section = line.strip().rstrip(":")
+            if line.startswith(" "):
+                subsection = line.strip().rstrip(":")
+            else:
+                section, subsection = line.strip().rstrip(":"), ""
         if not timed:
             continue
         seconds = _seconds(*timed.groups())
@@ -150,7 +153,7 @@ def _generic(bench: str, lines: list[str]) -> list[Row]:
             continue
         value = float(ratio[1])
         base = seconds / value if value else floor
-        what = f"{section}: {label}" if section else label
+        what = ": ".join(part for part in (section, subsection, label) if part)
         rows.append(Row(bench, what, seconds, base, value))
     return rows
 

@@ -87,17 +87,17 @@ def main() -> int:
         apdu_floor, read_floor, bare, layered = measure_in_process(profile)
         apdu_pcsc, read_pcsc = pcsc[profile]
         print(f"{profile}:")
-        print("  APDU round trip (SELECT), median")
+        print("  APDU round trip (SELECT), median:")
         print(f"    in-process SimReader (floor)   {apdu_floor * 1e6:10.1f} us   1.0x")
         print(
             f"    pcscd + vpcd + pyscard         {apdu_pcsc * 1e6:10.1f} us   {apdu_pcsc / apdu_floor:6.1f}x"
         )
-        print("  whole read (power on, selection, GPO, records), median")
+        print("  whole read (power on, selection, GPO, records), median:")
         print(f"    in-process SimReader (floor)   {read_floor * 1e3:10.2f} ms   1.0x")
         print(
             f"    pcscd + vpcd + pyscard         {read_pcsc * 1e3:10.2f} ms   {read_pcsc / read_floor:6.1f}x"
         )
-        print("  transport layer, in process")
+        print("  transport layer, in process:")
         print(f"    bare SimReader.transmit (floor){bare * 1e6:10.1f} us   1.0x")
         print(f"    Transport.exchange (trace kept){layered * 1e6:10.1f} us   {layered / bare:6.2f}x")
     return 0
