@@ -3,8 +3,7 @@
 The amount is typed as digits that shift in from the right (1, 2, 3, 4 ->
 12.34): an integer of fen from the first key to the service, never a float.
 The order number is made here, digits only (so it can be typed again at
-the keypad to find the order): YYMMDDhhmmss and two more digits, the last
-one moved when the 14 digits would pass the Luhn check of a card number.
+the keypad to find the order): `firmware.txn.order_numbers.keypad_order`.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from firmware.screens.entry import AmountField
 from firmware.screens.jobs import Job
 from firmware.screens.keys import Key
 from firmware.txn.model import TxnStatus
+from firmware.txn.order_numbers import keypad_order
 from firmware.txn.service import SaleResult
 
 __all__ = ["InsertCardScreen", "SaleAmountScreen", "sale_result_screen"]
@@ -37,22 +37,9 @@ class SaleAmountScreen(EntryScreen):
         return Transition.push(insert)
 
 
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, char in enumerate(reversed(digits)):
-        d = int(char) * (2 if i % 2 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
-
-
 def new_order_number(ctx: Context, rnd: int | None = None) -> str:
-    """YYMMDDhhmmss and two digits, never Luhn-valid: 14 digits passing the check read as a card
-    number, which the books refuse to keep (and rightly: it could be one)."""
-    rnd = secrets.randbelow(100) if rnd is None else rnd
-    order = f"{ctx.clock():%y%m%d%H%M%S}{rnd:02d}"
-    if luhn_valid(order):
-        order = order[:-1] + str((int(order[-1]) + 1) % 10)
-    return order
+    """The order number of a kiosk sale (`keypad_order`: 14 digits that never read as a card number)."""
+    return keypad_order(ctx.clock(), secrets.randbelow(100) if rnd is None else rnd)
 
 
 class InsertCardScreen(Screen):

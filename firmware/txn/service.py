@@ -47,6 +47,7 @@ from firmware.txn.book import ORDER_TYPES, Book
 from firmware.txn.card_payment import KernelSetup, PinSource, run_card_payment
 from firmware.txn.context import TxnContext
 from firmware.txn.model import CashRefund, Evidence, JournalEntry, RefundMethod, TxnStatus, TxnType
+from firmware.txn.order_numbers import generated_order
 from firmware.txn.pan_vault import PanVault
 from firmware.txn.reverse import (
     OriginalRef,
@@ -114,15 +115,6 @@ class SaleResult:
             "masked_pan": entry.masked_pan if entry else None,
             "reversal_pending": self.reversal_pending,
         }
-
-
-def generated_order(now: datetime, random_bytes: Callable[[int], bytes]) -> str:
-    """An order number for a sale given none: ``YYYYMMDD-HHMMSS-xxxx`` (date, time, 4 random hex digits).
-
-    In groups: the 14 digits of the date and time in one run pass Luhn one time in ten, and a
-    run of 13 to 19 digits that passes Luhn is what the books refuse as a clear card number.
-    """
-    return f"{now:%Y%m%d}-{now:%H%M%S}-{random_bytes(2).hex()}"
 
 
 def entry_view(entry: JournalEntry) -> dict[str, Any]:
@@ -277,7 +269,7 @@ class TerminalService:
             self._kernel = KernelSetup.load()
         config = self._kernel.config
         now = self.ctx.now()
-        order = order or generated_order(now, self._random_bytes)
+        order = order or generated_order(now, self._random_bytes(2))
         authoriser = Authoriser(
             self.ctx,
             kind,
