@@ -247,6 +247,7 @@ def run_kiosk(options: TerminalOptions) -> None:
         SlipPainter(find_font(), settings.paper_dots),
         folder=options.receipts,
         printer=printer,
+        kept=settings.receipts_kept,
     )
     ready, beat, beat_every = kiosk_health()
     kiosk = Kiosk(

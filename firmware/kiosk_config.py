@@ -41,6 +41,7 @@ class KioskSettings:
     printer_device: str | None = None
     printer_text: str = "gb18030"
     paper_dots: int = 384
+    receipts_kept: int = 1000
 
 
 def load_kiosk_settings(path: Path | str | None = None) -> KioskSettings:
@@ -54,6 +55,7 @@ def load_kiosk_settings(path: Path | str | None = None) -> KioskSettings:
         "printer_device",
         "printer_text",
         "paper_dots",
+        "receipts_kept",
     )
     width = section.integer("width", minimum=240, maximum=1080)
     height = section.integer("height", minimum=320, maximum=1920)
@@ -70,6 +72,7 @@ def load_kiosk_settings(path: Path | str | None = None) -> KioskSettings:
         printer_device=device,
         printer_text=printer_text,
         paper_dots=section.integer("paper_dots", default=384, minimum=384, maximum=576),
+        receipts_kept=section.integer("receipts_kept", default=1000, minimum=1, maximum=1_000_000),
         width=width,
         height=height,
         language=language,

@@ -232,6 +232,23 @@ def test_the_receipt_desk_keeps_png_and_escpos_and_survives_a_printer_failure(
     assert len(broken.failures) == 2 and "none/lp0" in broken.failures[0]
 
 
+def test_the_receipt_desk_numbers_on_after_a_restart_and_keeps_only_the_last_slips(
+    results: dict[str, tuple[Any, JournalEntry | None]], painter: SlipPainter, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("not a slip")  # anything else in the folder stays
+    sale = Receipt("sale", results["sale"][0], Language.EN)
+    for _ in range(3):  # three kiosk starts, two slips each (merchant and customer copies)
+        desk = ReceiptDesk(INFO, _terms(), painter, folder=tmp_path, printer=EscPosPrinter(None), kept=5)
+        desk(sale)
+        desk.close()
+    numbers = sorted(int(p.name.split("-")[0]) for p in tmp_path.glob("*.png"))
+    assert numbers == [2, 3, 4, 5, 6]  # 1 went when the sixth slip came; none was numbered twice
+    assert sorted(int(p.name.split("-")[0]) for p in tmp_path.glob("*.escpos")) == numbers
+    assert (tmp_path / "notes.txt").read_text() == "not a slip"
+    with pytest.raises(ValueError):
+        ReceiptDesk(INFO, _terms(), painter, folder=tmp_path, kept=0)
+
+
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
     yield from rig_fixture(tmp_path, answer_timeout=1.0)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import logging
 import queue
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,7 +39,15 @@ from firmware.screens.render import Fonts, wrap
 from firmware.txn.receipts import Mark, Merchant, ReceiptInput, Slip, build_slips
 from firmware.txn.terms import Terms
 
-__all__ = ["PAPER_DOTS", "ReceiptDesk", "SlipPainter", "merchant_of", "slips_of"]
+__all__ = [
+    "DEFAULT_SLIPS_KEPT",
+    "PAPER_DOTS",
+    "ReceiptDesk",
+    "SlipPainter",
+    "kept_slips",
+    "merchant_of",
+    "slips_of",
+]
 
 PAPER_DOTS: Final = 384
 PAPER: Final = (255, 255, 255)
@@ -160,6 +169,24 @@ class Printed:
     png: Path | None
 
 
+DEFAULT_SLIPS_KEPT: Final = 1000  # about two weeks of a busy counter; the books keep every transaction anyway
+_SLIP_FILE: Final = re.compile(r"([0-9]{3,9})-[a-z_]+-.*\.(?:png|escpos)")
+
+
+def kept_slips(folder: Path) -> dict[int, list[Path]]:
+    """The slip files in `folder` by slip number (its PNG and ESC/POS bytes); other files are not slips."""
+    slips: dict[int, list[Path]] = {}
+    try:
+        entries = list(folder.iterdir())
+    except FileNotFoundError:
+        return slips
+    for path in entries:
+        found = _SLIP_FILE.fullmatch(path.name)
+        if found:
+            slips.setdefault(int(found[1]), []).append(path)
+    return slips
+
+
 class ReceiptDesk:
     """The `receipts` hook: slips built and drawn on the loop; files and printer on a thread of their own."""
 
@@ -172,12 +199,16 @@ class ReceiptDesk:
         folder: Path | None = None,
         printer: Printer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+        kept: int = DEFAULT_SLIPS_KEPT,
     ) -> None:
+        if kept < 1:
+            raise ValueError("at least the last slip is kept")
         self.info, self.terms, self.painter = info, terms, painter
         self.folder = folder
         self.printer = printer
         self.clock = clock
-        self.count = 0
+        self.kept = kept
+        self.count = max(kept_slips(folder), default=0) if folder is not None else 0
         self.made: list[Printed] = []
         self.failures: list[str] = []
         self._work: queue.Queue[tuple[Slip, bytes, Path | None] | None] = queue.Queue()
@@ -213,6 +244,7 @@ class ReceiptDesk:
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(png)
+                    self._prune(path.parent)
                 if self.printer is not None:
                     sent = self.printer(slip, png)
                     if sent is not None and path is not None:
@@ -222,6 +254,13 @@ class ReceiptDesk:
                 self.failures.append(f"{slip.kind} {slip.reference}: {error}")
             finally:
                 self._work.task_done()
+
+    def _prune(self, folder: Path) -> None:
+        """The oldest slips go (their PNG and ESC/POS bytes) once more than `kept` are in `folder`."""
+        slips = kept_slips(folder)
+        for number in sorted(slips)[: max(0, len(slips) - self.kept)]:
+            for path in slips[number]:
+                path.unlink(missing_ok=True)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until every slip so far is written and printed (scripts, tests, shutdown)."""
