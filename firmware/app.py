@@ -272,11 +272,11 @@ class Kiosk:
             self._event(event)
         for message in self.jobs.poll():
             self._message(message)
-        now = self.ctx.clock()  # the clock the screens show: its second and minute drive the redraws
-        second = int(now.timestamp())
+        shown = self.ctx.clock()  # the clock the screens show: its second and minute drive the redraws
+        second = int(shown.timestamp())
         if second != self._second:
             self._second = second
-            if self.top.ticks or self._shown_minute != f"{now:%H:%M}":
+            if self.top.ticks or self._shown_minute != f"{shown:%H:%M}":
                 self.dirty = True  # ticking screens each second; all when the minute turns
         if self.dirty:
             self.redraw()
