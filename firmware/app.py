@@ -11,7 +11,8 @@ build machine (dummy driver, 5 s idle): `event.wait(100)` 1.2 % of a core,
 0.8 % (bench/bench_kiosk.py). The default is 60 per second: a key reaches the
 screen in about one frame (median 9 ms), within the 1 % idle budget. The screen is redrawn only when
 something changed: a key, a job's message, a card, or (for a screen that
-shows time) the wall-clock second.
+shows time) the second of the clock the screens show (`ctx.clock`, the
+wall clock unless one is given); every screen when its minute turns.
 
 Card and host work runs on one worker thread (`firmware.screens.jobs`);
 it wakes the loop with a pygame user event, and the loop takes the
@@ -271,10 +272,11 @@ class Kiosk:
             self._event(event)
         for message in self.jobs.poll():
             self._message(message)
-        second = int(time.time())
+        shown = self.ctx.clock()  # the clock the screens show: its second and minute drive the redraws
+        second = int(shown.timestamp())
         if second != self._second:
             self._second = second
-            if self.top.ticks or self._shown_minute != self._minute():
+            if self.top.ticks or self._shown_minute != f"{shown:%H:%M}":
                 self.dirty = True  # ticking screens each second; all when the minute turns
         if self.dirty:
             self.redraw()

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from firmware.__main__ import main as pos_terminal
 from firmware.sdnotify import notify, watchdog_interval
 from firmware.update.slots import install, status
 from firmware.update.trust import load_trusted_keys
 from tests.flash_fixtures import PRODUCTION, TARGET, build, small_source, trust
+from tests.kiosk_rig import KioskProcess
 from tests.txn_rig import Rig, rig_fixture
 
 
@@ -68,22 +68,19 @@ def _slot_on_trial(tmp_path: Path) -> Path:
     return root
 
 
-def test_the_kiosk_says_ready_pings_the_watchdog_and_marks_its_slot_good(
-    rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_kiosk_says_ready_pings_the_watchdog_and_marks_its_slot_good(rig: Rig, tmp_path: Path) -> None:
     rig.service.close()
     root = _slot_on_trial(tmp_path)
-    monkeypatch.setenv("POS_ROOT", str(root))
-    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
-    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # a ping every 0.1 s
-    monkeypatch.delenv("WATCHDOG_PID", raising=False)
-    script = tmp_path / "idle.txt"
-    script.write_text("EXPECT TERM0001\nWAIT 800\n", encoding="utf-8")
-    argv = ["--data-dir", str(rig.data_dir), "--host", f"127.0.0.1:{rig.sim.port}", "--headless"]
-    with _listener(str(tmp_path / "notify")) as sock:
-        assert pos_terminal([*argv, "--script", str(script)]) == 0
-        messages = _received(sock)
-    assert messages[0].startswith("READY=1\n")
-    assert any(m == "STATUS=slot b marked good" for m in messages)
-    assert messages.count("WATCHDOG=1") >= 4
+    kiosk = KioskProcess(
+        rig, tmp_path, {"POS_ROOT": str(root), "WATCHDOG_USEC": "200000"}
+    )  # a ping every 0.1 s
+    try:
+        messages = kiosk.wait_for(
+            lambda said: "STATUS=slot b marked good" in said and said.count("WATCHDOG=1") >= 4,
+            "its slot marked good and four watchdog pings",
+        )
+        assert kiosk.stop() == 0, kiosk.stderr()
+    finally:
+        kiosk.close()
+    assert messages[0].startswith("READY=1\n")  # nothing before READY=1: no ping from a kiosk not up yet
     assert status(root, tmp_path / "flash-data").trial is None  # marked good: the trial is over

@@ -119,6 +119,11 @@ def _until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def _slips(tmp_path: Path) -> list[Path]:
+    """The slips the kiosk printed: a result screen hands its receipt over as it is made."""
+    return sorted((tmp_path / "receipts").glob("*.png"))
+
+
 def test_a_sale_and_a_cancel_order_typed_into_the_window_under_xvfb(
     rig: Rig, display: str, tmp_path: Path
 ) -> None:
@@ -144,7 +149,9 @@ def test_a_sale_and_a_cancel_order_typed_into_the_window_under_xvfb(
         window.wait_title("Enter PIN")
         window.keys("1", "2", "3", "4", "ENTER")
         _until(lambda: any(r["type"] == "sale" for r in ledger_rows(rig.acquirer).values()), "the sale")
-        window.press_until("ENTER", "Receipt")  # from the sale's result
+        _until(lambda: len(_slips(tmp_path)) > 0, "the sale's slips")  # printed as its result is shown
+        window.keys("ENTER")  # from the sale's result
+        window.wait_title("Receipt")
         window.keys("ENTER")
         window.wait_title(idle)
         # cancel that order: orders, by amount, its detail, F1
@@ -164,9 +171,11 @@ def test_a_sale_and_a_cancel_order_typed_into_the_window_under_xvfb(
         window.wait_title("Supervisor")
         window.keys(*SUPERVISOR_PASSWORD, "ENTER")
         _until(lambda: any(r["type"] == "void" for r in ledger_rows(rig.acquirer).values()), "the void")
-        time.sleep(0.3)
+        sale_slips = len(_slips(tmp_path))
+        _until(lambda: len(_slips(tmp_path)) > sale_slips, "the void's slips")  # its result is shown
         _screenshot(display, tmp_path / "cancel-order.png")
-        window.press_until("ENTER", "Receipt")
+        window.keys("ENTER")
+        window.wait_title("Receipt")
         window.keys("ENTER")
         window.wait_title(idle)
     finally:

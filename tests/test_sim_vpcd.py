@@ -20,6 +20,9 @@ from sim.vpcd import answer, parse_address, run
 SELECT_PSE = bytes.fromhex("00A404000E315041592E5359532E444446303100")
 
 
+WAIT_S = 30.0  # a bound on waiting for the card's thread or its socket, never an expectation of speed
+
+
 def test_control_codes_and_apdus() -> None:
     card = load_profile_card("visa-credit")
     assert answer(card, b"\x04") == card.atr
@@ -40,16 +43,22 @@ def test_addresses() -> None:
 class FakeVpcd:
     """Plays vpcd's side of the socket: accepts the card, sends framed messages."""
 
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, *, listening: bool = True) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))  # the port stays ours, listening or not
         self.port = self.server.getsockname()[1]
-        self.server.settimeout(10)
+        self.server.settimeout(WAIT_S)
+        if listening:
+            self.listen()
         self.conn: socket.socket | None = None
+
+    def listen(self) -> None:
+        self.server.listen()
 
     def accept(self, *, speak: bool = True) -> None:
         """Take the card's connection; like vpcd, ask for the ATR at once unless told not to."""
         self.conn, _ = self.server.accept()
-        self.conn.settimeout(10)
+        self.conn.settimeout(WAIT_S)
         if speak:
             self.exchange(b"\x04")
 
@@ -100,12 +109,12 @@ def card_process(profile: str, port: int) -> Iterator[tuple[Callable[[str], None
         yield say, out, result
     finally:
         os.close(write_fd)
-        thread.join(timeout=10)
+        thread.join(timeout=WAIT_S)
         commands.close()
 
 
 def wait_for_output(out: io.StringIO, count: int) -> list[str]:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WAIT_S
     while len(out.getvalue().splitlines()) < count:
         assert time.monotonic() < deadline, out.getvalue()
         time.sleep(0.01)
@@ -134,14 +143,11 @@ def test_link_protocol_remove_insert_quit() -> None:
 
 
 def test_link_waits_for_vpcd_and_reconnects() -> None:
-    vpcd = FakeVpcd()
-    port = vpcd.port
-    vpcd.server.close()  # nobody listening yet: the card retries
-    with card_process("visa-credit", port) as (_, out, result):
+    vpcd = FakeVpcd(listening=False)  # nobody listening yet: the card's connects are refused, it retries
+    with card_process("visa-credit", vpcd.port) as (_, out, result):
         time.sleep(0.2)
         assert out.getvalue() == ""
-        vpcd.server = socket.create_server(("127.0.0.1", port))
-        vpcd.server.settimeout(10)
+        vpcd.listen()
         vpcd.accept()
         assert wait_for_output(out, 1) == ["ready"]
         assert vpcd.conn is not None
@@ -163,7 +169,16 @@ def test_a_link_vpcd_never_speaks_on_is_made_again(monkeypatch: pytest.MonkeyPat
         time.sleep(0.1)
         assert out.getvalue() == ""  # not in the reader until vpcd speaks
         assert stale.recv(1) == b""  # the card gave up on that link...
-        vpcd.accept()  # ...and came back on a new one
+        # ...and comes back on a new one. A link made from now on waits 30 s; one the card made
+        # before keeps 0.3 s and may be given up before this thread speaks on it: take the next.
+        monkeypatch.setattr(sim.vpcd, "ACCEPT_TIMEOUT_S", WAIT_S)
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            try:
+                vpcd.accept()
+                break
+            except OSError:  # that link was given up too (ConnectionError is an OSError)
+                assert time.monotonic() < deadline, out.getvalue()
         assert wait_for_output(out, 1) == ["ready"]
         vpcd.control(1)
         assert vpcd.exchange(SELECT_PSE)[-2:] == b"\x90\x00"
