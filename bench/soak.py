@@ -19,21 +19,38 @@ settlements, drains), with
   fault-removed-before-second-ac: through vpcd the card leaves the reader in
   the middle of the command);
 - SIGKILL of the terminal (and of the card process it started) at a random
-  moment, then a restart on the same data;
+  moment after it said it is open (its `{"ready": true}` line), then a restart
+  on the same data; a run that has not ended after 120 s is killed and is hung;
 - as root: the data directory on a small tmpfs, filled up (disk full) or
   remounted read-only for a run; otherwise a line says these are skipped.
 
 At the end the host behaves, the terminal drains, finishes any settlement cut
-short and settles; then the acquirer's ledger is held against the terminal's
-journal and one line is printed:
+short and settles; then the acquirer's ledger and the customer notices it
+received (`pos-sim host --notices`) are held against the terminal's journal
+and cash refunds, and one line is printed:
 
-    soak: ... lost 0, applied twice 0, unacknowledged 0, mismatched 0, pending 0, crashes 0, ...
+    soak: ... lost 0, applied twice 0, unacknowledged 0, mismatched 0, pending 0, crashes 0, hung 0, ...
 
 lost: money the host moved that the journal does not show (or the other way);
-applied twice: a request booked twice by the host; unacknowledged: anything
-still waiting or flagged in the queue; mismatched: type, amount or status
-differ; pending: a request with no outcome; crashes: a terminal run that ended
-with a traceback. The exit status is 1 when any of them is not 0.
+applied twice: a request booked twice by the host (or an RRN on two entries);
+doubled traces: a trace on two journal entries of a batch; unacknowledged:
+anything still waiting or flagged in the queue; mismatched: type, amount,
+status, RRN or batch differ; pending: a request with no outcome; crashes: a
+terminal run that ended with a traceback; hung: one that did not end; idle:
+the host booked nothing or no sale was approved; unsettled: the final
+settlement not balanced, or a problem settling up; over-refunded: a sale
+refunded (to the card and in cash) above its (adjusted) amount; cash missing:
+a cash refund done that is not stored; notices: a notice owed not uploaded,
+uploaded twice or not owed; pulled approved: a card pulled before the second
+GENERATE AC whose request ended other than reversed, declined or failed; store
+errors / refused at start: a store error (StoreError and its family) or a
+refusal to start in a run with no disk fault; kinds never done: in soaks of 2
+minutes or more, a kind of operation (sale, preauth, complete, void, refund,
+cash, adjust, settle) that never succeeded. The exit status is 1 when any of
+them is not 0. Also printed: how many of each kind succeeded, the error types
+met, sign-ons (apart from operations), cards read through PC/SC, settlements
+answered unbalanced mid-run (legitimate under faults: the terminal then
+uploads the batch).
 """
 
 from __future__ import annotations
@@ -47,11 +64,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -64,6 +82,8 @@ MERCHANT_ID = "123456789012345"
 TMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")  # TEST key
 KBPK = bytes.fromhex("00112233445566778899AABBCCDDEEFF")  # TEST key
 ANSWER_TIMEOUT = 1.5
+FINAL_ANSWER_TIMEOUT = 5.0  # settling up: a loaded machine's slow answer is not a host fault
+HANG_LIMIT = 120.0  # a terminal run not ended by then is killed, and counted as hung
 HOST_FAULTS = [
     "drop,times=1",
     "close,times=1",
@@ -102,40 +122,56 @@ def _vpcd_cards(profile: str) -> Iterator[Any]:
         yield PcscReader(VPCD_READER)
 
 
-def _worker(data_dir: Path, port: int, seed: int, operations: int, final: bool, cards: str) -> int:
+def _worker(
+    data_dir: Path, port: int, seed: int, operations: int, final: bool, cards: str, answer_timeout: float
+) -> int:
     """One run of the terminal: `operations` random operations, or (final) drain and settle."""
     from firmware.errors import PosError
     from firmware.host.channel import TcpHostLink
     from firmware.host.profile import load_host_profile
-    from firmware.txn.service import NotSignedOnError, entry_view, open_terminal
+    from firmware.txn.service import NotSignedOnError, cash_refund_view, entry_view, open_terminal
 
     rng = random.Random(seed)
-    link = TcpHostLink("127.0.0.1", port, connect_timeout=2.0, read_timeout=ANSWER_TIMEOUT)
-    profile = replace(load_host_profile(), answer_timeout=ANSWER_TIMEOUT)
+    link = TcpHostLink("127.0.0.1", port, connect_timeout=2.0, read_timeout=answer_timeout)
+    profile = replace(load_host_profile(), answer_timeout=answer_timeout)
     try:
         service = open_terminal(data_dir, link, sleep=lambda s: time.sleep(min(s, 0.05)), profile=profile)
     except PosError as exc:
-        print(json.dumps({"refused": f"{type(exc).__name__}: {exc}"}), flush=True)
+        print(json.dumps({"refused": f"{type(exc).__name__}: {exc}", **_error_fields(exc)}), flush=True)
         return 3
+    print(json.dumps({"ready": True}), flush=True)
     try:
         if final:
-            return _settle_up(service, entry_view)
+            return _settle_up(service, entry_view, cash_refund_view)
         for number in range(operations):
             try:
-                what = _operation(service, rng, seed, number, _vpcd_cards if cards == "pcsc" else _sim_cards)
-                print(json.dumps({"op": what}), flush=True)
+                what = _operation(service, rng, seed, number, cards)
+                print(json.dumps(what), flush=True)
             except NotSignedOnError:
-                with contextlib.suppress(PosError):
-                    service.sign_on()
-                print(json.dumps({"op": "sign-on"}), flush=True)
+                signed_on = False
+                try:
+                    signed_on = service.sign_on().approved
+                except PosError as exc:
+                    print(json.dumps({"failed": f"sign-on: {type(exc).__name__}: {str(exc)[:120]}",
+                                      **_error_fields(exc)}), flush=True)  # fmt: skip
+                print(json.dumps({"sign-on": signed_on}), flush=True)
             except PosError as exc:
-                print(json.dumps({"failed": f"{type(exc).__name__}: {str(exc)[:120]}"}), flush=True)
+                print(json.dumps({"failed": f"{type(exc).__name__}: {str(exc)[:120]}", **_error_fields(exc)}),
+                      flush=True)  # fmt: skip
         return 0
     finally:
         service.close()
 
 
-def _operation(service: Any, rng: random.Random, seed: int, number: int, card_in: CardSource) -> str:
+def _error_fields(exc: BaseException) -> dict[str, Any]:
+    """The error's type, and whether it is one of the durable store's (StoreError and its family)."""
+    from firmware.errors import StoreError
+
+    return {"error": type(exc).__name__, "store": isinstance(exc, StoreError)}
+
+
+def _operation(service: Any, rng: random.Random, seed: int, number: int, cards: str) -> dict[str, Any]:
+    """One random operation; its line: `op` (the kind), `ok` (it succeeded) and what the books are held to."""
     from firmware.txn.model import Evidence, RefundMethod, TxnStatus, TxnType
     from firmware.txn.reverse import OriginalRef
 
@@ -154,6 +190,7 @@ def _operation(service: Any, rng: random.Random, seed: int, number: int, card_in
     if kind in ("sale", "preauth"):
         profile = rng.choice(["visa-credit"] * 5 + ["fault-removed-before-second-ac"])
         amount = rng.choice([1_234, 5_000, 8_800, 12_051, 100, 45_600])
+        card_in: CardSource = _vpcd_cards if cards == "pcsc" else _sim_cards
         with card_in(profile) as reader:
             result = service.sale(
                 reader,
@@ -162,12 +199,22 @@ def _operation(service: Any, rng: random.Random, seed: int, number: int, card_in
                 pin=lambda kind, tries: "1234",
                 kind=TxnType.SALE if kind == "sale" else TxnType.PREAUTH,
             )
-        pulled = " (card pulled)" if profile.startswith("fault-") else ""
-        return f"{kind} {result.entry.status.value if result.entry else result.outcome.name}{pulled}"
+        entry = result.entry
+        status = entry.status.value if entry else result.outcome.name
+        pulled = profile.startswith("fault-")
+        return {
+            "op": kind,
+            "ok": status == "approved" and not pulled,
+            "status": status,
+            "trace": entry.trace if entry else None,
+            "pulled": pulled,  # the card left before the second GENERATE AC: never approved
+            "reader": cards,  # the card was read to the end, through PC/SC or the simulated reader
+        }
     if kind == "settle":
-        return f"settle balanced={service.settle().balanced}"
+        settled = service.settle()
+        return {"op": kind, "ok": True, "balanced": settled.balanced, "batch": settled.batch}
     if kind == "drain":
-        return f"drain waiting={service.drain().waiting}"
+        return {"op": kind, "ok": True, "waiting": service.drain().waiting}
     original = rng.choice(approved[TxnType.PREAUTH if kind == "complete" else TxnType.SALE])
     ref = OriginalRef(trace=original.trace)
     evidence = Evidence(
@@ -193,12 +240,17 @@ def _operation(service: Any, rng: random.Random, seed: int, number: int, card_in
         result = service.adjust(
             ref, original.amount, original.amount + 100, evidence, supervisor=lambda op: True
         )
-    return f"{kind} {result.entry.status.value if result.entry else 'cash'}"
+    if result.entry is None:
+        cash = result.cash_refund
+        return {"op": kind, "ok": cash is not None, "reference": cash.reference if cash else None}
+    status = result.entry.status.value
+    return {"op": kind, "ok": status == "approved", "status": status, "trace": result.entry.trace}
 
 
-def _settle_up(service: Any, entry_view: Any) -> int:
+def _settle_up(service: Any, entry_view: Any, cash_refund_view: Any) -> int:
     """The host behaves again: send what waits, finish a settlement cut short, settle, and report."""
     from firmware.errors import PosError
+    from firmware.txn.service import NotSignedOnError
 
     problems = []
     for _ in range(6):
@@ -206,19 +258,29 @@ def _settle_up(service: Any, entry_view: Any) -> int:
             service.drain()
             if service.ctx.book.settling is not None:
                 service.settle()
+        except NotSignedOnError:  # working keys first (the settlement then finds its MAK)
+            with contextlib.suppress(PosError):
+                service.sign_on()
         except PosError as exc:
             problems.append(f"{type(exc).__name__}: {exc}")
         queue = service.queue()
         if not queue["waiting"] and not queue["flagged"] and service.ctx.book.settling is None:
             break
+    settlement = None
     try:
-        service.settle()
+        settled = service.settle()
+        settlement = {"batch": settled.batch, "balanced": settled.balanced, "new_batch": settled.new_batch}
     except PosError as exc:
         problems.append(f"settle: {type(exc).__name__}: {exc}")
-    service.drain()
+    try:
+        service.drain()
+    except PosError as exc:
+        problems.append(f"drain: {type(exc).__name__}: {exc}")
     report = {
         "journal": [entry_view(e) for e in service.journal()],
+        "cash_refunds": [cash_refund_view(c) for c in service.cash_refunds()],
         "queue": service.queue(),
+        "settlement": settlement,
         "problems": problems,
     }
     print(json.dumps({"final": report}), flush=True)
@@ -245,15 +307,20 @@ def _provision(data_dir: Path) -> bytes:
 
 
 class Host:
-    """`pos-sim host` in its own process, faults switched on its standard input."""
+    """`pos-sim host` in its own process, faults switched on its standard input.
 
-    def __init__(self, work: Path, public_key: bytes) -> None:
+    `terminal_id` is the terminal registered there (the soak's own, unless a run proves that a terminal
+    the host refuses fails the soak).
+    """
+
+    def __init__(self, work: Path, public_key: bytes, terminal_id: str = TERMINAL_ID) -> None:
+        self.terminal_id = terminal_id
         terminals = work / "terminals.json"
         terminals.write_text(
             json.dumps(
                 [
                     {
-                        "terminal_id": TERMINAL_ID,
+                        "terminal_id": terminal_id,
                         "merchant_id": MERCHANT_ID,
                         "tmk": TMK.hex(),
                         "device_public_key": public_key.hex(),
@@ -262,6 +329,7 @@ class Host:
             )
         )
         self.ledger = work / "host-ledger.json"
+        self.notices_file = work / "host-notices.json"
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -274,6 +342,8 @@ class Host:
                 str(terminals),
                 "--ledger",
                 str(self.ledger),
+                "--notices",
+                str(self.notices_file),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -296,9 +366,17 @@ class Host:
         stdout.readline()  # "faults: ..."
 
     def rows(self) -> list[dict[str, Any]]:
-        if not self.ledger.exists():
+        """The host's ledger rows of the terminal."""
+        return self._read(self.ledger)
+
+    def notices(self) -> list[dict[str, Any]]:
+        """The customer notices the host received from the terminal (`record` is what went up)."""
+        return self._read(self.notices_file)
+
+    def _read(self, path: Path) -> list[dict[str, Any]]:
+        if not path.exists():
             return []
-        return [row for row in json.loads(self.ledger.read_text()) if row["terminal"] == TERMINAL_ID]
+        return [row for row in json.loads(path.read_text()) if row["terminal"] == self.terminal_id]
 
     def stop(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -364,16 +442,20 @@ class Disk:
             self.mounted = False
 
 
-def _run_worker(
-    data_dir: Path,
-    port: int,
-    seed: int,
-    operations: int,
-    *,
-    cards: str,
-    final: bool = False,
-    kill_after: float | None = None,
-) -> tuple[int | None, list[dict[str, Any]], str]:
+@dataclass(frozen=True)
+class WorkerRun:
+    """How a terminal run ended: its exit code (None: killed as planned), its lines and standard error."""
+
+    code: int | None
+    lines: list[dict[str, Any]]
+    err: str
+    killed: bool = False  # the planned kill, at a random moment after the terminal was open
+    hung: bool = False  # no end within the time limit: killed, and a crash
+
+
+def _worker_command(
+    data_dir: Path, port: int, seed: int, operations: int, cards: str, final: bool
+) -> list[str]:
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -389,62 +471,290 @@ def _run_worker(
         "--cards",
         cards,
     ]
-    if final:
-        command.append("--final")
+    return [*command, "--final"] if final else command
+
+
+def _run_worker(
+    data_dir: Path,
+    port: int,
+    seed: int,
+    operations: int,
+    *,
+    cards: str,
+    final: bool = False,
+    kill_after: float | None = None,
+    limit: float = HANG_LIMIT,
+) -> WorkerRun:
+    """Run the terminal; with `kill_after`, SIGKILL it that long after it said it is open (`ready`).
+
+    A run that has not ended `limit` seconds after its start is killed too, and is `hung`.
+    """
     process = subprocess.Popen(
-        command,
+        _worker_command(data_dir, port, seed, operations, cards, final),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), "SDL_VIDEODRIVER": "dummy"},
         start_new_session=True,  # a SIGKILL takes the card process the terminal started with it
     )
-    killed = False
-    try:
-        out, err = process.communicate(timeout=kill_after if kill_after is not None else 300)
-    except subprocess.TimeoutExpired:
+    assert process.stdout is not None and process.stderr is not None
+    out: list[str] = []
+    err: list[str] = []
+    ready = threading.Event()
+
+    def read_out(stream: IO[str]) -> None:
+        for line in stream:
+            out.append(line)
+            if line.startswith('{"ready"'):
+                ready.set()
+
+    readers = [
+        threading.Thread(target=read_out, args=(process.stdout,), daemon=True),
+        threading.Thread(
+            target=lambda: err.append(process.stderr.read() if process.stderr else ""), daemon=True
+        ),
+    ]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + limit
+    killed = hung = False
+    if kill_after is not None:
+        while not ready.wait(0.02) and process.poll() is None and time.monotonic() < deadline:
+            pass
+        if ready.is_set():
+            try:
+                process.wait(min(kill_after, max(0.0, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                killed = time.monotonic() < deadline
+    if not killed:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            hung = True
+    if killed or hung:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        out, err = process.communicate()
-        killed = True
-    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return (None if killed else process.returncode), lines, err
+    process.wait()
+    for reader in readers:
+        reader.join(10)
+    lines = [json.loads(line) for line in out if line.startswith("{")]
+    return WorkerRun(None if killed else process.returncode, lines, "".join(err), killed, hung)
 
 
-def _books(rows: list[dict[str, Any]], final: dict[str, Any], crashes: int) -> dict[str, int]:
+def _tally_run(
+    tally: Counter[str],
+    errors: Counter[str],
+    ops: list[dict[str, Any]],
+    run: WorkerRun,
+    disk_fault: str | None,
+) -> list[str]:
+    """Count one run's lines; what went wrong in it: crashes, hangs, store errors with no disk fault."""
+    problems = []
+    tally["runs"] += 1
+    tally["killed"] += run.killed
+    for line in run.lines:
+        if "op" in line:
+            ops.append(line)
+            tally["operations"] += 1
+            tally["cards pulled"] += bool(line.get("pulled"))
+            tally["pcsc cards"] += line.get("reader") == "pcsc"
+            tally["unbalanced"] += line["op"] == "settle" and line.get("balanced") is False
+        elif "sign-on" in line:
+            tally["sign-ons"] += 1
+            tally["signed on"] += bool(line["sign-on"])
+        elif "failed" in line or "refused" in line:
+            tally["refused"] += 1
+            errors[line.get("error", "?")] += 1
+            if disk_fault is None and "refused" in line:
+                tally["refused_at_start"] += 1
+                problems.append(f"refused at start-up with no disk fault: {line['refused']}")
+            elif disk_fault is None and line.get("store"):
+                tally["store_errors"] += 1
+                problems.append(f"store error with no disk fault: {line['failed']}")
+    if run.hung:
+        tally["hung"] += 1
+        problems.append(f"hung: no end within {HANG_LIMIT:.0f} s")
+    elif run.code not in (None, 0, 3) or "Traceback" in run.err:
+        tally["crashes"] += 1
+        problems.append(run.err.strip().splitlines()[-1] if run.err.strip() else f"exit {run.code}")
+    if run.code == 3 and disk_fault is None and not any("refused" in line for line in run.lines):
+        tally["refused_at_start"] += 1  # exit 3 with no refusal line
+        problems.append("exit 3 at start-up with no disk fault")
+    return problems
+
+
+KINDS = ("sale", "preauth", "complete", "void", "refund", "cash", "adjust", "settle")
+BAD = (
+    "lost",
+    "applied_twice",
+    "doubled_traces",
+    "unacknowledged",
+    "mismatched",
+    "pending",
+    "crashes",
+    "hung",
+    "idle",
+    "unsettled",
+    "over_refunded",
+    "cash_missing",
+    "notices",
+    "pulled_approved",
+    "store_errors",
+    "refused_at_start",
+    "kinds_never_done",
+    "failures_without_reason",
+)
+
+
+def _books(
+    rows: list[dict[str, Any]],
+    final: dict[str, Any],
+    crashes: int,
+    notices: list[dict[str, Any]] | None = None,
+    ops: list[dict[str, Any]] | None = None,
+    *,
+    every_kind: bool = False,
+    details: list[str] | None = None,
+) -> dict[str, int]:
+    """The host's ledger and notices against the terminal's final journal, cash refunds and settlement.
+
+    `rows`: the ledger rows of the terminal; `notices`: the notices it uploaded; `ops`: the operation
+    lines of every run. Returns the counts (`BAD` names those that must be 0); `details` gets why.
+    `every_kind`: each kind of operation (`KINDS`) must have succeeded at least once.
+    """
+    from firmware.txn.notice import notice_reference
+
+    notices = notices or []
+    ops = ops or []
+    why = details if details is not None else []
     journal = final["journal"]
-    by_trace = {entry["trace"]: entry for entry in journal}
+    cash = final.get("cash_refunds", [])
+    counts: Counter[str] = Counter({key: 0 for key in BAD})
+    by_trace: dict[int, list[dict[str, Any]]] = {}
+    for entry in journal:
+        by_trace.setdefault(entry["trace"], []).append(entry)
+    in_batch = Counter((entry["batch"], entry["trace"]) for entry in journal)
+    for (batch, trace), n in in_batch.items():
+        if n > 1:
+            counts["doubled_traces"] += n - 1
+            why.append(f"trace {trace} is {n} times in the journal's batch {batch}")
     ledger_traces = Counter(row["trace"] for row in rows)
-    ledger = {row["trace"]: row for row in rows}
-    counts = Counter(lost=0, applied_twice=0, unacknowledged=0, mismatched=0, pending=0)
-    counts["applied_twice"] = sum(n - 1 for n in ledger_traces.values() if n > 1)
+    ledger: dict[int, dict[str, Any]] = {}
+    for booked in rows:
+        ledger.setdefault(booked["trace"], booked)
+    for trace, n in ledger_traces.items():
+        if n > 1:
+            counts["applied_twice"] += n - 1
+            why.append(f"the host booked trace {trace} {n} times")
     rrns = Counter(entry["rrn"] for entry in journal if entry["rrn"])
-    counts["applied_twice"] += sum(n - 1 for n in rrns.values() if n > 1)
-    for trace, entry in by_trace.items():
+    for rrn, n in rrns.items():
+        if n > 1:
+            counts["applied_twice"] += n - 1
+            why.append(f"RRN {rrn} is on {n} journal entries")
+    for entry in journal:
+        trace, status = entry["trace"], entry["status"]
         row = ledger.get(trace)
-        status = entry["status"]
         if status in ("approved", "voided"):
             if row is None:
                 counts["lost"] += 1
-            elif (row["type"], row["amount"], row["status"], row["rrn"]) != (
+                why.append(f"trace {trace}: {status} in the journal, not at the host")
+            elif (row["type"], row["amount"], row["status"], row["rrn"], row["batch"]) != (
                 entry["type"],
                 entry["amount"],
                 status,
                 entry["rrn"],
+                entry["batch"],
             ):
                 counts["mismatched"] += 1
+                why.append(f"trace {trace}: host {row}, journal {entry['type']} {entry['amount']} {status} "
+                           f"RRN {entry['rrn']} batch {entry['batch']}")  # fmt: skip
         elif status == "reversed":
             if row is not None and row["status"] != "reversed":
                 counts["mismatched"] += 1
+                why.append(f"trace {trace}: reversed in the journal, {row['status']} at the host")
         elif status in ("declined", "failed"):
             if row is not None and row["status"] != "reversed":
                 counts["lost"] += 1  # the host moved money the terminal says did not move
+                why.append(f"trace {trace}: {status} in the journal, {row['status']} at the host")
         else:
             counts["pending"] += 1
-    counts["lost"] += sum(1 for trace in ledger if trace not in by_trace)
+            why.append(f"trace {trace}: still {status}")
+    for trace in ledger:
+        if trace not in by_trace:
+            counts["lost"] += 1
+            why.append(f"trace {trace}: booked by the host, not in the journal")
     queue = final["queue"]
     counts["unacknowledged"] = len(queue["waiting"]) + len(queue["flagged"]) + len(queue["set_aside"])
     counts["crashes"] = crashes
+    # the final settlement: balanced, and nothing left over on the way there
+    settlement = final.get("settlement")
+    if settlement is None or not settlement.get("balanced"):
+        counts["unsettled"] += 1
+        why.append(f"the final settlement: {settlement}")
+    counts["unsettled"] += len(final.get("problems", []))
+    why.extend(f"while settling up: {problem}" for problem in final.get("problems", []))
+    # refunds, to the card and in cash, at most the sale's (adjusted) amount
+    refunded: Counter[tuple[int, int]] = Counter()
+    adjusted: dict[tuple[int, int], int] = {}
+    for entry in journal:
+        original = (entry.get("original_batch"), entry.get("original_trace"))
+        if None in original or entry["status"] != "approved":
+            continue
+        if entry["type"] == "refund":
+            refunded[original] += entry["amount"]
+        elif entry["type"] == "adjust":
+            adjusted[original] = entry["amount"]
+    for refund in cash:
+        refunded[(refund["original_batch"], refund["original_trace"])] += refund["amount"]
+    sales = {(e["batch"], e["trace"]): e for e in journal if e["type"] == "sale"}
+    for original, total in refunded.items():
+        sale = sales.get(original)
+        ceiling = adjusted.get(original, sale["amount"]) if sale else 0
+        if total > ceiling:
+            counts["over_refunded"] += 1
+            why.append(f"sale {original} (batch, trace) of {ceiling} refunded {total}")
+    # every cash refund done is stored
+    stored = {refund["reference"] for refund in cash}
+    for op in ops:
+        if op["op"] == "cash" and op.get("ok") and op.get("reference") not in stored:
+            counts["cash_missing"] += 1
+            why.append(f"cash refund {op.get('reference')} done, not stored")
+    # every notice the journal owes went up, once: cash refunds, and approved voids, refunds, tip
+    # adjusts and completions (a completion's notice is an amount adjustment notice)
+    owed = stored | {
+        notice_reference(e["batch"], e["trace"]) for e in journal
+        if e["status"] == "approved" and e["type"] in ("void", "refund", "adjust", "completion")
+    }  # fmt: skip
+    uploaded = Counter(_notice_reference(notice) for notice in notices)
+    for reference in sorted(owed - set(uploaded)):
+        counts["notices"] += 1
+        why.append(f"notice {reference} owed, never uploaded")
+    for reference, n in sorted(uploaded.items(), key=str):
+        if reference not in owed:
+            counts["notices"] += 1
+            known = [f"{e['type']} {e['status']}" for e in journal if e["trace"] == int(reference[-6:] or 0)]
+            why.append(f"notice {reference} uploaded, not owed (journal: {known})")
+        if n > 1:
+            counts["notices"] += n - 1
+            why.append(f"notice {reference} uploaded {n} times")
+    # a card pulled before the second GENERATE AC: never approved
+    for op in ops:
+        if op.get("pulled") and op.get("trace") is not None:
+            statuses = [entry["status"] for entry in by_trace.get(op["trace"], [])]
+            if not statuses or any(s not in ("reversed", "declined", "failed") for s in statuses):
+                counts["pulled_approved"] += 1
+                why.append(f"trace {op['trace']}: card pulled before the second GENERATE AC, now {statuses}")
+    # work was done: the host booked, a sale was approved, and (long soaks) every kind succeeded once
+    succeeded = _succeeded(ops)
+    sold = any(e["type"] == "sale" and e["status"] in ("approved", "voided") for e in journal)
+    if not rows or not sold:
+        counts["idle"] = 1
+        why.append(f"idle: {len(rows)} requests booked by the host, a sale approved: {sold}")
+    if every_kind:
+        never = [kind for kind in KINDS if not succeeded[kind]]
+        counts["kinds_never_done"] = len(never)
+        if never:
+            why.append(f"never succeeded: {', '.join(never)}")
     failures = [e for e in journal if e["status"] in ("declined", "failed", "reversed")]
     counts["failures"] = len(failures)
     counts["failures_without_reason"] = sum(
@@ -453,27 +763,44 @@ def _books(rows: list[dict[str, Any]], final: dict[str, Any], crashes: int) -> d
     return dict(counts)
 
 
-def soak(seconds: float, seed: int, work: Path, disk_faults: bool, cards: str) -> int:
+def _notice_reference(notice: dict[str, Any]) -> str:
+    record = notice.get("record", {})
+    payload = record.get("payload", record)
+    return str(payload.get("reference"))
+
+
+def _succeeded(ops: list[dict[str, Any]]) -> Counter[str]:
+    """How many operations of each kind (`KINDS`) succeeded."""
+    done: Counter[str] = Counter({kind: 0 for kind in KINDS})
+    for op in ops:
+        done[op["op"]] += bool(op.get("ok"))
+    return done
+
+
+def soak(
+    seconds: float, seed: int, work: Path, disk_faults: bool, cards: str, terminal_id: str = TERMINAL_ID
+) -> int:
     if cards == "pcsc":
         from _harness import VPCD_READER, vpcd_slot
 
         print(f"soak: cards in pcscd's reader {VPCD_READER!r} (vpcd), read through PC/SC", flush=True)
         with vpcd_slot():
-            return _soak(seconds, seed, work, disk_faults, cards)
+            return _soak(seconds, seed, work, disk_faults, cards, terminal_id)
     print("soak: cards in the in-process simulated reader (--cards sim: pcscd not used)", flush=True)
-    return _soak(seconds, seed, work, disk_faults, cards)
+    return _soak(seconds, seed, work, disk_faults, cards, terminal_id)
 
 
-def _soak(seconds: float, seed: int, work: Path, disk_faults: bool, cards: str) -> int:
+def _soak(seconds: float, seed: int, work: Path, disk_faults: bool, cards: str, terminal_id: str) -> int:
     rng = random.Random(seed)
     data_dir = work / "terminal"
     data_dir.mkdir(parents=True)
     disk = Disk(data_dir, "16m") if disk_faults else None
     host: Host | None = None
     try:
-        host = Host(work, _provision(data_dir))
+        host = Host(work, _provision(data_dir), terminal_id)
         tally: Counter[str] = Counter()
-        crashes: list[str] = []
+        errors: Counter[str] = Counter()
+        ops: list[dict[str, Any]] = []
         end = time.monotonic() + seconds
         run = 0
         while time.monotonic() < end:
@@ -489,7 +816,7 @@ def _soak(seconds: float, seed: int, work: Path, disk_faults: bool, cards: str) 
                 else contextlib.nullcontext()
             )
             with context:
-                code, lines, err = _run_worker(
+                done = _run_worker(
                     data_dir,
                     host.port,
                     rng.randrange(10**6),
@@ -498,45 +825,53 @@ def _soak(seconds: float, seed: int, work: Path, disk_faults: bool, cards: str) 
                     kill_after=kill_after,
                 )
             tally[f"disk {disk_fault}"] += bool(disk_fault)
-            tally["runs"] += 1
-            tally["killed"] += code is None
-            tally["operations"] += sum(1 for line in lines if "op" in line)
-            tally["cards pulled"] += sum(1 for line in lines if "card pulled" in line.get("op", ""))
-            tally["refused"] += sum(1 for line in lines if "failed" in line or "refused" in line)
-            if code not in (None, 0, 3) or "Traceback" in err:
-                crashes.append(err.strip().splitlines()[-1] if err.strip() else f"exit {code}")
-                print(f"soak: run {run} crashed:\n{err}", flush=True)
+            for problem in _tally_run(tally, errors, ops, done, disk_fault):
+                print(f"soak: run {run} (disk fault {disk_fault}): {problem}\n{done.err}", flush=True)
         host.faults("")
-        code, lines, err = _run_worker(data_dir, host.port, 0, 0, cards=cards, final=True)
-        finals = [line["final"] for line in lines if "final" in line]
-        if code != 0 or not finals:
-            print(f"soak: the final run failed ({code}):\n{err}", flush=True)
+        done = _run_worker(data_dir, host.port, 0, 0, cards=cards, final=True)
+        finals = [line["final"] for line in done.lines if "final" in line]
+        if done.code != 0 or not finals:
+            print(f"soak: the final run failed ({done.code}):\n{done.err}", flush=True)
             return 1
-        counts = _books(host.rows(), finals[0], len(crashes))
+        rows = host.rows()
+        details: list[str] = []
+        counts = _books(
+            rows,
+            finals[0],
+            tally["crashes"],
+            host.notices(),
+            ops,
+            every_kind=seconds >= 120,
+            details=details,
+        )
+        for key in ("hung", "store_errors", "refused_at_start"):
+            counts[key] += tally[key]
+        for detail in details[:40]:
+            print(f"soak: {detail}", flush=True)
+        succeeded = _succeeded(ops)
+        print("soak: succeeded: " + ", ".join(f"{kind} {succeeded[kind]}" for kind in KINDS), flush=True)
+        if errors:
+            print("soak: errors: " + ", ".join(f"{name} {n}" for name, n in errors.most_common()), flush=True)
         print(
-            f"soak: {seconds / 60:.1f} min, {tally['operations']} operations in {tally['runs']} runs "
+            f"soak: {seconds / 60:.1f} min, {tally['operations']} operations and "
+            f"{tally['sign-ons']} sign-ons ({tally['signed on']} signed on) in {tally['runs']} runs "
             f"({tally['killed']} killed, {tally['host faults']} with host faults, "
-            f"{tally['cards pulled']} cards pulled, "
-            f"{tally['disk full']} disk full, {tally['disk read-only']} read-only), "
-            f"{len(host.rows())} requests booked by the host; "
+            f"{tally['cards pulled']} cards pulled, {tally['pcsc cards']} cards read through PC/SC, "
+            f"{tally['disk full']} disk full, {tally['disk read-only']} read-only, "
+            f"{tally['unbalanced']} settlements unbalanced), "
+            f"{len(rows)} requests booked by the host; "
             f"lost {counts['lost']}, applied twice {counts['applied_twice']}, "
             f"unacknowledged {counts['unacknowledged']}, mismatched {counts['mismatched']}, "
-            f"pending {counts['pending']}, crashes {counts['crashes']}, "
+            f"pending {counts['pending']}, crashes {counts['crashes']}, hung {counts['hung']}, "
+            f"doubled traces {counts['doubled_traces']}, idle {counts['idle']}, "
+            f"unsettled {counts['unsettled']}, over-refunded {counts['over_refunded']}, "
+            f"cash missing {counts['cash_missing']}, notices {counts['notices']}, "
+            f"pulled approved {counts['pulled_approved']}, store errors {counts['store_errors']}, "
+            f"refused at start {counts['refused_at_start']}, kinds never done {counts['kinds_never_done']}, "
             f"failures {counts['failures']} ({counts['failures_without_reason']} without a reason)",
             flush=True,
         )
-        for problem in finals[0]["problems"]:
-            print(f"soak: while settling up: {problem}", flush=True)
-        bad = (
-            "lost",
-            "applied_twice",
-            "unacknowledged",
-            "mismatched",
-            "pending",
-            "crashes",
-            "failures_without_reason",
-        )
-        return 1 if any(counts[key] for key in bad) else 0
+        return 1 if any(counts[key] for key in BAD) else 0
     finally:
         if host is not None:
             host.stop()
@@ -564,13 +899,16 @@ def main(argv: list[str] | None = None) -> int:
         default="pcsc",
         help="pcsc: pos-sim cards in pcscd's vpcd reader (default); sim: in-process simulated cards",
     )
+    # the terminal registered at the host: another than the terminal's own proves an idle soak fails
+    parser.add_argument("--terminal-id", default=TERMINAL_ID, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.command == "worker":
-        return _worker(args.data, args.port, args.seed, args.operations, args.final, args.cards)
+        timeout = FINAL_ANSWER_TIMEOUT if args.final else ANSWER_TIMEOUT
+        return _worker(args.data, args.port, args.seed, args.operations, args.final, args.cards, timeout)
     seconds = args.seconds if args.seconds is not None else args.minutes * 60
     print(f"soak: seed {args.seed}", flush=True)
     with tempfile.TemporaryDirectory(prefix="pos-soak-") as scratch:
-        return soak(seconds, args.seed, Path(scratch), not args.no_disk_faults, args.cards)
+        return soak(seconds, args.seed, Path(scratch), not args.no_disk_faults, args.cards, args.terminal_id)
 
 
 if __name__ == "__main__":
