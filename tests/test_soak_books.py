@@ -1,4 +1,5 @@
-"""The soak's reconciliation (bench/soak.py): crafted ledgers, journals, cash refunds, notices and runs.
+"""The soak's counts (bench/soak_books.py, as bench/soak.py uses them): crafted ledgers, journals,
+cash refunds, notices and runs.
 
 Each test breaks one thing the soak must catch and checks the count that names it.
 """
@@ -96,7 +97,7 @@ class Books:
             "settlement": self.settlement,
             "problems": self.problems,
         }
-        counts: dict[str, int] = soak._books(
+        counts: dict[str, int] = soak.reconcile(
             copy.deepcopy(self.rows), final, 0, self.notices, self.ops, every_kind=every_kind
         )
         return counts
@@ -135,7 +136,7 @@ def test_sign_ons_are_counted_apart_from_operations() -> None:
         {"sign-on": True},
         {"op": "drain", "ok": True, "waiting": 0},
     ]
-    soak._tally_run(tally, Counter(), [], soak.WorkerRun(0, lines, ""), None)
+    soak.tally_run(tally, Counter(), [], soak.WorkerRun(0, lines, ""), None)
     assert (tally["operations"], tally["sign-ons"], tally["signed on"]) == (1, 2, 1)
 
 
@@ -144,7 +145,7 @@ def test_a_long_soak_fails_when_a_kind_never_succeeded() -> None:
     assert books.bad() == {}
     never = {"preauth", "complete", "void", "settle"}
     assert books.bad(every_kind=True) == {"kinds_never_done": len(never)}
-    assert {kind for kind, n in soak._succeeded(books.ops).items() if not n} == never
+    assert {kind for kind, n in soak.succeeded(books.ops).items() if not n} == never
 
 
 # ----- hung runs, and kills after the terminal is open ------------------------------------------------------
@@ -161,7 +162,7 @@ def test_a_run_that_does_not_end_is_hung_not_killed(monkeypatch: pytest.MonkeyPa
     assert time.monotonic() - started < 10
     assert (run.killed, run.hung) == (False, True)
     tally: Counter[str] = Counter()
-    problems = soak._tally_run(tally, Counter(), [], run, None)
+    problems = soak.tally_run(tally, Counter(), [], run, None)
     assert (tally["killed"], tally["hung"]) == (0, 1), tally
     assert problems and "hung" in problems[0]
 
@@ -276,7 +277,7 @@ def test_store_errors_count_only_without_a_disk_fault() -> None:
     for disk_fault, bad in ((None, 1), ("full", 0), ("read-only", 0)):
         tally: Counter[str] = Counter()
         errors: Counter[str] = Counter()
-        problems = soak._tally_run(tally, errors, [], soak.WorkerRun(0, lines, ""), disk_fault)
+        problems = soak.tally_run(tally, errors, [], soak.WorkerRun(0, lines, ""), disk_fault)
         assert (tally["store_errors"], len(problems)) == (bad, bad), disk_fault
         assert errors == Counter(DamagedStoreError=1, HostTimeoutError=1)
 
@@ -285,7 +286,7 @@ def test_a_refusal_at_start_up_counts_without_a_disk_fault() -> None:
     lines = [{"refused": "TamperedRecordError: x", "error": "TamperedRecordError", "store": True}]
     for disk_fault, bad in ((None, 1), ("full", 0)):
         tally: Counter[str] = Counter()
-        soak._tally_run(tally, Counter(), [], soak.WorkerRun(3, lines, ""), disk_fault)
+        soak.tally_run(tally, Counter(), [], soak.WorkerRun(3, lines, ""), disk_fault)
         assert tally["refused_at_start"] == bad
 
 
@@ -300,7 +301,7 @@ def test_cards_read_through_pcsc_are_counted() -> None:
     ]
     tally: Counter[str] = Counter()
     ops: list[dict[str, Any]] = []
-    soak._tally_run(tally, Counter(), ops, soak.WorkerRun(0, lines, ""), None)
+    soak.tally_run(tally, Counter(), ops, soak.WorkerRun(0, lines, ""), None)
     assert (tally["pcsc cards"], tally["cards pulled"], len(ops)) == (2, 1, 3)
 
 
