@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -32,18 +33,21 @@ _UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 class Row:
     bench: str
     what: str
-    seconds: float | None
+    seconds: float | None  # or, with `unit`, the figure in that unit (% of a core, MB)
     floor: float | None
     ratio: float | None
+    unit: str = "s"
 
 
 def _seconds(number: str, unit: str) -> float:
     return float(number.replace(",", "")) * _UNIT[unit]
 
 
-def _shown(seconds: float | None) -> str:
+def _shown(seconds: float | None, unit: str = "s") -> str:
     if seconds is None:
         return "-"
+    if unit != "s":
+        return f"{seconds:.3g} {unit}"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if seconds >= scale:
             return f"{seconds / scale:.3g} {unit}"
@@ -114,6 +118,8 @@ def _figures(bench: str, output: str) -> list[Row]:
                         Row(bench, f"{cvn} {what.strip()}", value * floor if floor else None, floor, value)
                     )
         return rows
+    if bench == "bench_kiosk":
+        return _kiosk(bench, lines)
     if bench == "bench_oda":
         rows = []
         for line in lines:
@@ -124,6 +130,36 @@ def _figures(bench: str, output: str) -> list[Row]:
                 )
         return rows
     return _generic(bench, lines)
+
+
+_KIOSK: Final = re.compile(
+    r"(?P<what>\S.*?)\s{2,}(?P<value>[\d.]+)(?:/[\d.]+)?\s*(?P<unit>ms|%|MB)\s+floor\s+(?P<floor>[\d.]+)"
+    r"\s*(?P=unit)\s+target\s+(?P<target>\S+ \S+)\s+(?P<verdict>ok|MISSED)"
+)
+
+
+def _kiosk(bench: str, lines: list[str]) -> list[Row]:
+    """`what  VALUE unit  floor F unit  target T  ok|MISSED`; times in ms, CPU in %, memory in MB."""
+    rows = []
+    for line in lines:
+        found = _KIOSK.match(line.strip())
+        if found is None:
+            continue
+        value, floor = float(found["value"]), float(found["floor"])
+        unit = found["unit"]
+        scale = 1e-3 if unit == "ms" else 1.0
+        verdict = "" if found["verdict"] == "ok" else ", target missed"
+        rows.append(
+            Row(
+                bench,
+                f"{found['what'].replace(' / max', '')} (target {found['target']}{verdict})",
+                value * scale,
+                floor * scale,
+                value / floor if floor else None,
+                "s" if unit == "ms" else unit,
+            )
+        )
+    return rows
 
 
 def _generic(bench: str, lines: list[str]) -> list[Row]:
@@ -221,13 +257,16 @@ def main(argv: list[str] | None = None) -> int:
         print("\n| what | time | floor | ratio |\n|---|---:|---:|---:|")
         for r in rows:
             ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
-            print(f"| {r.bench[6:]}: {r.what} | {_shown(r.seconds)} | {_shown(r.floor)} | {ratio} |")
+            time_shown, floor_shown = _shown(r.seconds, r.unit), _shown(r.floor, r.unit)
+            print(f"| {r.bench[6:]}: {r.what} | {time_shown} | {floor_shown} | {ratio} |")
     else:
         print(f"\n{'what':<{width}}  {'time':>10}  {'floor':>10}  {'ratio':>8}")
         for r in rows:
             ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
             what = f"{r.bench[6:]}: {r.what}"
-            print(f"{what:<{width}}  {_shown(r.seconds):>10}  {_shown(r.floor):>10}  {ratio:>8}")
+            print(
+                f"{what:<{width}}  {_shown(r.seconds, r.unit):>10}  {_shown(r.floor, r.unit):>10}  {ratio:>8}"
+            )
     for line in missing:
         print(line)
     print(f"machine: {machine()}")
