@@ -120,6 +120,8 @@ def _figures(bench: str, output: str) -> list[Row]:
         return rows
     if bench == "bench_kiosk":
         return _kiosk(bench, lines)
+    if bench == "bench_txn":
+        return _txn(bench, lines)
     if bench == "bench_oda":
         rows = []
         for line in lines:
@@ -159,6 +161,41 @@ def _kiosk(bench: str, lines: list[str]) -> list[Row]:
                 "s" if unit == "ms" else unit,
             )
         )
+    return rows
+
+
+_DRAIN: Final = re.compile(
+    r"(?P<kind>\S.*?\))\s+(?P<rate>[\d.]+)\s+(?P<each>[\d.]+)\s+(?P<echo>[\d.]+)\s+[\d.]+$"
+)
+_SALE: Final = re.compile(
+    r"(?P<how>\S.*?)\s*: whole\s+(?P<whole>[\d.]+) ms = card\s+(?P<card>[\d.]+) ms"
+    r" .*?host\s+(?P<host>[\d.]+) ms"
+)
+
+
+def _txn(bench: str, lines: list[str]) -> list[Row]:
+    """Drain rows (each item against a MAC-checked echo) and the whole sale: in process against the
+    time the card and the host took; through pcscd + vpcd against the whole sale in process."""
+    rows: list[Row] = []
+    in_process: float | None = None
+    for line in lines:
+        drained = _DRAIN.match(line.strip())
+        if drained:
+            each, echo = float(drained["each"]) * 1e-3, float(drained["echo"]) * 1e-3
+            what = f"drain, one {drained['kind']} ({drained['rate']}/s), floor a MAC-checked echo"
+            rows.append(Row(bench, what, each, echo, each / echo))
+            continue
+        sale = _SALE.match(line.strip())
+        if sale:
+            whole = float(sale["whole"]) * 1e-3
+            if in_process is None:
+                in_process = whole
+                floor = (float(sale["card"]) + float(sale["host"])) * 1e-3
+                what = f"whole sale, {sale['how']}, floor the card's and the host's time"
+            else:
+                floor = in_process
+                what = f"whole sale, {sale['how']}, floor the whole sale in process"
+            rows.append(Row(bench, what, whole, floor, whole / floor))
     return rows
 
 
