@@ -79,8 +79,9 @@ def run_hypothesis(seconds: float) -> tuple[Counter[str], dict[str, str]]:
                 with redirect_stdout(output):
                     test()
             except Exception as exc:  # what hypothesis found, after shrinking
+                # the error first, then its notes: the falsifying example hypothesis attaches to it
                 lines = traceback.format_exception_only(type(exc), exc)
-                found[key] = (lines[-1].strip() + "\n" + output.getvalue().strip())[:2000]
+                found[key] = ("".join(lines).strip() + "\n" + output.getvalue().strip())[:2000]
         print(f"fuzz: {key}: {counts[key]} inputs in {rounds} round(s)", file=sys.stderr)
     return counts, found
 

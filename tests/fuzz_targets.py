@@ -11,6 +11,16 @@ A fuzz target (tests/test_fuzz_*.py, tests/test_emv_fuzz.py) hands each input to
   name is returned and counted as a hypothesis event), anything else (ValueError,
   KeyError, IndexError, RecursionError, MemoryError...) fails the example.
 
+`bounded_allowing(target, call, allowed)` is the same for a call whose acceptable
+refusals are known: the result or the PosError raised, and any PosError not
+among `allowed` fails the example (a StoreError where only a host fault may
+come out is a finding, not an answer).
+
+`read_whole_book(directory)` opens the book of `directory` the way the terminal
+does and reads every table of its open batch through the book's own parsers;
+`open_batch_file()` is a real open batch (an entry, an armed reversal, a
+signed outbox record) as `txn/open.json` holds it.
+
 `COUNTS` holds the inputs tried per target in this process (`./build.sh fuzz` prints
 them). `fuzz_settings(n)` is the in-suite budget of a target: n examples, no
 deadline (the watchdog bounds each one), times `FUZZ_SCALE` (environment) when
@@ -24,17 +34,20 @@ import copy
 import json
 import os
 import signal
+import tempfile
 import threading
 import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 
 from firmware.errors import PosError
+from tests.txn_fixtures import open_book, reversal, sale
 
 __all__ = [
     "COUNTS",
@@ -44,10 +57,13 @@ __all__ = [
     "Hang",
     "MemoryBound",
     "bounded",
+    "bounded_allowing",
     "fuzz_settings",
     "json_values",
     "mutated_json",
     "mutated_text",
+    "open_batch_file",
+    "read_whole_book",
 ]
 
 T = TypeVar("T")
@@ -137,6 +153,58 @@ def bounded(target: str, call: Callable[[], T]) -> T | str:
             name = type(exc).__name__
             event(f"{target}: {name}")
             return name
+
+
+def bounded_allowing(target: str, call: Callable[[], T], allowed: tuple[type[PosError], ...]) -> T | PosError:
+    """`bounded`, keeping the PosError raised: the result, or that error if it is one of `allowed`.
+
+    Any other PosError fails the example (AssertionError, the error as its cause).
+    """
+    refused: list[PosError] = []
+
+    def run() -> T:
+        try:
+            return call()
+        except PosError as exc:
+            refused.append(exc)
+            raise
+
+    outcome = bounded(target, run)
+    if not refused:
+        return outcome  # type: ignore[return-value]
+    error = refused[0]
+    if not isinstance(error, allowed):
+        raise AssertionError(
+            f"{target}: {type(error).__name__} is not an acceptable answer: {error}"
+        ) from error
+    return error
+
+
+# ----- the books ------------------------------------------------------------------------------------------
+
+
+def read_whole_book(directory: Path) -> int:
+    """Open the book in `directory` (its opening validates every table), read each table again: a count."""
+    book = open_book(directory)
+    try:
+        seen = len(book.open_entries()) + len(book.open_cash_refunds())
+        seen += len(book.outbox.armed()) + len(book.outbox.pending()) + len(book.outbox.flagged()[1])
+        seen += len(book.find(order="A2")) + len(book.outbox.set_aside())
+        return seen + book.batch + (book.settling or 0)
+    finally:
+        book.close()
+
+
+def open_batch_file() -> bytes:
+    """The bytes of a real `open.json`: a pending sale, its armed reversal, a notice in the outbox."""
+    with tempfile.TemporaryDirectory() as scratch:
+        book = open_book(Path(scratch))
+        trace = book.take_trace()
+        book.record_request(sale(trace, book.batch, 5_000), reversal(trace, 5_000))
+        book.outbox.enqueue("notice", {"order": "A2", "amount": 5_000, "type": "sale"})
+        raw = book.path.read_bytes()
+        book.close()
+    return raw
 
 
 # ----- JSON inputs ----------------------------------------------------------------------------------------

@@ -32,7 +32,15 @@ from firmware.txn.documents import (
     reversal_document,
     reversal_from_document,
 )
-from tests.fuzz_targets import bounded, fuzz_settings, json_bytes, mutated_json, mutated_text
+from tests.fuzz_targets import (
+    bounded,
+    fuzz_settings,
+    json_bytes,
+    mutated_json,
+    mutated_text,
+    open_batch_file,
+    read_whole_book,
+)
 from tests.txn_fixtures import DEVICE, T0, cash_refund_of, open_book, refund_of, reversal, sale
 
 SALE = sale(7, 1, 12_345)
@@ -96,29 +104,7 @@ def test_an_outbox_document_is_a_verified_record_or_set_aside(document: Any, doc
     assert not isinstance(outcome, str) or outcome in ("not an object", "malformed", "TamperedRecordError")
 
 
-def _open_batch_file() -> bytes:
-    with tempfile.TemporaryDirectory() as scratch:
-        book = open_book(Path(scratch))
-        trace = book.take_trace()
-        book.record_request(sale(trace, book.batch, 5_000), reversal(trace, 5_000))
-        book.outbox.enqueue("notice", {"order": "A2", "amount": 5_000, "type": "sale"})
-        raw = book.path.read_bytes()
-        book.close()
-    return raw
-
-
-OPEN_BATCH = _open_batch_file()
-
-
-def _read_everything(directory: Path) -> int:
-    book = open_book(directory)
-    try:
-        seen = len(book.open_entries()) + len(book.open_cash_refunds())
-        seen += len(book.outbox.armed()) + len(book.outbox.pending()) + len(book.outbox.flagged()[1])
-        seen += len(book.find(order="A2")) + len(book.outbox.set_aside())
-        return seen
-    finally:
-        book.close()
+OPEN_BATCH = open_batch_file()
 
 
 @fuzz_settings(200)
@@ -127,7 +113,7 @@ def test_a_damaged_open_batch_file_opens_or_is_kept_aside(raw: bytes) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
         (directory / "open.json").write_bytes(raw)
-        outcome = bounded("books open.json", lambda: _read_everything(directory))
+        outcome = bounded("books open.json", lambda: read_whole_book(directory))
         if outcome == "DamagedStoreError":
             assert any(p.name.startswith("open.json.damaged-") for p in directory.iterdir())
     assert not isinstance(outcome, str) or outcome in (

@@ -9,7 +9,12 @@ replaced by noise or by an earlier answer; and a card may be pulled out after
 any command, or answer noise.
 
 Properties:
-- each operation returns or raises a PosError, bounded in time and memory;
+- each operation returns, or raises what its own faults may give, bounded in
+  time and memory (`ALLOWED`): a host fault a HostError, terms that refuse the
+  amount a RuleViolation, a settlement the host would not close a
+  SettlementError; the disk stays healthy, so a StoreError (a record that does
+  not verify, counters that do not read back) is a finding, and so is any error
+  once the host behaves again;
 - after each one, a request that may have moved money and has no answer yet
   (a pending sale, pre-authorisation, completion or void) has its reversal armed;
 - once the host behaves again, a drain and (if one was cut short) a settlement
@@ -38,8 +43,11 @@ from hypothesis import strategies as st
 from firmware.errors import (
     CardRemovedError,
     HostConnectionLostError,
+    HostError,
     HostTimeoutError,
     HostUnreachableError,
+    PosError,
+    RuleViolation,
 )
 from firmware.host.profile import load_host_profile
 from firmware.keys.layout import KeyLayout, open_key_store
@@ -48,15 +56,28 @@ from firmware.keys.tmk import install_tmk
 from firmware.txn.model import RefundMethod, TxnStatus, TxnType
 from firmware.txn.reverse import OriginalRef
 from firmware.txn.service import TerminalService, open_terminal
+from firmware.txn.settlement import SettlementError
 from sim.acquirer import AcquirerHost, RegisteredTerminal, ReplyAction
 from sim.card import load_profile_card
 from sim.reader import SimReader
-from tests.fuzz_targets import bounded, fuzz_settings
+from tests.fuzz_targets import bounded_allowing, fuzz_settings
 from tests.txn_rig import _ISSUER, KBPK, MERCHANT_ID, TERMINAL_ID, TMK, assert_books_balance, evidence
 
 # What may have moved money and is reversed when its answer is missing (0220 advices are repeated instead).
 REVERSED_TYPES = frozenset({TxnType.SALE, TxnType.PREAUTH, TxnType.COMPLETION, TxnType.VOID})
 FATES = ["answer"] * 6 + ["late", "lost", "unreachable", "damaged", "noise", "previous", "bad_mac"]
+# What each operation may answer with under host and card faults (the card's own faults are outcomes:
+# the kernel ends the transaction, it raises nothing). A drain reports what it could not send.
+REVERSE_REFUSALS: tuple[type[PosError], ...] = (HostError, RuleViolation)
+ALLOWED: dict[str, tuple[type[PosError], ...]] = {
+    "sale": (HostError,),
+    "void": REVERSE_REFUSALS,
+    "refund": REVERSE_REFUSALS,
+    "cash": REVERSE_REFUSALS,
+    "adjust": REVERSE_REFUSALS,
+    "settle": (HostError, SettlementError),
+    "drain": (),
+}
 
 
 @functools.cache
@@ -131,14 +152,20 @@ def _supervisor(operation: object) -> bool:
     return True
 
 
-def _operation(service: TerminalService, draw: Callable[[st.SearchStrategy[Any]], Any], n: int) -> object:
+def _operation(
+    service: TerminalService, draw: Callable[[st.SearchStrategy[Any]], Any], n: int, kinds: list[str]
+) -> object:
+    """Run one drawn operation; what ran goes in `kinds` (a sale when there was nothing to reverse)."""
     kind = draw(st.sampled_from(["sale", "sale", "void", "refund", "cash", "adjust", "settle", "drain"]))
     approved = [
         e.order
         for e in service.ctx.book.open_entries()
         if e.type is TxnType.SALE and e.status is TxnStatus.APPROVED
     ]
-    if kind == "sale" or (not approved and kind in ("void", "refund", "cash", "adjust")):
+    if not approved and kind in ("void", "refund", "cash", "adjust"):
+        kind = "sale"
+    kinds.append(kind)
+    if kind == "sale":
         profile = draw(st.sampled_from(["visa-credit", "visa-credit", "fault-removed-before-second-ac"]))
         pulled = draw(st.none() | st.integers(1, 12))
         noise = draw(st.none() | st.binary(min_size=2, max_size=40)) if pulled else None
@@ -193,13 +220,19 @@ def test_the_service_under_host_and_card_faults_keeps_the_books_equal(data: st.D
         profile = replace(load_host_profile(), answer_timeout=1.0)
         service = open_terminal(directory, host, sleep=lambda seconds: None, profile=profile)
         try:
-            assert service.sign_on().approved
+            signed_on = bounded_allowing("service sign on", service.sign_on, ())
+            assert not isinstance(signed_on, PosError) and signed_on.approved
             host.faults = True
             for n in range(data.draw(st.integers(1, 5), label="operations")):
-                bounded("service operation", lambda n=n: _operation(service, data.draw, n))
+                kinds: list[str] = []
+                run = functools.partial(_operation, service, data.draw, n, kinds)
+                outcome = bounded_allowing("service operation", run, (PosError,))
+                kind = kinds[-1] if kinds else "reading the book"
+                if isinstance(outcome, PosError) and not isinstance(outcome, ALLOWED.get(kind, ())):
+                    raise AssertionError(f"{kind}: {type(outcome).__name__}: {outcome}") from outcome
                 _reversal_armed_where_money_may_have_moved(service)
             host.faults = False
-            bounded("service settle up", lambda: _settle_up(service))
+            bounded_allowing("service settle up", lambda: _settle_up(service), ())
             assert not service.ctx.book.outbox.armed(), service.queue()
             assert_books_balance(SimpleNamespace(acquirer=acquirer, service=service))  # type: ignore[arg-type]
         finally:
