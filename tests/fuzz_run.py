@@ -2,8 +2,9 @@
 
 The hypothesis targets (every `@given` test of tests/test_fuzz_*.py and
 tests/test_emv_fuzz.py) share 60 % of the time equally: each runs round after
-round, a round being `--scale` times its in-suite examples with a fresh random
-seed, until its share is used up; the atheris targets (tests/fuzz_atheris.py, when atheris is
+round, a round being `--scale` times its in-suite examples (1 by default: small
+rounds keep to the time given) with a fresh random seed, until its share is
+used up; the atheris targets (tests/fuzz_atheris.py, when atheris is
 installed) run coverage-guided, one libFuzzer process each, with a corpus
 and crash artifacts under var/fuzz/. Then one line per target: inputs tried,
 and what was found (the exception and the falsifying input, or the crash
@@ -126,13 +127,14 @@ def run_atheris(seconds: float) -> tuple[Counter[str], dict[str, str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./build.sh fuzz")
     parser.add_argument("--minutes", type=float, default=10.0, help="how long in all (default 10)")
-    parser.add_argument("--scale", type=float, default=5.0, help="examples per round, times the suite's")
+    parser.add_argument("--scale", type=float, default=1.0, help="examples per round, times the suite's")
     parser.add_argument("--no-atheris", action="store_true")
     args = parser.parse_args(argv)
     os.environ["FUZZ_SCALE"] = str(args.scale)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     total = args.minutes * 60
+    started = time.monotonic()
     atheris_share = 0.0 if args.no_atheris else 0.4 * total
     counts, found = run_hypothesis(total - atheris_share)
     if atheris_share:
@@ -144,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     for key in sorted(counts):
         print(f"{key:<{width}}  {counts[key]:>9}  {found[key].splitlines()[0] if key in found else '-'}")
     print(f"{'total':<{width}}  {sum(counts.values()):>9}  {len(found)} target(s) found something")
+    print(
+        f"fuzz: {len(counts)} targets in {(time.monotonic() - started) / 60:.1f} min ({args.minutes:g} asked)"
+    )
     for key, what in sorted(found.items()):
         print(f"\n== {key}\n{what}")
     return 1 if found else 0
