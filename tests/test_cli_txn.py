@@ -246,6 +246,9 @@ def test_a_terminal_that_has_not_signed_on_says_so(tmp_path: Path) -> None:
     try:
         code, _, err = run(rig, "sale", "--amount", "1.00", "--reader", "sim:visa-credit", "--pin", "1234")
         assert code == EXIT_SETUP and "sign on first" in err and err.count("\n") == 1
+        for command in ("settle", "drain"):  # every message is MACed: no key-store error, the same words
+            code, _, err = run(rig, command)
+            assert code == EXIT_SETUP and "sign on first" in err and err.count("\n") == 1, (command, err)
         assert rig.acquirer.ledger_view() == []
     finally:
         rig.close()

@@ -209,7 +209,13 @@ class TerminalService:
 
     def drain(self) -> DrainReport:
         """The operator's "send now": everything waiting, the items that used up their tries included."""
+        self._require_working_keys()
         return drain(self.ctx, include_flagged=True)
+
+    def _require_working_keys(self) -> None:
+        """Every message to the host is MACed: without working keys, the terminal must sign on first."""
+        if MAK_NAME not in self.ctx.keys:
+            raise NotSignedOnError("the terminal has no working keys: sign on first (pos-txn sign-on)")
 
     def _reversals_first(self) -> None:
         """Before a request: what waits goes up, reversals first; an unacknowledged reversal blocks.
@@ -218,8 +224,7 @@ class TerminalService:
         drain (`pos-txn drain`, "retry now"), never dropped. A settlement cut short is finished
         first (the host may have closed the batch already).
         """
-        if MAK_NAME not in self.ctx.keys:
-            raise NotSignedOnError("the terminal has no working keys: sign on first (pos-txn sign-on)")
+        self._require_working_keys()
         report = drain(self.ctx)
         waiting = self.ctx.book.outbox.armed()
         if waiting:
@@ -339,6 +344,7 @@ class TerminalService:
         return adjust(self.ctx, ref, original_amount, new_amount, evidence, supervisor=supervisor)
 
     def settle(self) -> SettlementResult:
+        self._require_working_keys()
         return settle(self.ctx)
 
     # ----- views ----------------------------------------------------------------------------------
