@@ -19,9 +19,17 @@ from firmware.randomness import Rng
 from firmware.store.atomic_file import write_atomically
 from firmware.store.json_guard import read_bounded
 
-__all__ = ["DEVICE_KEY_LENGTH", "DeviceKey", "load_device_key", "provision_device_key"]
+__all__ = [
+    "DEVICE_KEY_LENGTH",
+    "SEALED_NONCE_LENGTH",
+    "DeviceKey",
+    "load_device_key",
+    "provision_device_key",
+    "sealed_document",
+]
 
 DEVICE_KEY_LENGTH = 32
+SEALED_NONCE_LENGTH = 12
 _MAGIC = b"POS-DK1\x00"
 
 
@@ -78,3 +86,19 @@ def provision_device_key(path: Path, rng: Rng) -> DeviceKey:
         raise KeyStoreError("random source returned too few bytes for the device key")
     write_atomically(path, _MAGIC + key, exclusive=True)
     return DeviceKey(key)
+
+
+def sealed_document(
+    device_key: DeviceKey, rng: Rng, file_format: str, plain: bytes, aad: bytes
+) -> dict[str, str]:
+    """A whole file's content sealed under the device key: its format, the key's id, a fresh nonce, the
+    sealed bytes (the sealed password and key-history files)."""
+    nonce = rng(SEALED_NONCE_LENGTH)
+    if len(nonce) != SEALED_NONCE_LENGTH:
+        raise KeyStoreError("random source returned too few bytes for a nonce")
+    return {
+        "format": file_format,
+        "device_key_id": device_key.key_id,
+        "nonce": nonce.hex(),
+        "sealed": device_key.seal(plain, aad, nonce).hex(),
+    }

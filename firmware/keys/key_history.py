@@ -27,7 +27,7 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 
 from firmware.errors import KeyStoreError, MalformedFileError, VerificationError
-from firmware.keys.device import DeviceKey
+from firmware.keys.device import DeviceKey, sealed_document
 from firmware.keys.kcv import KIND_TDES, kcv_for
 from firmware.randomness import Rng
 from firmware.store.atomic_file import write_atomically
@@ -38,7 +38,6 @@ __all__ = ["HISTORY_FILE_NAME", "KEPT_SETS", "WorkingKeyHistory", "key_fingerpri
 HISTORY_FILE_NAME: Final = "working_key_history.json"
 KEPT_SETS: Final = 64
 _FORMAT: Final = "pos-working-key-history-1"
-_NONCE_LENGTH: Final = 12
 _MAX_FILE_BYTES: Final = 256 * 1024
 _FIELDS: Final = frozenset({"format", "device_key_id", "nonce", "sealed"})
 
@@ -91,16 +90,8 @@ class WorkingKeyHistory:
         return sets
 
     def _save(self, sets: list[dict[str, str]]) -> None:
-        nonce = self._rng(_NONCE_LENGTH)
-        if len(nonce) != _NONCE_LENGTH:
-            raise KeyStoreError("random source returned too few bytes for a nonce")
         plain = json.dumps({"sets": sets}, sort_keys=True).encode()
-        document = {
-            "format": _FORMAT,
-            "device_key_id": self._device_key.key_id,
-            "nonce": nonce.hex(),
-            "sealed": self._device_key.seal(plain, self._aad(), nonce).hex(),
-        }
+        document = sealed_document(self._device_key, self._rng, _FORMAT, plain, self._aad())
         write_atomically(self._path, json.dumps(document, sort_keys=True, indent=1).encode())
 
     def record_new_set(self, keys: Mapping[str, bytes]) -> None:

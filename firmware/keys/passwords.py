@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from firmware.clocks import MonotonicClock
 from firmware.errors import ConfigError, CryptoError, KeyStoreError, MalformedFileError
-from firmware.keys.device import DeviceKey
+from firmware.keys.device import SEALED_NONCE_LENGTH, DeviceKey, sealed_document
 from firmware.randomness import Rng
 from firmware.store.atomic_file import locked, write_atomically
 from firmware.store.json_guard import load_json, read_bounded
@@ -88,7 +88,6 @@ _MAX_SCRYPT_MEMORY: Final = 256 * 1024 * 1024  # 128 * r * n bytes, for a stored
 _MAX_SCRYPT_HASH_MEMORY: Final = 1024 * 1024 * 1024  # what `scrypt_hash` runs at all (RFC 7914 vectors)
 _SALT_LENGTH: Final = 16
 _HASH_LENGTH: Final = 32
-_NONCE_LENGTH: Final = 12
 _FORMAT: Final = "pos-passwords-3"
 _UNSEALED_FORMATS: Final = ("pos-passwords-1", "pos-passwords-2")
 _MAX_FILE_BYTES: Final = 64 * 1024
@@ -234,7 +233,7 @@ class PasswordStore:
             )
         try:
             nonce, sealed = bytes.fromhex(document["nonce"]), bytes.fromhex(document["sealed"])
-            if len(nonce) != _NONCE_LENGTH:
+            if len(nonce) != SEALED_NONCE_LENGTH:
                 raise ValueError("nonce length")
             plain = self._device_key.open(sealed, self._aad(), nonce)
         except (KeyError, TypeError, ValueError, InvalidTag) as exc:
@@ -290,16 +289,8 @@ class PasswordStore:
             raise self._damaged(f"entry {role!r} field 'failures'")
 
     def _save(self, users: Mapping[str, Mapping[str, Any]]) -> None:
-        nonce = self._rng(_NONCE_LENGTH)
-        if len(nonce) != _NONCE_LENGTH:
-            raise KeyStoreError("random source returned too few bytes for a nonce")
         plain = json.dumps({"users": dict(users)}, sort_keys=True, allow_nan=False).encode()
-        document = {
-            "format": _FORMAT,
-            "device_key_id": self._device_key.key_id,
-            "nonce": nonce.hex(),
-            "sealed": self._device_key.seal(plain, self._aad(), nonce).hex(),
-        }
+        document = sealed_document(self._device_key, self._rng, _FORMAT, plain, self._aad())
         write_atomically(self._path, json.dumps(document, sort_keys=True, indent=1).encode())
 
     def _new_entry(self, password: str, must_change: bool) -> dict[str, Any]:
