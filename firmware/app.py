@@ -168,6 +168,11 @@ class CardSlot:
         return _Session(self, reader, aborted)
 
 
+def _status_minute(when: datetime) -> str:
+    """The time as the status bar shows it."""
+    return f"{when:%H:%M}"
+
+
 class Kiosk:
     def __init__(
         self,
@@ -276,7 +281,7 @@ class Kiosk:
         second = int(shown.timestamp())
         if second != self._second:
             self._second = second
-            if self.top.ticks or self._shown_minute != f"{shown:%H:%M}":
+            if self.top.ticks or self._shown_minute != _status_minute(shown):
                 self.dirty = True  # ticking screens each second; all when the minute turns
         if self.dirty:
             self.redraw()
@@ -380,9 +385,6 @@ class Kiosk:
 
     # ----- drawing -----------------------------------------------------------------------------
 
-    def _minute(self) -> str:
-        return f"{self.ctx.clock():%H:%M}"
-
     def status_bar(self) -> StatusBar:
         ctx = self.ctx
         network = ctx.network
@@ -409,7 +411,7 @@ class Kiosk:
 
     def redraw(self) -> None:
         view = self.top.view()
-        self._shown_minute = self._minute()
+        self._shown_minute = _status_minute(self.ctx.clock())
         caption = f"POS {self.ctx.info.terminal_id} · {view.title}"
         if caption != self._caption:  # a desktop window names the screen it shows
             pygame.display.set_caption(caption)
