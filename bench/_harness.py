@@ -17,10 +17,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from firmware.emv.reader import list_pcsc_readers
+from firmware.emv.reader import CardReader, list_pcsc_readers
 from firmware.errors import NoReaderError
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "VPCD_LOCK",
     "VPCD_PORT",
     "VPCD_READER",
+    "TimedReader",
     "VpcdCard",
     "best_of",
     "card_in_vpcd",
@@ -255,3 +257,32 @@ class VpcdCard:
 def vpcd_card(profile: str, *options: str) -> VpcdCard:
     """`with vpcd_card(profile):` the card is in the vpcd reader for the block (see VpcdCard)."""
     return VpcdCard(profile, *options)
+
+
+@dataclass
+class TimedReader:
+    """A reader that adds up the wall time spent in transmit (waiting for the card)."""
+
+    inner: CardReader
+    waited: float = 0.0
+    cpu_in_transmit: float = 0.0
+    exchanges: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def power_on(self) -> bytes:
+        return self.inner.power_on()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        try:
+            return self.inner.transmit(apdu)
+        finally:
+            self.waited += time.perf_counter() - start
+            self.cpu_in_transmit += time.process_time() - cpu_start
+            self.exchanges += 1
+
+    def power_off(self) -> None:
+        self.inner.power_off()

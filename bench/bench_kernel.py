@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from _harness import VPCD_READER, fail, vpcd_card, vpcd_slot
+from _harness import VPCD_READER, TimedReader, fail, vpcd_card, vpcd_slot
 
 from firmware.__main__ import issuer_online
 from firmware.emv.application_list import load_application_list
@@ -35,42 +35,13 @@ from firmware.emv.capk import load_capk_store
 from firmware.emv.kernel import KernelServices, run_transaction
 from firmware.emv.kernel_config import load_kernel_config
 from firmware.emv.online import OnlineRequest, OnlineResponse
-from firmware.emv.reader import CardReader, open_pcsc_reader
+from firmware.emv.reader import open_pcsc_reader
 from firmware.emv.result import Outcome
 from firmware.emv.transaction import TransactionInput
 from sim.acquirer import issuer_from_profiles
 
 RUNS = 20
 CARDS = (("visa-credit", "DDA", "1234"), ("mastercard-credit", "CDA", "4315"))
-
-
-@dataclass
-class TimedReader:
-    """A reader that adds up the wall time spent in transmit (waiting for the card)."""
-
-    inner: CardReader
-    waited: float = 0.0
-    cpu_in_transmit: float = 0.0
-    exchanges: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    def power_on(self) -> bytes:
-        return self.inner.power_on()
-
-    def transmit(self, apdu: bytes) -> bytes:
-        start, cpu_start = time.perf_counter(), time.process_time()
-        try:
-            return self.inner.transmit(apdu)
-        finally:
-            self.waited += time.perf_counter() - start
-            self.cpu_in_transmit += time.process_time() - cpu_start
-            self.exchanges += 1
-
-    def power_off(self) -> None:
-        self.inner.power_off()
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 
 import psec
-from _harness import REPO_ROOT, VPCD_READER, fail, median_seconds, vpcd_card, vpcd_slot
+from _harness import REPO_ROOT, VPCD_READER, TimedReader, fail, median_seconds, vpcd_card, vpcd_slot
 
 from firmware.emv.reader import CardReader, list_pcsc_readers, open_pcsc_reader
 from firmware.errors import HostUnreachableError, NoReaderError
@@ -90,31 +90,6 @@ class TimedLink:
             mti = unpack(packed)["t"]
             self.last[mti] = packed
             self.ends.append((end, mti))
-
-
-@dataclass
-class TimedReader:
-    """A card reader that adds up the wall time spent in transmit."""
-
-    inner: CardReader
-    waited: float = 0.0
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    def power_on(self) -> bytes:
-        return self.inner.power_on()
-
-    def transmit(self, apdu: bytes) -> bytes:
-        start = time.perf_counter()
-        try:
-            return self.inner.transmit(apdu)
-        finally:
-            self.waited += time.perf_counter() - start
-
-    def power_off(self) -> None:
-        self.inner.power_off()
 
 
 @contextmanager
