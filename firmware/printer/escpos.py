@@ -114,15 +114,12 @@ class EscPosPrinter:
             if mark is Mark.HEADER:
                 printer.set(align="center", bold=True)
                 self._line(printer, line.text, self.columns)
-            elif mark is Mark.TITLE:
+            elif mark in (Mark.TITLE, Mark.AMOUNT):  # double size: half as many columns
                 printer.set(align="center", bold=True, double_height=True, double_width=True)
                 self._line(printer, line.text, self.columns // 2)
             elif mark is Mark.CENTER:
                 printer.set(align="center")
                 self._line(printer, line.text, self.columns)
-            elif mark is Mark.AMOUNT:
-                printer.set(align="center", bold=True, double_height=True, double_width=True)
-                self._line(printer, line.text, self.columns // 2)
             elif mark is Mark.RULE:
                 printer.set(align="left")
                 printer._raw(b"-" * self.columns + b"\n")
